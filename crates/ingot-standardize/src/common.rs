@@ -1,0 +1,224 @@
+//! Helpers every mapping shares: ids, exact money, times, optional text.
+
+use crate::StandardizeError;
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use serde_json::Value;
+use std::str::FromStr;
+
+/// Parses the payload bytes as a JSON object.
+pub fn parse_object(payload: &[u8]) -> Result<serde_json::Map<String, Value>, StandardizeError> {
+    match serde_json::from_slice::<Value>(payload) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(other) => Err(StandardizeError::MalformedPayload(format!(
+            "expected a JSON object, got {}",
+            kind(&other)
+        ))),
+        Err(e) => Err(StandardizeError::MalformedPayload(format!("invalid JSON: {e}"))),
+    }
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// An id as a string: integers keep every digit (serde_json reads them as u64/i64, never
+/// f64), strings pass through. `null`, `""`, `0` and other shapes are `None`
+/// (WooCommerce uses `0` for "none": `customer_id: 0` is a guest, `variation_id: 0` a
+/// simple product — QUIRKS Q-W8).
+pub fn id(v: Option<&Value>) -> Option<String> {
+    match v? {
+        Value::Number(n) if n.is_u64() || n.is_i64() => {
+            let s = n.to_string();
+            (s != "0").then_some(s)
+        }
+        Value::String(s) if !s.trim().is_empty() && s != "0" => Some(s.trim().to_string()),
+        _ => None,
+    }
+}
+
+/// A required id; error names the field.
+pub fn required_id(v: Option<&Value>, field: &'static str) -> Result<String, StandardizeError> {
+    match v {
+        None | Some(Value::Null) => Err(StandardizeError::MissingField(field)),
+        Some(other) => id(Some(other)).ok_or_else(|| StandardizeError::InvalidField {
+            field: field.to_string(),
+            reason: format!("not an id: {other}"),
+        }),
+    }
+}
+
+/// Non-empty text; `""` and `null` are `None`.
+pub fn text(v: Option<&Value>) -> Option<String> {
+    match v? {
+        Value::String(s) if !s.is_empty() => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// A decimal from a JSON string (`"404.95"`) or number (`89.99`). Numbers are read from
+/// their shortest round-trip text, so `89.99` is exactly `89.99`; no arithmetic happens in
+/// floats. `null` and `""` are `None`.
+pub fn decimal(v: Option<&Value>, field: &str) -> Result<Option<Decimal>, StandardizeError> {
+    let s = match v {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::String(s)) if s.trim().is_empty() => return Ok(None),
+        Some(Value::String(s)) => s.trim().to_string(),
+        Some(Value::Number(n)) => n.to_string(),
+        Some(other) => {
+            return Err(StandardizeError::InvalidField {
+                field: field.to_string(),
+                reason: format!("expected a decimal, got {}", kind(other)),
+            })
+        }
+    };
+    Decimal::from_str(&s)
+        .or_else(|_| Decimal::from_scientific(&s))
+        .map(Some)
+        .map_err(|e| StandardizeError::InvalidField {
+            field: field.to_string(),
+            reason: format!("not a decimal {s:?}: {e}"),
+        })
+}
+
+/// Digits after the decimal point of a currency's minor unit (ISO 4217): USD 2, JPY 0,
+/// KWD 3. Unknown or missing currencies use 2.
+pub fn minor_units(currency: Option<&str>) -> u32 {
+    currency
+        .and_then(iso_currency::Currency::from_code)
+        .and_then(|c| c.exponent())
+        .map(u32::from)
+        .unwrap_or(2)
+}
+
+/// Formats an amount for output: at least the currency's minor-unit digits (`10` →
+/// `"10.00"` in USD), trailing zeros beyond them dropped, never rounded (`0.125` stays).
+pub fn money(d: Decimal, currency: Option<&str>) -> String {
+    let minor = minor_units(currency);
+    let mut n = d.normalize();
+    if n.scale() < minor {
+        n.rescale(minor);
+    }
+    n.to_string()
+}
+
+/// [`decimal`] then [`money`].
+pub fn money_field(v: Option<&Value>, field: &str, currency: Option<&str>) -> Result<Option<String>, StandardizeError> {
+    Ok(decimal(v, field)?.map(|d| money(d, currency)))
+}
+
+/// Rounds to the currency's minor unit (banker's rounding is *not* used: half away from
+/// zero, as shops print prices), e.g. a WooCommerce unit price derived from a line total.
+pub fn round_money(d: Decimal, currency: Option<&str>) -> String {
+    let minor = minor_units(currency);
+    let r = d.round_dp_with_strategy(minor, rust_decimal::RoundingStrategy::MidpointAwayFromZero);
+    money(r, currency)
+}
+
+/// A time field to UTC. `zoneless_is_utc` reads a string without offset as UTC
+/// (WooCommerce `*_gmt`). `null`/`""` are `None`.
+pub fn time(v: Option<&Value>, field: &str, zoneless_is_utc: bool) -> Result<Option<DateTime<Utc>>, StandardizeError> {
+    match v {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
+        Some(Value::String(s)) => ingot_model::parse_time(s, zoneless_is_utc)
+            .map(Some)
+            .map_err(|e| StandardizeError::InvalidField {
+                field: field.to_string(),
+                reason: e.to_string(),
+            }),
+        Some(other) => Err(StandardizeError::InvalidField {
+            field: field.to_string(),
+            reason: format!("expected a time string, got {}", kind(other)),
+        }),
+    }
+}
+
+/// [`time`] formatted as RFC 3339 UTC.
+pub fn time_string(v: Option<&Value>, field: &str, zoneless_is_utc: bool) -> Result<Option<String>, StandardizeError> {
+    Ok(time(v, field, zoneless_is_utc)?.map(|t| ingot_model::format_utc(&t)))
+}
+
+/// A comma-separated tag string (`"Léon, Noël"`) or an array of strings, trimmed, empty
+/// entries dropped.
+pub fn tags(v: Option<&Value>) -> Vec<String> {
+    match v {
+        Some(Value::String(s)) => s
+            .split(',')
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(str::to_string)
+            .collect(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .filter_map(|t| match t {
+                Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_string()),
+                Value::Object(o) => text(o.get("name")),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// A JSON integer (or integer string) as i64; anything else `None`.
+pub fn int(v: Option<&Value>) -> Option<i64> {
+    match v? {
+        Value::Number(n) => n.as_i64().or_else(|| n.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64)),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+/// A boolean, also from NetSuite's `"T"`/`"F"` strings.
+pub fn boolean(v: Option<&Value>) -> Option<bool> {
+    match v? {
+        Value::Bool(b) => Some(*b),
+        Value::String(s) if s == "T" || s == "true" => Some(true),
+        Value::String(s) if s == "F" || s == "false" => Some(false),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn ids_keep_all_digits() {
+        let v: Value = serde_json::from_str(r#"{"id": 820982911946154508}"#).unwrap();
+        assert_eq!(id(v.get("id")).as_deref(), Some("820982911946154508"));
+        assert_eq!(id(Some(&json!("18"))).as_deref(), Some("18"));
+        assert_eq!(id(Some(&json!(0))), None);
+        assert_eq!(id(Some(&json!(null))), None);
+    }
+
+    #[test]
+    fn money_is_exact_and_padded_to_minor_units() {
+        assert_eq!(money_field(Some(&json!("404.95")), "x", Some("USD")).unwrap().as_deref(), Some("404.95"));
+        assert_eq!(money_field(Some(&json!(195.66)), "x", Some("USD")).unwrap().as_deref(), Some("195.66"));
+        assert_eq!(money_field(Some(&json!(10)), "x", Some("USD")).unwrap().as_deref(), Some("10.00"));
+        assert_eq!(money_field(Some(&json!("0.9")), "x", Some("USD")).unwrap().as_deref(), Some("0.90"));
+        assert_eq!(money_field(Some(&json!("1000")), "x", Some("JPY")).unwrap().as_deref(), Some("1000"));
+        assert_eq!(money_field(Some(&json!("0.125")), "x", Some("USD")).unwrap().as_deref(), Some("0.125"));
+        assert_eq!(money_field(Some(&json!("")), "x", Some("USD")).unwrap(), None);
+        assert!(money_field(Some(&json!("abc")), "x", Some("USD")).is_err());
+        let float = Decimal::from_str("14.309999999999999").unwrap();
+        assert_eq!(round_money(float, Some("USD")), "14.31");
+    }
+
+    #[test]
+    fn tags_split_and_trim() {
+        assert_eq!(tags(Some(&json!("Léon, Noël"))), vec!["Léon", "Noël"]);
+        assert_eq!(tags(Some(&json!(""))), Vec::<String>::new());
+    }
+}

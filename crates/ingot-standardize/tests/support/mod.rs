@@ -1,0 +1,58 @@
+//! Shared by the golden tests: where the shared fixtures are, raw events, golden files.
+#![allow(dead_code)]
+
+use ingot_model::RawEvent;
+use std::path::{Path, PathBuf};
+
+/// `$INGOT_FIXTURES_DIR`, else `<workspace>/../shared/fixtures`. `None` (and a printed
+/// reason) when absent, so a clone without `../shared` skips these tests.
+pub fn fixtures_dir() -> Option<PathBuf> {
+    let dir = std::env::var_os("INGOT_FIXTURES_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures"));
+    if dir.join("MANIFEST.md").exists() {
+        Some(dir)
+    } else {
+        eprintln!(
+            "skipped: shared fixtures not found at {} (set INGOT_FIXTURES_DIR to the fixtures folder)",
+            dir.display()
+        );
+        None
+    }
+}
+
+pub fn read_fixture(dir: &Path, rel: &str) -> Vec<u8> {
+    std::fs::read(dir.join(rel)).unwrap_or_else(|e| panic!("read fixture {rel}: {e}"))
+}
+
+/// A raw event as ingest would write it.
+pub fn raw_event(provider: &str, topic: &str, payload: Vec<u8>) -> RawEvent {
+    RawEvent {
+        event_id: "evt-1".into(),
+        tenant_id: "acme".into(),
+        connection_id: "conn-1".into(),
+        provider: provider.into(),
+        topic: topic.into(),
+        source: "webhook".into(),
+        api_version: None,
+        received_at: "2026-01-01T00:00:00Z".into(),
+        triggered_at: None,
+        payload,
+    }
+}
+
+/// Compares `actual` with the reviewed golden file `tests/golden/<name>.json`.
+/// `INGOT_BLESS=1` writes the file instead (then review the diff like code).
+pub fn assert_golden(name: &str, actual: &serde_json::Value) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(format!("{name}.json"));
+    let pretty = serde_json::to_string_pretty(actual).unwrap() + "\n";
+    if std::env::var_os("INGOT_BLESS").is_some() {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, pretty).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("golden file {} missing ({e}); run with INGOT_BLESS=1 and review", path.display()));
+    let expected: serde_json::Value = serde_json::from_str(&expected).unwrap();
+    assert_eq!(&expected, actual, "standardized output differs from {}", path.display());
+}
