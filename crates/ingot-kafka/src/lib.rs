@@ -1,1 +1,25 @@
-//! placeholder
+//! Kafka I/O for ingot: the topology (every topic, created explicitly), an idempotent
+//! `acks=all` producer, consumers, and Avro values in the schema-registry wire format.
+//!
+//! The only crate that links rdkafka. It speaks plain Kafka and plain Confluent REST and
+//! does not know which broker or registry is behind them (BROKER.md).
+//!
+//! Invariants:
+//! - a send returns only once the broker acknowledged it (`acks=all`, idempotence on);
+//! - a tombstone is a record with no value (never the bytes `null` or `{}`);
+//! - no code here calls DeleteRecords, CreatePartitions, DescribeGroups or timestamp
+//!   lookups (unsupported by the embedded broker).
+
+mod avro;
+mod client;
+mod topology;
+
+pub use avro::{AvroCodec, Schemas, SchemaError};
+pub use client::{
+    create_consumer, header_str, KafkaError, KafkaSettings, Message, Producer, Reader,
+    OP_DELETE, OP_HEADER,
+};
+pub use rdkafka::consumer::{Consumer, StreamConsumer};
+pub use rdkafka::message::{BorrowedMessage, Headers, Message as RdMessage};
+pub use rdkafka::{Offset, TopicPartitionList};
+pub use topology::{Topology, TopicSpec, TopologyError};

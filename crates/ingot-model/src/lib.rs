@@ -15,8 +15,10 @@ mod key;
 mod models;
 mod raw;
 mod time;
+pub mod version;
 
 pub use key::{Model, Provider, RecordKey, RecordKeyError};
 pub use models::*;
 pub use raw::{RawEvent, RawOp, RawSource};
+pub use version::{decide, Decision, Version};
 pub use time::{format_utc, parse_time, TimeError};
