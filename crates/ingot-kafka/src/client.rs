@@ -69,6 +69,31 @@ impl KafkaSettings {
     }
 }
 
+impl KafkaSettings {
+    /// The end offset (high watermark) of every partition of a topic.
+    pub fn end_offsets(&self, topic: &str) -> Result<Vec<(i32, i64)>, KafkaError> {
+        let consumer: rdkafka::consumer::BaseConsumer = self.client_config().create()?;
+        self.partitions(topic)?
+            .into_iter()
+            .map(|p| {
+                let (_, high) = consumer.fetch_watermarks(topic, p, Timeout::After(Duration::from_secs(10)))?;
+                Ok((p, high))
+            })
+            .collect()
+    }
+
+    /// Every record of a topic from the beginning to its current end (for tools and tests).
+    pub async fn read_all(&self, topic: &str) -> Result<Vec<Message>, KafkaError> {
+        let starts: Vec<(String, i32, i64)> = self.partitions(topic)?.into_iter().map(|p| (topic.to_string(), p, 0)).collect();
+        let mut reader = Reader::new(self, &starts)?;
+        let mut out = Vec::new();
+        while let Some(m) = reader.next().await? {
+            out.push(m);
+        }
+        Ok(out)
+    }
+}
+
 /// A consumer with ingot's defaults: manual offset handling, partition EOF events (for
 /// "caught up"), short session timeouts (BROKER.md: otherwise the first join takes ~23 s).
 pub fn create_consumer(settings: &KafkaSettings, group_id: &str) -> Result<StreamConsumer, KafkaError> {

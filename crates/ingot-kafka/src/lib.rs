@@ -16,10 +16,12 @@ mod topology;
 
 pub use avro::{AvroCodec, Schemas, SchemaError};
 pub use client::{
-    create_consumer, header_str, KafkaError, KafkaSettings, Message, Producer, Reader,
+    create_consumer, header_str, KafkaError, KafkaSettings, Message, OutgoingRecord, Producer, Reader,
     OP_DELETE, OP_HEADER,
 };
 pub use rdkafka::consumer::{Consumer, StreamConsumer};
 pub use rdkafka::message::{BorrowedMessage, Headers, Message as RdMessage};
+pub use rdkafka::consumer::CommitMode;
+pub use rdkafka::error::KafkaError as RdKafkaError;
 pub use rdkafka::{Offset, TopicPartitionList};
 pub use topology::{Topology, TopicSpec, TopologyError};

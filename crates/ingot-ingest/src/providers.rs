@@ -1,0 +1,216 @@
+//! Webhook verification per provider: one [`WebhookVerifier`] each, listed in
+//! [`verifier_for`] (the only place that names providers).
+
+use axum::http::HeaderMap;
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use ingot_model::Provider;
+use sha2::Sha256;
+
+/// What a verified delivery says about itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Accepted {
+    /// The 3PA topic (`orders/create`, `order.updated`).
+    pub topic: String,
+    /// Delivery / event id for dedupe and tracing.
+    pub event_id: Option<String>,
+    pub triggered_at: Option<String>,
+    pub api_version: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    Accepted(Accepted),
+    /// A liveness ping: acknowledge, write nothing.
+    Ping,
+    Unauthorized(&'static str),
+}
+
+pub trait WebhookVerifier: Send + Sync {
+    fn verify(&self, headers: &HeaderMap, body: &[u8], secrets: &[String]) -> Verdict;
+}
+
+pub fn verifier_for(provider: Provider) -> &'static dyn WebhookVerifier {
+    match provider {
+        Provider::Shopify => &Shopify,
+        Provider::WooCommerce => &WooCommerce,
+        Provider::NetSuite => &NoWebhooks,
+    }
+}
+
+/// True when `signature_b64` is base64(HMAC-SHA256(secret, body)) for one of `secrets`.
+/// The comparison is constant-time (`Mac::verify_slice`).
+pub fn verify_hmac_base64(signature_b64: &str, body: &[u8], secrets: &[String]) -> bool {
+    let Ok(expected) = base64::engine::general_purpose::STANDARD.decode(signature_b64.trim()) else {
+        return false;
+    };
+    secrets.iter().any(|secret| {
+        let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("hmac takes any key length");
+        mac.update(body);
+        mac.verify_slice(&expected).is_ok()
+    })
+}
+
+fn header(headers: &HeaderMap, names: &[&str]) -> Option<String> {
+    names
+        .iter()
+        .find_map(|n| headers.get(*n))
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
+/// Shopify: `X-Shopify-Hmac-Sha256` = base64(HMAC-SHA256(app secret, raw body)); topic in
+/// `X-Shopify-Topic`; duplicates share `X-Shopify-Event-Id` (else `X-Shopify-Webhook-Id`).
+/// The newer unprefixed names (`shopify-hmac-sha256`, ...) are accepted too.
+/// Source: shopify.dev/docs/apps/build/webhooks; fixtures QUIRKS Q-S2, Q-S3, Q-S13.
+struct Shopify;
+
+impl WebhookVerifier for Shopify {
+    fn verify(&self, headers: &HeaderMap, body: &[u8], secrets: &[String]) -> Verdict {
+        let Some(sig) = header(headers, &["x-shopify-hmac-sha256", "shopify-hmac-sha256"]) else {
+            return Verdict::Unauthorized("missing X-Shopify-Hmac-Sha256");
+        };
+        if !verify_hmac_base64(&sig, body, secrets) {
+            return Verdict::Unauthorized("signature mismatch");
+        }
+        let Some(topic) = header(headers, &["x-shopify-topic", "shopify-topic"]) else {
+            return Verdict::Unauthorized("missing X-Shopify-Topic");
+        };
+        Verdict::Accepted(Accepted {
+            topic,
+            event_id: header(headers, &["x-shopify-event-id", "shopify-event-id", "x-shopify-webhook-id", "shopify-webhook-id"]),
+            triggered_at: header(headers, &["x-shopify-triggered-at", "shopify-triggered-at"]),
+            api_version: header(headers, &["x-shopify-api-version", "shopify-api-version"]),
+        })
+    }
+}
+
+/// WooCommerce: `X-WC-Webhook-Signature` = base64(HMAC-SHA256(secret, raw body)) where the
+/// secret is `wp_specialchars_decode(secret)` (so a secret stored as `a&amp;b` signs as
+/// `a&b`: both forms are tried); topic in `X-WC-Webhook-Topic`. The ping on webhook
+/// creation is the form body `webhook_id=N` with no X-WC headers and no signature.
+/// Source: woocommerce `includes/class-wc-webhook.php` (`generate_signature`, `deliver_ping`); QUIRKS Q-W1, Q-W2.
+struct WooCommerce;
+
+fn is_woo_ping(headers: &HeaderMap, body: &[u8]) -> bool {
+    let no_wc_headers = !headers.keys().any(|k| k.as_str().starts_with("x-wc-webhook-"));
+    let Ok(text) = std::str::from_utf8(body) else { return false };
+    let text = text.trim();
+    no_wc_headers
+        && text
+            .strip_prefix("webhook_id=")
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
+impl WebhookVerifier for WooCommerce {
+    fn verify(&self, headers: &HeaderMap, body: &[u8], secrets: &[String]) -> Verdict {
+        if is_woo_ping(headers, body) {
+            return Verdict::Ping;
+        }
+        let Some(sig) = header(headers, &["x-wc-webhook-signature"]) else {
+            return Verdict::Unauthorized("missing X-WC-Webhook-Signature");
+        };
+        let mut all: Vec<String> = secrets.to_vec();
+        for s in secrets {
+            let decoded = html_escape::decode_html_entities(s).to_string();
+            if &decoded != s {
+                all.push(decoded);
+            }
+        }
+        if !verify_hmac_base64(&sig, body, &all) {
+            return Verdict::Unauthorized("signature mismatch");
+        }
+        let Some(topic) = header(headers, &["x-wc-webhook-topic"]) else {
+            return Verdict::Unauthorized("missing X-WC-Webhook-Topic");
+        };
+        Verdict::Accepted(Accepted {
+            topic,
+            event_id: header(headers, &["x-wc-webhook-delivery-id"]),
+            triggered_at: None,
+            api_version: None,
+        })
+    }
+}
+
+/// Providers without webhooks (NetSuite): every delivery is refused.
+struct NoWebhooks;
+
+impl WebhookVerifier for NoWebhooks {
+    fn verify(&self, _: &HeaderMap, _: &[u8], _: &[String]) -> Verdict {
+        Verdict::Unauthorized("provider has no webhooks")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn sign(secret: &str, body: &[u8]) -> String {
+        let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+        mac.update(body);
+        base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+    }
+
+    #[test]
+    fn shopify_accepts_old_and_new_secret_and_rejects_others() {
+        let body = br#"{"id": 820982911946154508}"#;
+        let secrets = vec!["new-secret".to_string(), "old-secret".to_string()];
+        for s in ["new-secret", "old-secret"] {
+            let mut h = HeaderMap::new();
+            h.insert("X-Shopify-Hmac-Sha256", HeaderValue::from_str(&sign(s, body)).unwrap());
+            h.insert("X-Shopify-Topic", HeaderValue::from_static("orders/create"));
+            h.insert("X-Shopify-Event-Id", HeaderValue::from_static("evt-1"));
+            match Shopify.verify(&h, body, &secrets) {
+                Verdict::Accepted(a) => {
+                    assert_eq!(a.topic, "orders/create");
+                    assert_eq!(a.event_id.as_deref(), Some("evt-1"));
+                }
+                other => panic!("expected accepted, got {other:?}"),
+            }
+        }
+        let mut h = HeaderMap::new();
+        h.insert("X-Shopify-Hmac-Sha256", HeaderValue::from_str(&sign("wrong", body)).unwrap());
+        h.insert("X-Shopify-Topic", HeaderValue::from_static("orders/create"));
+        assert_eq!(Shopify.verify(&h, body, &secrets), Verdict::Unauthorized("signature mismatch"));
+        // a one-byte change of the body breaks the signature
+        let mut h2 = HeaderMap::new();
+        h2.insert("X-Shopify-Hmac-Sha256", HeaderValue::from_str(&sign("new-secret", body)).unwrap());
+        h2.insert("X-Shopify-Topic", HeaderValue::from_static("orders/create"));
+        assert_eq!(Shopify.verify(&h2, br#"{"id": 820982911946154509}"#, &secrets), Verdict::Unauthorized("signature mismatch"));
+    }
+
+    #[test]
+    fn woocommerce_ping_and_entity_encoded_secret() {
+        let h = HeaderMap::new();
+        assert_eq!(WooCommerce.verify(&h, b"webhook_id=27", &[]), Verdict::Ping);
+        assert_eq!(WooCommerce.verify(&h, b"{\"id\":1}", &[]), Verdict::Unauthorized("missing X-WC-Webhook-Signature"));
+        let body = br#"{"id":727}"#;
+        let mut h = HeaderMap::new();
+        h.insert("X-WC-Webhook-Signature", HeaderValue::from_str(&sign("a&b", body)).unwrap());
+        h.insert("X-WC-Webhook-Topic", HeaderValue::from_static("order.deleted"));
+        assert!(matches!(WooCommerce.verify(&h, body, &["a&amp;b".to_string()]), Verdict::Accepted(_)));
+    }
+
+    /// HMAC_TEST_VECTORS.txt in the shared fixtures (computed over the exact file bytes).
+    #[test]
+    fn shared_hmac_test_vectors() {
+        let dir = std::env::var_os("INGOT_FIXTURES_DIR")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures"));
+        let Ok(vectors) = std::fs::read_to_string(dir.join("HMAC_TEST_VECTORS.txt")) else {
+            eprintln!("skipped: {} not found (set INGOT_FIXTURES_DIR)", dir.join("HMAC_TEST_VECTORS.txt").display());
+            return;
+        };
+        let mut checked = 0;
+        for line in vectors.lines() {
+            let parts: Vec<&str> = line.split_whitespace().collect();
+            let Some(file) = parts.iter().find(|p| p.ends_with(".json") || p.ends_with(".txt")) else { continue };
+            let Some(sig) = parts.iter().rev().find(|p| p.ends_with('=') && p.len() == 44) else { continue };
+            let Ok(body) = std::fs::read(dir.join(file)) else { continue };
+            assert!(verify_hmac_base64(sig, &body, &["test-secret-not-real".to_string()]), "vector for {file}");
+            checked += 1;
+        }
+        assert!(checked >= 10, "only {checked} vectors parsed from HMAC_TEST_VECTORS.txt");
+    }
+}

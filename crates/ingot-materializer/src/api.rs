@@ -1,0 +1,274 @@
+//! The query API (DESIGN §6), axum.
+//!
+//! - `GET /v1/{resource}/{id}` → `{"data": {...}, "freshness": {...}}`, 404 if absent,
+//!   deleted, or another tenant's;
+//! - `GET /v1/{resource}?connection_id=&remote_id=&modified_after=&modified_before=&remote_updated_after=&remote_updated_before=&include_deleted=&include_remote_data=&limit=&cursor=`
+//!   → `{"data": [...], "next_cursor": "…" | null, "freshness": {...}}`, ordered by
+//!   (`modified_at`, `id`); times are RFC 3339, exclusive bounds; `limit` 1–500 (default 50);
+//! - `Authorization: Bearer <api key>`; a key belongs to one tenant and may be limited to
+//!   some connections;
+//! - `freshness` maps `normalized.<model>/<partition>` to the next offset the view will
+//!   apply: the view reflects everything before it.
+//!
+//! `remote_data` (the 3PA object as received) is omitted unless `include_remote_data=true`.
+
+use crate::view::{ListQuery, View};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use base64::Engine;
+use ingot_model::Model;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+/// A tenant (an ISV account): its API keys and, optionally, the connections they may read.
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+pub struct Tenant {
+    pub id: String,
+    pub api_keys: Vec<String>,
+    /// `None`: every connection of the tenant.
+    #[serde(default)]
+    pub connections: Option<Vec<String>>,
+}
+
+struct Principal {
+    tenant_id: String,
+    connections: Option<HashSet<String>>,
+}
+
+/// Shared state of the API.
+#[derive(Clone)]
+pub struct ApiState {
+    view: View,
+    /// sha256(api key) → principal
+    keys: Arc<HashMap<[u8; 32], Arc<Principal>>>,
+    metrics: Option<Arc<dyn Fn() -> String + Send + Sync>>,
+}
+
+impl ApiState {
+    pub fn new(view: View, tenants: &[Tenant]) -> Self {
+        let mut keys = HashMap::new();
+        for t in tenants {
+            let p = Arc::new(Principal {
+                tenant_id: t.id.clone(),
+                connections: t.connections.as_ref().map(|c| c.iter().cloned().collect()),
+            });
+            for k in &t.api_keys {
+                keys.insert(Sha256::digest(k.as_bytes()).into(), p.clone());
+            }
+        }
+        ApiState { view, keys: Arc::new(keys), metrics: None }
+    }
+
+    /// Sets the Prometheus renderer for `/metrics`.
+    pub fn with_metrics(mut self, render: Arc<dyn Fn() -> String + Send + Sync>) -> Self {
+        self.metrics = Some(render);
+        self
+    }
+
+    fn principal(&self, headers: &HeaderMap) -> Result<Arc<Principal>, ApiError> {
+        let token = headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .ok_or(ApiError::Unauthorized)?;
+        let digest: [u8; 32] = Sha256::digest(token.trim().as_bytes()).into();
+        self.keys.get(&digest).cloned().ok_or(ApiError::Unauthorized)
+    }
+
+    fn freshness(&self) -> Value {
+        let mut out = serde_json::Map::new();
+        for ((t, p), o) in self.view.freshness() {
+            out.insert(format!("{t}/{p}"), json!(o));
+        }
+        Value::Object(out)
+    }
+}
+
+enum ApiError {
+    Unauthorized,
+    NotFound,
+    BadRequest(String),
+    Internal(String),
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, msg) = match self {
+            ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "missing or unknown API key".to_string()),
+            ApiError::NotFound => (StatusCode::NOT_FOUND, "not found".to_string()),
+            ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, m),
+            ApiError::Internal(m) => {
+                tracing::error!(component = "api", error = %m, "internal error");
+                (StatusCode::INTERNAL_SERVER_ERROR, "internal error".to_string())
+            }
+        };
+        (status, Json(json!({"error": msg}))).into_response()
+    }
+}
+
+/// The API's routes (without the webhook receiver, which ingest adds).
+pub fn router(state: ApiState) -> Router {
+    Router::new()
+        .route("/v1/{resource}", get(list))
+        .route("/v1/{resource}/{id}", get(get_one))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/openapi.json", get(openapi))
+        .with_state(state)
+}
+
+async fn readyz(State(s): State<ApiState>) -> Response {
+    if s.view.is_caught_up() {
+        (StatusCode::OK, "ready").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "catching up").into_response()
+    }
+}
+
+async fn metrics(State(s): State<ApiState>) -> Response {
+    match &s.metrics {
+        Some(render) => ([("content-type", "text/plain; version=0.0.4")], render()).into_response(),
+        None => (StatusCode::NOT_FOUND, "metrics not enabled").into_response(),
+    }
+}
+
+async fn openapi() -> Response {
+    ([("content-type", "application/json")], include_str!("openapi.json")).into_response()
+}
+
+fn model(resource: &str) -> Result<Model, ApiError> {
+    Model::from_resource(resource).ok_or(ApiError::NotFound)
+}
+
+fn present(mut v: Value, include_remote_data: bool) -> Value {
+    if let Some(obj) = v.as_object_mut() {
+        let raw = obj.remove("remote_data");
+        if include_remote_data {
+            let parsed = raw
+                .and_then(|r| r.as_str().map(|s| serde_json::from_str(s).unwrap_or(Value::String(s.to_string()))))
+                .unwrap_or(Value::Null);
+            obj.insert("remote_data".into(), parsed);
+        }
+    }
+    v
+}
+
+#[derive(Deserialize, Default)]
+struct GetParams {
+    #[serde(default)]
+    include_remote_data: bool,
+}
+
+async fn get_one(
+    State(s): State<ApiState>,
+    headers: HeaderMap,
+    Path((resource, id)): Path<(String, String)>,
+    Query(params): Query<GetParams>,
+) -> Result<Response, ApiError> {
+    let who = s.principal(&headers)?;
+    let model = model(&resource)?;
+    let view = s.view.clone();
+    let rec = tokio::task::spawn_blocking(move || view.get(model, &id))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .ok_or(ApiError::NotFound)?;
+    let field = |f: &str| rec.get(f).and_then(Value::as_str).map(str::to_string);
+    let visible = field("tenant_id").as_deref() == Some(who.tenant_id.as_str())
+        && who
+            .connections
+            .as_ref()
+            .is_none_or(|c| field("connection_id").is_some_and(|id| c.contains(&id)))
+        && rec.get("remote_deleted").and_then(Value::as_bool) != Some(true);
+    if !visible {
+        return Err(ApiError::NotFound);
+    }
+    Ok(Json(json!({"data": present(rec, params.include_remote_data), "freshness": s.freshness()})).into_response())
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ListParams {
+    connection_id: Option<String>,
+    remote_id: Option<String>,
+    modified_after: Option<String>,
+    modified_before: Option<String>,
+    remote_updated_after: Option<String>,
+    remote_updated_before: Option<String>,
+    #[serde(default)]
+    include_deleted: bool,
+    #[serde(default)]
+    include_remote_data: bool,
+    limit: Option<usize>,
+    cursor: Option<String>,
+}
+
+fn time_param(name: &str, v: &Option<String>) -> Result<Option<i64>, ApiError> {
+    v.as_deref()
+        .map(|s| {
+            ingot_model::parse_time(s, false)
+                .ok()
+                .and_then(|t| t.timestamp_nanos_opt())
+                .ok_or_else(|| ApiError::BadRequest(format!("{name}: expected an RFC 3339 time, got {s:?}")))
+        })
+        .transpose()
+}
+
+fn encode_cursor(nanos: i64, id: &str) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{nanos}:{id}"))
+}
+
+fn decode_cursor(c: &str) -> Result<(i64, String), ApiError> {
+    let bad = || ApiError::BadRequest("cursor: not a cursor this API returned".into());
+    let text = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(c).map_err(|_| bad())?;
+    let text = String::from_utf8(text).map_err(|_| bad())?;
+    let (n, id) = text.split_once(':').ok_or_else(bad)?;
+    Ok((n.parse().map_err(|_| bad())?, id.to_string()))
+}
+
+async fn list(
+    State(s): State<ApiState>,
+    headers: HeaderMap,
+    Path(resource): Path<String>,
+    params: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let who = s.principal(&headers)?;
+    let model = model(&resource)?;
+    let Query(p) = params.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let limit = p.limit.unwrap_or(50);
+    if !(1..=500).contains(&limit) {
+        return Err(ApiError::BadRequest("limit: must be between 1 and 500".into()));
+    }
+    let q = ListQuery {
+        tenant_id: who.tenant_id.clone(),
+        connection_ids: who.connections.clone(),
+        connection_id: p.connection_id.clone(),
+        remote_id: p.remote_id.clone(),
+        modified_after: time_param("modified_after", &p.modified_after)?,
+        modified_before: time_param("modified_before", &p.modified_before)?,
+        remote_updated_after: time_param("remote_updated_after", &p.remote_updated_after)?,
+        remote_updated_before: time_param("remote_updated_before", &p.remote_updated_before)?,
+        include_deleted: p.include_deleted,
+        limit,
+        after: p.cursor.as_deref().map(decode_cursor).transpose()?,
+    };
+    let view = s.view.clone();
+    let page = tokio::task::spawn_blocking(move || view.list(model, &q))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let data: Vec<Value> = page.records.into_iter().map(|r| present(r, p.include_remote_data)).collect();
+    Ok(Json(json!({
+        "data": data,
+        "next_cursor": page.next.map(|(n, id)| encode_cursor(n, &id)),
+        "freshness": s.freshness(),
+    }))
+    .into_response())
+}

@@ -1,0 +1,16 @@
+//! The materializer: consumes the normalized topics into a RocksDB materialized view, with
+//! the consumed offsets in the same write batch as the records (so a crash re-applies
+//! nothing twice and loses nothing), and serves the query API (DESIGN §6).
+//!
+//! Invariants:
+//! - the view holds the last value per record key; a tombstone marks the record deleted
+//!   (kept, so `include_deleted` can show it), never removes history needed for paging;
+//! - every record is applied at most once per offset: a partition's records at or below
+//!   its stored offset are skipped (compaction on some brokers re-delivers offsets);
+//! - reads never block on Kafka: they see the view as of the offsets they report.
+
+pub mod api;
+mod view;
+
+pub use api::{router, ApiState, Tenant};
+pub use view::{ListQuery, Materializer, Page, View, ViewError};

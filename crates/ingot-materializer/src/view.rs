@@ -1,0 +1,375 @@
+use ingot_kafka::{AvroCodec, Consumer, KafkaError, KafkaSettings, Message, Offset, StreamConsumer, TopicPartitionList};
+use ingot_model::{Model, RecordKey};
+use ingot_store::{decode_offset, encode_offset, offset_key, Batch, Store};
+use serde_json::Value;
+use std::collections::{BTreeMap, HashSet};
+use std::path::Path;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+use tokio::sync::watch;
+
+const RECORDS: &str = "records";
+const BY_MODIFIED: &str = "by_modified";
+const OFFSETS: &str = "offsets";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ViewError {
+    #[error(transparent)]
+    Store(#[from] ingot_store::StoreError),
+    #[error(transparent)]
+    Kafka(#[from] KafkaError),
+    #[error("normalized record {topic}/{partition}@{offset} unreadable: {reason}")]
+    BadRecord { topic: String, partition: i32, offset: i64, reason: String },
+}
+
+/// The materialized view: records by `<model>/<id>`, an index by (`modified_at`, `id`)
+/// per model, and the next offset to apply per normalized partition.
+#[derive(Clone)]
+pub struct View {
+    store: Store,
+    /// Next offset per (topic, partition), mirrored in memory for freshness reports.
+    offsets: Arc<RwLock<BTreeMap<(String, i32), i64>>>,
+    caught_up: Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// A range query (DESIGN §6). Times are exclusive bounds.
+#[derive(Debug, Default, Clone)]
+pub struct ListQuery {
+    pub connection_ids: Option<HashSet<String>>,
+    pub tenant_id: String,
+    pub connection_id: Option<String>,
+    pub remote_id: Option<String>,
+    pub modified_after: Option<i64>,
+    pub modified_before: Option<i64>,
+    pub remote_updated_after: Option<i64>,
+    pub remote_updated_before: Option<i64>,
+    pub include_deleted: bool,
+    pub limit: usize,
+    /// Position after which to continue: (modified_at nanos, id).
+    pub after: Option<(i64, String)>,
+}
+
+/// One page of a range query.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page {
+    pub records: Vec<Value>,
+    /// The (modified_at, id) of the last record when more may follow.
+    pub next: Option<(i64, String)>,
+}
+
+fn record_key(model: Model, id: &str) -> Vec<u8> {
+    format!("{model}/{id}").into_bytes()
+}
+
+fn index_key(model: Model, modified_nanos: i64, id: &str) -> Vec<u8> {
+    let mut k = format!("{model}\0").into_bytes();
+    // offset binary so negative times sort before positive ones
+    k.extend_from_slice(&((modified_nanos as u64) ^ (1 << 63)).to_be_bytes());
+    k.extend_from_slice(id.as_bytes());
+    k
+}
+
+fn parse_nanos(v: Option<&Value>) -> Option<i64> {
+    v.and_then(Value::as_str)
+        .and_then(|s| ingot_model::parse_time(s, true).ok())
+        .and_then(|t| t.timestamp_nanos_opt())
+}
+
+impl View {
+    pub fn open(dir: &Path) -> Result<Self, ViewError> {
+        let store = Store::open(dir, &[RECORDS, BY_MODIFIED, OFFSETS])?;
+        let mut offsets = BTreeMap::new();
+        for (k, v) in store.scan_prefix(OFFSETS, b"")? {
+            if let (Some(pos), Some(off)) = (k.iter().position(|b| *b == 0), decode_offset(&v)) {
+                if let (Ok(topic), Ok(p)) = (std::str::from_utf8(&k[..pos]), k[pos + 1..].try_into().map(i32::from_be_bytes)) {
+                    offsets.insert((topic.to_string(), p), off);
+                }
+            }
+        }
+        Ok(View {
+            store,
+            offsets: Arc::new(RwLock::new(offsets)),
+            caught_up: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+        })
+    }
+
+    /// The next offset per normalized partition the view reflects.
+    pub fn freshness(&self) -> BTreeMap<(String, i32), i64> {
+        self.offsets.read().expect("offsets lock").clone()
+    }
+
+    pub fn next_offset(&self, topic: &str, partition: i32) -> Option<i64> {
+        self.offsets.read().expect("offsets lock").get(&(topic.to_string(), partition)).copied()
+    }
+
+    /// True once the view reached the end of every normalized partition at least once.
+    pub fn is_caught_up(&self) -> bool {
+        self.caught_up.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// One record (including deleted ones; callers decide).
+    pub fn get(&self, model: Model, id: &str) -> Result<Option<Value>, ViewError> {
+        Ok(self
+            .store
+            .get(RECORDS, &record_key(model, id))?
+            .and_then(|b| serde_json::from_slice(&b).ok()))
+    }
+
+    /// Applies decoded normalized messages (value JSON, or `None` for a tombstone) and their
+    /// offsets in one atomic batch. Messages at or below a partition's stored offset are skipped.
+    pub fn apply(&self, msgs: &[(Message, Option<Value>)]) -> Result<usize, ViewError> {
+        let mut batch = Batch::new();
+        let mut applied = 0;
+        let mut next = self.freshness();
+        // records written earlier in this batch, by record key
+        let mut pending: BTreeMap<Vec<u8>, Value> = BTreeMap::new();
+        for (m, value) in msgs {
+            let pos = (m.topic.clone(), m.partition);
+            if next.get(&pos).is_some_and(|n| m.offset < *n) {
+                continue;
+            }
+            next.insert(pos, m.offset + 1);
+            batch.put(OFFSETS, offset_key(&m.topic, m.partition), encode_offset(m.offset + 1));
+            let Some(model) = Model::from_normalized_topic(&m.topic) else { continue };
+            let bad = |reason: &str| ViewError::BadRecord {
+                topic: m.topic.clone(),
+                partition: m.partition,
+                offset: m.offset,
+                reason: reason.to_string(),
+            };
+            let key: RecordKey = m
+                .key_str()
+                .and_then(|k| k.parse().ok())
+                .ok_or_else(|| bad("key is not a record key"))?;
+            let id = key.record_id();
+            let rk = record_key(model, &id);
+            let previous = match pending.get(&rk) {
+                Some(v) => Some(v.clone()),
+                None => self.get(model, &id)?,
+            };
+            let new = match value {
+                Some(v) => v.clone(),
+                None => {
+                    // tombstone: keep the last record, marked deleted
+                    let mut v = previous.clone().unwrap_or_else(|| {
+                        serde_json::json!({
+                            "id": id,
+                            "remote_id": key.remote_id,
+                            "connection_id": key.connection_id,
+                            "tenant_id": m.header("ingot-tenant-id"),
+                        })
+                    });
+                    v["remote_deleted"] = Value::Bool(true);
+                    if let Some(at) = m.header("ingot-modified-at") {
+                        v["modified_at"] = Value::String(at.to_string());
+                    }
+                    if let Some(at) = m.header("ingot-remote-updated-at") {
+                        v["remote_deleted_at"] = Value::String(at.to_string());
+                    }
+                    v
+                }
+            };
+            if let Some(prev) = &previous {
+                if let Some(n) = parse_nanos(prev.get("modified_at")) {
+                    batch.delete(BY_MODIFIED, index_key(model, n, &id));
+                }
+            }
+            let n = parse_nanos(new.get("modified_at")).unwrap_or(0);
+            batch.put(BY_MODIFIED, index_key(model, n, &id), Vec::new());
+            batch.put(RECORDS, rk.clone(), serde_json::to_vec(&new).expect("json serializes"));
+            pending.insert(rk, new);
+            applied += 1;
+        }
+        if !batch.is_empty() {
+            self.store.write(batch)?;
+            *self.offsets.write().expect("offsets lock") = next;
+        }
+        Ok(applied)
+    }
+
+    /// A page of records of `model` ordered by (`modified_at`, `id`).
+    pub fn list(&self, model: Model, q: &ListQuery) -> Result<Page, ViewError> {
+        // point lookup when the record key is fully given
+        if let (Some(c), Some(r)) = (&q.connection_id, &q.remote_id) {
+            let id = RecordKey::new(c.clone(), model, r.clone()).record_id();
+            let rec = self.get(model, &id)?.filter(|v| self.matches(v, q));
+            return Ok(Page { records: rec.into_iter().collect(), next: None });
+        }
+        let prefix = format!("{model}\0").into_bytes();
+        let start = match &q.after {
+            Some((n, id)) => {
+                let mut k = index_key(model, *n, id);
+                k.push(0); // strictly after
+                k
+            }
+            None => match q.modified_after {
+                Some(n) => index_key(model, n.saturating_add(1), ""),
+                None => prefix.clone(),
+            },
+        };
+        let mut records = Vec::new();
+        let mut last = None;
+        let mut more = false;
+        let mut err = None;
+        self.store.scan_from(BY_MODIFIED, &start, |k, _| {
+            if !k.starts_with(&prefix) {
+                return false;
+            }
+            let rest = &k[prefix.len()..];
+            if rest.len() < 8 {
+                return true;
+            }
+            let nanos = (u64::from_be_bytes(rest[..8].try_into().expect("8 bytes")) ^ (1 << 63)) as i64;
+            if q.modified_before.is_some_and(|b| nanos >= b) {
+                return false;
+            }
+            let id = String::from_utf8_lossy(&rest[8..]).to_string();
+            if records.len() == q.limit {
+                more = true;
+                return false;
+            }
+            match self.get(model, &id) {
+                Ok(Some(v)) if self.matches(&v, q) => {
+                    records.push(v);
+                    last = Some((nanos, id));
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    err = Some(e);
+                    return false;
+                }
+            }
+            true
+        })?;
+        if let Some(e) = err {
+            return Err(e);
+        }
+        Ok(Page { records, next: if more { last } else { None } })
+    }
+
+    fn matches(&self, v: &Value, q: &ListQuery) -> bool {
+        let s = |f: &str| v.get(f).and_then(Value::as_str);
+        if s("tenant_id") != Some(q.tenant_id.as_str()) {
+            return false;
+        }
+        if let Some(allowed) = &q.connection_ids {
+            if !s("connection_id").is_some_and(|c| allowed.contains(c)) {
+                return false;
+            }
+        }
+        if q.connection_id.as_deref().is_some_and(|c| s("connection_id") != Some(c)) {
+            return false;
+        }
+        if q.remote_id.as_deref().is_some_and(|r| s("remote_id") != Some(r)) {
+            return false;
+        }
+        if !q.include_deleted && v.get("remote_deleted").and_then(Value::as_bool) == Some(true) {
+            return false;
+        }
+        let updated = parse_nanos(v.get("remote_updated_at"));
+        if let Some(a) = q.remote_updated_after {
+            if !updated.is_some_and(|u| u > a) {
+                return false;
+            }
+        }
+        if let Some(b) = q.remote_updated_before {
+            if !updated.is_some_and(|u| u < b) {
+                return false;
+            }
+        }
+        true
+    }
+}
+
+/// Runs the consumer that keeps a [`View`] current.
+pub struct Materializer {
+    view: View,
+    settings: KafkaSettings,
+    codec: AvroCodec,
+}
+
+impl Materializer {
+    pub fn new(view: View, settings: KafkaSettings, codec: AvroCodec) -> Self {
+        Materializer { view, settings, codec }
+    }
+
+    /// Consumes every partition of every normalized topic (no consumer group: each replica
+    /// builds the whole view) until `shutdown` turns true.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) -> Result<(), ViewError> {
+        let consumer: StreamConsumer = ingot_kafka::create_consumer(&self.settings, "ingot-materializer")?;
+        let mut tpl = TopicPartitionList::new();
+        let mut not_eof: HashSet<(String, i32)> = HashSet::new();
+        for model in Model::ALL {
+            let topic = model.normalized_topic();
+            for p in self.settings.partitions(&topic)? {
+                let offset = match self.view.next_offset(&topic, p) {
+                    Some(o) => Offset::Offset(o),
+                    None => Offset::Beginning,
+                };
+                tpl.add_partition_offset(&topic, p, offset).map_err(KafkaError::from)?;
+                not_eof.insert((topic.clone(), p));
+            }
+        }
+        consumer.assign(&tpl).map_err(KafkaError::from)?;
+        // an empty partition reports EOF at once; check high watermarks too
+        for (t, p) in not_eof.clone() {
+            if let Ok((_, high)) = consumer.fetch_watermarks(&t, p, Duration::from_secs(5)) {
+                if self.view.next_offset(&t, p).unwrap_or(0) >= high {
+                    not_eof.remove(&(t, p));
+                }
+            }
+        }
+        self.mark_caught_up(&not_eof);
+        loop {
+            let first = tokio::select! {
+                _ = shutdown.changed() => return Ok(()),
+                m = consumer.recv() => m,
+            };
+            let mut batch = Vec::new();
+            match first {
+                Ok(m) => batch.push(Message::from_borrowed(&m)),
+                Err(ingot_kafka::RdKafkaError::PartitionEOF(p)) => {
+                    not_eof.retain(|(_, q)| *q != p || false);
+                    self.mark_caught_up(&not_eof);
+                    continue;
+                }
+                Err(e) => {
+                    tracing::warn!(component = "materializer", error = %e, "consume error");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    continue;
+                }
+            }
+            while batch.len() < 1000 {
+                match tokio::time::timeout(Duration::from_millis(2), consumer.recv()).await {
+                    Ok(Ok(m)) => batch.push(Message::from_borrowed(&m)),
+                    _ => break,
+                }
+            }
+            let mut decoded = Vec::with_capacity(batch.len());
+            for m in batch {
+                let v = match &m.value {
+                    Some(bytes) => Some(self.codec.decode_record(bytes).await.map_err(|e| ViewError::BadRecord {
+                        topic: m.topic.clone(),
+                        partition: m.partition,
+                        offset: m.offset,
+                        reason: e.to_string(),
+                    })?),
+                    None => None,
+                };
+                decoded.push((m, v));
+            }
+            let view = self.view.clone();
+            let n = tokio::task::spawn_blocking(move || view.apply(&decoded)).await.expect("view writer panicked")?;
+            metrics::counter!("ingot_materializer_applied_total").increment(n as u64);
+        }
+    }
+
+    fn mark_caught_up(&self, not_eof: &HashSet<(String, i32)>) {
+        // PartitionEOF carries only the partition number; a partition counts as caught
+        // up once its number reported EOF (all normalized topics share partition numbers).
+        if not_eof.is_empty() && !self.view.is_caught_up() {
+            self.view.caught_up.store(true, std::sync::atomic::Ordering::Release);
+            tracing::info!(component = "materializer", "view caught up");
+        }
+    }
+}

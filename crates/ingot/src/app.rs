@@ -1,0 +1,261 @@
+//! Assembly of ingot's stages. Every stage talks only through topics; this module only
+//! starts them with the right addresses and stops them.
+
+use crate::config::Config;
+use anyhow::Context;
+use ingot_kafka::{AvroCodec, KafkaSettings, Producer, Topology};
+use ingot_materializer::{ApiState, Materializer, Tenant, View};
+use ingot_processor::{Processor, ProcessorConfig};
+use std::path::PathBuf;
+use std::sync::Arc;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// Where Kafka and the registry are, and the embedded pieces that must stay alive.
+pub struct Infra {
+    pub kafka: KafkaSettings,
+    pub registry_url: String,
+    #[cfg(feature = "embedded-broker")]
+    _broker: Option<ingot_embedded::EmbeddedBroker>,
+    _registry: Option<JoinHandle<()>>,
+}
+
+impl Drop for Infra {
+    fn drop(&mut self) {
+        if let Some(r) = &self._registry {
+            r.abort();
+        }
+    }
+}
+
+/// Which embedded pieces this process starts (a per-stage process connects to the ones
+/// `ingot infra` started).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Embedded {
+    Start,
+    Connect,
+}
+
+impl Infra {
+    /// Starts (or connects to) Kafka and the registry, then applies the topology.
+    pub async fn start(cfg: &Config, embedded: Embedded) -> anyhow::Result<Infra> {
+        #[cfg(feature = "embedded-broker")]
+        let mut broker = None;
+        let kafka = match &cfg.kafka {
+            Some(k) => {
+                let mut s = KafkaSettings::new(&k.bootstrap_servers);
+                s.properties = k.properties.iter().map(|(a, b)| (a.clone(), b.0.clone())).collect();
+                s.replication_factor = k.replication_factor;
+                s
+            }
+            None => {
+                let port = cfg.embedded.kafka_port;
+                if embedded == Embedded::Start {
+                    #[cfg(feature = "embedded-broker")]
+                    {
+                        let b = ingot_embedded::EmbeddedBroker::start(&cfg.storage.data_dir.join("broker"), port)
+                            .await
+                            .context("starting the embedded broker")?;
+                        broker = Some(b);
+                    }
+                    #[cfg(not(feature = "embedded-broker"))]
+                    anyhow::bail!("no [kafka] configured and this build has no embedded broker");
+                }
+                KafkaSettings::new(format!("127.0.0.1:{port}"))
+            }
+        };
+        let created = Topology::builtin().apply(&kafka).await.context("applying the topology")?;
+        if !created.is_empty() {
+            tracing::info!(component = "topology", ?created, "topics created");
+        }
+        let (registry_url, registry) = match &cfg.schema_registry {
+            Some(r) => (r.url.trim_end_matches('/').to_string(), None),
+            None => {
+                let port = cfg.embedded.registry_port;
+                let task = if embedded == Embedded::Start {
+                    let reg = ingot_embedded::Registry::open(&kafka).await.context("opening the embedded schema registry")?;
+                    Some(reg.serve(port).await.context("serving the embedded schema registry")?)
+                } else {
+                    None
+                };
+                (format!("http://127.0.0.1:{port}"), task)
+            }
+        };
+        Ok(Infra {
+            kafka,
+            registry_url,
+            #[cfg(feature = "embedded-broker")]
+            _broker: broker,
+            _registry: registry,
+        })
+    }
+
+    pub fn codec(&self) -> anyhow::Result<AvroCodec> {
+        Ok(AvroCodec::new(&self.registry_url)?)
+    }
+}
+
+/// Which stages a process runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stages {
+    pub ingest: bool,
+    pub processor: bool,
+    pub materializer: bool,
+}
+
+impl Stages {
+    pub const ALL: Stages = Stages { ingest: true, processor: true, materializer: true };
+}
+
+/// Running stages; [`Running::stop`] shuts them down.
+pub struct Running {
+    pub http_addr: Option<std::net::SocketAddr>,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<anyhow::Result<()>>>,
+    http: Option<JoinHandle<()>>,
+    pub view: Option<View>,
+}
+
+impl Running {
+    /// Stops every stage and waits for them.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        let _ = self.shutdown.send(true);
+        if let Some(h) = self.http.take() {
+            h.abort();
+            let _ = h.await;
+        }
+        for t in self.tasks.drain(..) {
+            t.await.context("stage task panicked")??;
+        }
+        Ok(())
+    }
+
+    /// Waits until a stage fails (or forever).
+    pub async fn wait(&mut self) -> anyhow::Result<()> {
+        if self.tasks.is_empty() {
+            std::future::pending::<()>().await;
+        }
+        let (res, _, rest) = futures_select_all(std::mem::take(&mut self.tasks)).await;
+        self.tasks = rest;
+        res.context("stage task panicked")?
+    }
+}
+
+async fn futures_select_all(
+    tasks: Vec<JoinHandle<anyhow::Result<()>>>,
+) -> (Result<anyhow::Result<()>, tokio::task::JoinError>, usize, Vec<JoinHandle<anyhow::Result<()>>>) {
+    let mut set: Vec<_> = tasks;
+    loop {
+        if let Some(i) = set.iter().position(|t| t.is_finished()) {
+            let t = set.remove(i);
+            return (t.await, i, set);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+fn tenants(cfg: &Config) -> Vec<Tenant> {
+    cfg.tenants
+        .iter()
+        .map(|t| Tenant {
+            id: t.id.clone(),
+            api_keys: t.api_keys.iter().map(|k| k.0.clone()).collect(),
+            connections: t.connections.clone(),
+        })
+        .collect()
+}
+
+fn connections(cfg: &Config) -> Vec<ingot_ingest::Connection> {
+    cfg.connections
+        .iter()
+        .map(|c| ingot_ingest::Connection {
+            id: c.id.clone(),
+            tenant_id: c.tenant.clone(),
+            provider: c.provider,
+            webhook_secrets: c.webhook_secrets.iter().map(|s| s.0.clone()).collect(),
+        })
+        .collect()
+}
+
+pub fn processor_dir(cfg: &Config) -> PathBuf {
+    cfg.storage.data_dir.join("processor")
+}
+
+pub fn view_dir(cfg: &Config) -> PathBuf {
+    cfg.storage.data_dir.join("view")
+}
+
+/// Starts the chosen stages against `infra`. The HTTP server (webhooks and/or API) binds
+/// `cfg.http.listen`.
+pub async fn start(
+    cfg: &Config,
+    infra: &Infra,
+    stages: Stages,
+    metrics: Option<Arc<dyn Fn() -> String + Send + Sync>>,
+) -> anyhow::Result<Running> {
+    let (tx, rx) = watch::channel(false);
+    let codec = infra.codec()?;
+    let mut tasks: Vec<JoinHandle<anyhow::Result<()>>> = Vec::new();
+    let mut router = axum::Router::new();
+    let mut view = None;
+    if stages.processor {
+        let mut pc = ProcessorConfig::new(processor_dir(cfg));
+        if let Some(g) = &cfg.processor.group_id {
+            pc.group_id = g.clone();
+        }
+        let p = Processor::open(pc, infra.kafka.clone(), codec.clone()).await.context("starting the processor")?;
+        let rx = rx.clone();
+        tasks.push(tokio::spawn(async move {
+            p.run(rx).await.context("processor failed")?;
+            Ok(())
+        }));
+    }
+    if stages.materializer {
+        let v = View::open(&view_dir(cfg)).context("opening the materialized view")?;
+        let m = Materializer::new(v.clone(), infra.kafka.clone(), codec.clone());
+        let rx = rx.clone();
+        tasks.push(tokio::spawn(async move {
+            m.run(rx).await.context("materializer failed")?;
+            Ok(())
+        }));
+        let mut api = ApiState::new(v.clone(), &tenants(cfg));
+        if let Some(render) = metrics.clone() {
+            api = api.with_metrics(render);
+        }
+        router = router.merge(ingot_materializer::router(api));
+        view = Some(v);
+    }
+    if stages.ingest {
+        let producer = Producer::new(&infra.kafka)?;
+        let state = ingot_ingest::IngestState::new(connections(cfg), producer, codec.clone());
+        router = router.merge(ingot_ingest::router(state, cfg.http.max_body_bytes));
+        if !stages.materializer {
+            router = router.route("/healthz", axum::routing::get(|| async { "ok" }));
+        }
+    }
+    let mut http = None;
+    let mut http_addr = None;
+    if stages.ingest || stages.materializer {
+        let listener = tokio::net::TcpListener::bind(&cfg.http.listen)
+            .await
+            .with_context(|| format!("binding {}", cfg.http.listen))?;
+        http_addr = Some(listener.local_addr()?);
+        let app = router.layer(axum::middleware::from_fn(trace_request));
+        http = Some(tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app).await {
+                tracing::error!(component = "http", error = %e, "http server stopped");
+            }
+        }));
+    }
+    Ok(Running { http_addr, shutdown: tx, tasks, http, view })
+}
+
+async fn trace_request(req: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let started = std::time::Instant::now();
+    let res = next.run(req).await;
+    tracing::debug!(component = "http", %method, %path, status = res.status().as_u16(), micros = started.elapsed().as_micros() as u64, "request");
+    metrics::counter!("ingot_http_requests_total", "status" => res.status().as_u16().to_string()).increment(1);
+    res
+}

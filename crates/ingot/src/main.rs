@@ -1,0 +1,141 @@
+//! `ingot`: the CLI. Thin: parses arguments, loads config, hands over to `ingot::app`.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use ingot::app::{self, Embedded, Infra, Stages};
+use ingot::config::Config;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+#[derive(Parser)]
+#[command(name = "ingot", version, about = "Self-hosted unified API engine for commerce and ERP data")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run every stage in one process (embedded broker and registry unless configured).
+    Run {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Start everything on the embedded default, play a simulated Shopify shop's webhooks
+    /// through it, print what the API returns, and keep the API up.
+    Demo {
+        /// Address of the API and webhook receiver.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: String,
+        /// Where the demo keeps its data (wiped at start).
+        #[arg(long, default_value = "./ingot-demo-data")]
+        data_dir: PathBuf,
+        /// Exit after printing instead of serving until Ctrl-C.
+        #[arg(long)]
+        exit: bool,
+    },
+    /// Topic administration.
+    Topics {
+        #[command(subcommand)]
+        command: TopicsCommand,
+        #[arg(long, short, global = true)]
+        config: Option<PathBuf>,
+    },
+    /// Only the embedded broker and registry (for running stages as separate processes).
+    Infra {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Only the webhook receiver.
+    Ingest {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Only the processor.
+    Process {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Only the materializer and the query API.
+    Materialize {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum TopicsCommand {
+    /// Create every topic of topology/topics.toml that does not exist (idempotent).
+    Apply,
+    /// Print the topology.
+    List,
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("INGOT_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rdkafka=warn,tansu=warn,libsql=warn"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_target(false).init();
+}
+
+fn install_metrics() -> anyhow::Result<Arc<dyn Fn() -> String + Send + Sync>> {
+    let handle = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .install_recorder()
+        .context("installing the metrics recorder")?;
+    Ok(Arc::new(move || handle.render()))
+}
+
+async fn serve(cfg: Config, embedded: Embedded, stages: Option<Stages>) -> anyhow::Result<()> {
+    let metrics = install_metrics()?;
+    let infra = Infra::start(&cfg, embedded).await?;
+    let Some(stages) = stages else {
+        tracing::info!(kafka = %infra.kafka.bootstrap_servers, registry = %infra.registry_url, "infra up; Ctrl-C to stop");
+        tokio::signal::ctrl_c().await?;
+        return Ok(());
+    };
+    let mut running = app::start(&cfg, &infra, stages, Some(metrics)).await?;
+    if let Some(addr) = running.http_addr {
+        tracing::info!(%addr, kafka = %infra.kafka.bootstrap_servers, registry = %infra.registry_url, "ingot up");
+    }
+    tokio::select! {
+        r = running.wait() => r?,
+        _ = tokio::signal::ctrl_c() => tracing::info!("stopping"),
+    }
+    running.stop().await
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    init_tracing();
+    match cli.command {
+        Command::Run { config } => serve(Config::load(Some(&config))?, Embedded::Start, Some(Stages::ALL)).await,
+        Command::Infra { config } => serve(Config::load(Some(&config))?, Embedded::Start, None).await,
+        Command::Ingest { config } => {
+            serve(Config::load(Some(&config))?, Embedded::Connect, Some(Stages { ingest: true, processor: false, materializer: false })).await
+        }
+        Command::Process { config } => {
+            serve(Config::load(Some(&config))?, Embedded::Connect, Some(Stages { ingest: false, processor: true, materializer: false })).await
+        }
+        Command::Materialize { config } => {
+            serve(Config::load(Some(&config))?, Embedded::Connect, Some(Stages { ingest: false, processor: false, materializer: true })).await
+        }
+        Command::Topics { command, config } => {
+            let cfg = Config::load(config.as_deref())?;
+            match command {
+                TopicsCommand::List => {
+                    for t in ingot_kafka::Topology::builtin().topics {
+                        println!("{:<22} partitions={} cleanup.policy={} retention.ms={}", t.name, t.partitions, t.cleanup_policy, t.retention_ms);
+                    }
+                    Ok(())
+                }
+                TopicsCommand::Apply => {
+                    // with no [kafka], the embedded broker must be up (`ingot infra`)
+                    let infra = Infra::start(&cfg, Embedded::Connect).await?;
+                    println!("topology applied on {}", infra.kafka.bootstrap_servers);
+                    Ok(())
+                }
+            }
+        }
+        Command::Demo { listen, data_dir, exit } => ingot::demo::run(listen, data_dir, exit, install_metrics()?).await,
+    }
+}
