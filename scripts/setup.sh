@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Installs what building ingot needs, idempotently, on a fresh Debian machine:
+# libclang (bindgen for RocksDB), a C/C++ toolchain and make (RocksDB, librdkafka).
+# The Kafka broker and schema registry need no install: ingot embeds them (Tansu, and its
+# own Confluent-compatible registry), compiled in by cargo.
+set -euo pipefail
+need=()
+for pkg in libclang-dev build-essential make pkg-config; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
+done
+if [ ${#need[@]} -gt 0 ]; then
+  echo "setup: installing ${need[*]}"
+  sudo_cmd=""
+  [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${need[@]}"
+fi
+command -v cargo >/dev/null || { echo "setup: cargo not found; install Rust (rustup) first" >&2; exit 1; }
