@@ -192,6 +192,7 @@ pub struct Product {
 }
 
 /// The standardized content of one record, by model.
+#[allow(clippy::large_enum_variant)] // records are moved, not stored in bulk
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum RecordData {
