@@ -14,7 +14,9 @@ pub fn parse_object(payload: &[u8]) -> Result<serde_json::Map<String, Value>, St
             "expected a JSON object, got {}",
             kind(&other)
         ))),
-        Err(e) => Err(StandardizeError::MalformedPayload(format!("invalid JSON: {e}"))),
+        Err(e) => Err(StandardizeError::MalformedPayload(format!(
+            "invalid JSON: {e}"
+        ))),
     }
 }
 
@@ -111,7 +113,11 @@ pub fn money(d: Decimal, currency: Option<&str>) -> String {
 }
 
 /// [`decimal`] then [`money`].
-pub fn money_field(v: Option<&Value>, field: &str, currency: Option<&str>) -> Result<Option<String>, StandardizeError> {
+pub fn money_field(
+    v: Option<&Value>,
+    field: &str,
+    currency: Option<&str>,
+) -> Result<Option<String>, StandardizeError> {
     Ok(decimal(v, field)?.map(|d| money(d, currency)))
 }
 
@@ -125,7 +131,11 @@ pub fn round_money(d: Decimal, currency: Option<&str>) -> String {
 
 /// A time field to UTC. `zoneless_is_utc` reads a string without offset as UTC
 /// (WooCommerce `*_gmt`). `null`/`""` are `None`.
-pub fn time(v: Option<&Value>, field: &str, zoneless_is_utc: bool) -> Result<Option<DateTime<Utc>>, StandardizeError> {
+pub fn time(
+    v: Option<&Value>,
+    field: &str,
+    zoneless_is_utc: bool,
+) -> Result<Option<DateTime<Utc>>, StandardizeError> {
     match v {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
@@ -143,7 +153,11 @@ pub fn time(v: Option<&Value>, field: &str, zoneless_is_utc: bool) -> Result<Opt
 }
 
 /// [`time`] formatted as RFC 3339 UTC.
-pub fn time_string(v: Option<&Value>, field: &str, zoneless_is_utc: bool) -> Result<Option<String>, StandardizeError> {
+pub fn time_string(
+    v: Option<&Value>,
+    field: &str,
+    zoneless_is_utc: bool,
+) -> Result<Option<String>, StandardizeError> {
     Ok(time(v, field, zoneless_is_utc)?.map(|t| ingot_model::format_utc(&t)))
 }
 
@@ -172,7 +186,9 @@ pub fn tags(v: Option<&Value>) -> Vec<String> {
 /// A JSON integer (or integer string) as i64; anything else `None`.
 pub fn int(v: Option<&Value>) -> Option<i64> {
     match v? {
-        Value::Number(n) => n.as_i64().or_else(|| n.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64)),
+        Value::Number(n) => n
+            .as_i64()
+            .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64)),
         Value::String(s) => s.trim().parse().ok(),
         _ => None,
     }
@@ -204,13 +220,46 @@ mod tests {
 
     #[test]
     fn money_is_exact_and_padded_to_minor_units() {
-        assert_eq!(money_field(Some(&json!("404.95")), "x", Some("USD")).unwrap().as_deref(), Some("404.95"));
-        assert_eq!(money_field(Some(&json!(195.66)), "x", Some("USD")).unwrap().as_deref(), Some("195.66"));
-        assert_eq!(money_field(Some(&json!(10)), "x", Some("USD")).unwrap().as_deref(), Some("10.00"));
-        assert_eq!(money_field(Some(&json!("0.9")), "x", Some("USD")).unwrap().as_deref(), Some("0.90"));
-        assert_eq!(money_field(Some(&json!("1000")), "x", Some("JPY")).unwrap().as_deref(), Some("1000"));
-        assert_eq!(money_field(Some(&json!("0.125")), "x", Some("USD")).unwrap().as_deref(), Some("0.125"));
-        assert_eq!(money_field(Some(&json!("")), "x", Some("USD")).unwrap(), None);
+        assert_eq!(
+            money_field(Some(&json!("404.95")), "x", Some("USD"))
+                .unwrap()
+                .as_deref(),
+            Some("404.95")
+        );
+        assert_eq!(
+            money_field(Some(&json!(195.66)), "x", Some("USD"))
+                .unwrap()
+                .as_deref(),
+            Some("195.66")
+        );
+        assert_eq!(
+            money_field(Some(&json!(10)), "x", Some("USD"))
+                .unwrap()
+                .as_deref(),
+            Some("10.00")
+        );
+        assert_eq!(
+            money_field(Some(&json!("0.9")), "x", Some("USD"))
+                .unwrap()
+                .as_deref(),
+            Some("0.90")
+        );
+        assert_eq!(
+            money_field(Some(&json!("1000")), "x", Some("JPY"))
+                .unwrap()
+                .as_deref(),
+            Some("1000")
+        );
+        assert_eq!(
+            money_field(Some(&json!("0.125")), "x", Some("USD"))
+                .unwrap()
+                .as_deref(),
+            Some("0.125")
+        );
+        assert_eq!(
+            money_field(Some(&json!("")), "x", Some("USD")).unwrap(),
+            None
+        );
         assert!(money_field(Some(&json!("abc")), "x", Some("USD")).is_err());
         let float = Decimal::from_str("14.309999999999999").unwrap();
         assert_eq!(round_money(float, Some("USD")), "14.31");

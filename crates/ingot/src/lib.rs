@@ -5,5 +5,6 @@
 
 pub mod app;
 pub mod config;
+pub mod bench;
 pub mod demo;
 pub mod shopsim;

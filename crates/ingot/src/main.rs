@@ -34,6 +34,15 @@ enum Command {
         #[arg(long)]
         exit: bool,
     },
+    /// Measure the pipeline on the embedded broker and print the figures.
+    Bench {
+        /// Raw events pushed through the processor and the materializer.
+        #[arg(long, default_value_t = 5000)]
+        records: usize,
+        /// Webhook → queryable latency samples.
+        #[arg(long, default_value_t = 50)]
+        samples: usize,
+    },
     /// Topic administration.
     Topics {
         #[command(subcommand)]
@@ -136,6 +145,7 @@ async fn main() -> anyhow::Result<()> {
                 }
             }
         }
+        Command::Bench { records, samples } => ingot::bench::run(records, samples).await,
         Command::Demo { listen, data_dir, exit } => ingot::demo::run(listen, data_dir, exit, install_metrics()?).await,
     }
 }
