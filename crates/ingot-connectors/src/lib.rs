@@ -12,6 +12,11 @@
 //! The sync engine (`ingot-sync`) owns windows, checkpoints and cursors: a connector is
 //! stateless apart from its HTTP client and rate-limit pacing.
 
+pub mod http;
+pub mod netsuite;
+pub mod shopify;
+pub mod woocommerce;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use ingot_model::{Model, Provider};
@@ -125,6 +130,9 @@ pub trait Connector: Send + Sync {
 
 /// The connector registry: one line per provider.
 pub fn connector_for(provider: Provider, config: ConnectorConfig) -> Box<dyn Connector> {
-    let _ = config;
-    unimplemented!("connector for {provider}: being written")
+    match provider {
+        Provider::Shopify => Box::new(shopify::ShopifyConnector::new(config)),
+        Provider::WooCommerce => Box::new(woocommerce::WooCommerceConnector::new(config)),
+        Provider::NetSuite => Box::new(netsuite::NetSuiteConnector::new(config)),
+    }
 }

@@ -1,0 +1,29 @@
+//! NetSuite connector (to be written).
+
+use crate::{Connector, ConnectorConfig, ConnectorError, Deletion, Page, PageToken, RemoteRecord, Window};
+use async_trait::async_trait;
+use ingot_model::{Model, Provider};
+
+pub struct NetSuiteConnector {
+    #[allow(dead_code)]
+    config: ConnectorConfig,
+}
+
+impl NetSuiteConnector {
+    pub fn new(config: ConnectorConfig) -> Self {
+        NetSuiteConnector { config }
+    }
+}
+
+#[async_trait]
+impl Connector for NetSuiteConnector {
+    fn provider(&self) -> Provider {
+        Provider::NetSuite
+    }
+    async fn list(&self, _model: Model, _window: &Window, _page: Option<&PageToken>) -> Result<Page<RemoteRecord>, ConnectorError> {
+        Err(ConnectorError::Unsupported("not written yet".into()))
+    }
+    async fn deletions(&self, _model: Model, _window: &Window, _page: Option<&PageToken>) -> Result<Page<Deletion>, ConnectorError> {
+        Err(ConnectorError::Unsupported("not written yet".into()))
+    }
+}

@@ -1,0 +1,1 @@
+//! Simulator (to be written).
