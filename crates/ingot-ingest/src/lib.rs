@@ -25,7 +25,7 @@ use ingot_kafka::{AvroCodec, Producer};
 use ingot_model::{Provider, RawEvent, RecordKey};
 use serde_json::json;
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 pub use providers::{verify_hmac_base64, Verdict, WebhookVerifier};
 
@@ -39,21 +39,39 @@ pub struct Connection {
     pub webhook_secrets: Vec<String>,
 }
 
+/// The connections ingest knows, shared with whoever keeps them current (the sync
+/// engine's connection registry, or a watcher of the `ingot.connections` topic).
+#[derive(Clone, Default)]
+pub struct Connections(Arc<RwLock<HashMap<String, Connection>>>);
+
+impl Connections {
+    pub fn new(list: Vec<Connection>) -> Self {
+        let c = Connections::default();
+        c.replace(list);
+        c
+    }
+
+    /// Replaces the whole set.
+    pub fn replace(&self, list: Vec<Connection>) {
+        *self.0.write().expect("connections lock") = list.into_iter().map(|c| (c.id.clone(), c)).collect();
+    }
+
+    pub fn get(&self, id: &str) -> Option<Connection> {
+        self.0.read().expect("connections lock").get(id).cloned()
+    }
+}
+
 /// Ingest configuration and handles.
 #[derive(Clone)]
 pub struct IngestState {
-    connections: Arc<HashMap<String, Connection>>,
+    connections: Connections,
     producer: Producer,
     codec: AvroCodec,
 }
 
 impl IngestState {
-    pub fn new(connections: Vec<Connection>, producer: Producer, codec: AvroCodec) -> Self {
-        IngestState {
-            connections: Arc::new(connections.into_iter().map(|c| (c.id.clone(), c)).collect()),
-            producer,
-            codec,
-        }
+    pub fn new(connections: Connections, producer: Producer, codec: AvroCodec) -> Self {
+        IngestState { connections, producer, codec }
     }
 }
 

@@ -22,47 +22,22 @@ use base64::Engine;
 use ingot_model::Model;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
-use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-/// A tenant (an ISV account): its API keys and, optionally, the connections they may read.
-#[derive(Debug, Clone, Deserialize, serde::Serialize)]
-pub struct Tenant {
-    pub id: String,
-    pub api_keys: Vec<String>,
-    /// `None`: every connection of the tenant.
-    #[serde(default)]
-    pub connections: Option<Vec<String>>,
-}
-
-struct Principal {
-    tenant_id: String,
-    connections: Option<HashSet<String>>,
-}
+pub use ingot_model::auth::Tenant;
+use ingot_model::auth::{Auth, Principal};
 
 /// Shared state of the API.
 #[derive(Clone)]
 pub struct ApiState {
     view: View,
-    /// sha256(api key) → principal
-    keys: Arc<HashMap<[u8; 32], Arc<Principal>>>,
+    auth: Auth,
     metrics: Option<Arc<dyn Fn() -> String + Send + Sync>>,
 }
 
 impl ApiState {
     pub fn new(view: View, tenants: &[Tenant]) -> Self {
-        let mut keys = HashMap::new();
-        for t in tenants {
-            let p = Arc::new(Principal {
-                tenant_id: t.id.clone(),
-                connections: t.connections.as_ref().map(|c| c.iter().cloned().collect()),
-            });
-            for k in &t.api_keys {
-                keys.insert(Sha256::digest(k.as_bytes()).into(), p.clone());
-            }
-        }
-        ApiState { view, keys: Arc::new(keys), metrics: None }
+        ApiState { view, auth: Auth::new(tenants), metrics: None }
     }
 
     /// Sets the Prometheus renderer for `/metrics`.
@@ -72,13 +47,9 @@ impl ApiState {
     }
 
     fn principal(&self, headers: &HeaderMap) -> Result<Arc<Principal>, ApiError> {
-        let token = headers
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .ok_or(ApiError::Unauthorized)?;
-        let digest: [u8; 32] = Sha256::digest(token.trim().as_bytes()).into();
-        self.keys.get(&digest).cloned().ok_or(ApiError::Unauthorized)
+        self.auth
+            .principal(headers.get("authorization").and_then(|v| v.to_str().ok()))
+            .ok_or(ApiError::Unauthorized)
     }
 
     fn freshness(&self) -> Value {
@@ -180,12 +151,8 @@ async fn get_one(
         .map_err(|e| ApiError::Internal(e.to_string()))?
         .map_err(|e| ApiError::Internal(e.to_string()))?
         .ok_or(ApiError::NotFound)?;
-    let field = |f: &str| rec.get(f).and_then(Value::as_str).map(str::to_string);
-    let visible = field("tenant_id").as_deref() == Some(who.tenant_id.as_str())
-        && who
-            .connections
-            .as_ref()
-            .is_none_or(|c| field("connection_id").is_some_and(|id| c.contains(&id)))
+    let field = |f: &str| rec.get(f).and_then(Value::as_str).unwrap_or_default();
+    let visible = who.may_read(field("tenant_id"), field("connection_id"))
         && rec.get("remote_deleted").and_then(Value::as_bool) != Some(true);
     if !visible {
         return Err(ApiError::NotFound);

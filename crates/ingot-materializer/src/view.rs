@@ -329,7 +329,7 @@ impl Materializer {
             match first {
                 Ok(m) => batch.push(Message::from_borrowed(&m)),
                 Err(ingot_kafka::RdKafkaError::PartitionEOF(p)) => {
-                    not_eof.retain(|(_, q)| *q != p || false);
+                    not_eof.retain(|(_, q)| *q != p);
                     self.mark_caught_up(&not_eof);
                     continue;
                 }

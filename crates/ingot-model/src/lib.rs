@@ -11,12 +11,15 @@
 //! - a record's public `id` is the UUIDv5 of its record key (stable across replays);
 //! - money is an exact decimal string plus an ISO 4217 currency; times are RFC 3339 UTC.
 
+pub mod auth;
+pub mod connection;
 mod key;
 mod models;
 mod raw;
 mod time;
 pub mod version;
 
+pub use connection::{ConnectionSpec, Credentials};
 pub use key::{Model, Provider, RecordKey, RecordKeyError};
 pub use models::*;
 pub use raw::{RawEvent, RawOp, RawSource};

@@ -5,6 +5,7 @@ use crate::config::Config;
 use anyhow::Context;
 use ingot_kafka::{AvroCodec, KafkaSettings, Producer, Topology};
 use ingot_materializer::{ApiState, Materializer, Tenant, View};
+
 use ingot_processor::{Processor, ProcessorConfig};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -101,10 +102,13 @@ pub struct Stages {
     pub ingest: bool,
     pub processor: bool,
     pub materializer: bool,
+    /// The sync engine and the connections API.
+    pub sync: bool,
 }
 
 impl Stages {
-    pub const ALL: Stages = Stages { ingest: true, processor: true, materializer: true };
+    pub const ALL: Stages = Stages { ingest: true, processor: true, materializer: true, sync: true };
+    pub const NONE: Stages = Stages { ingest: false, processor: false, materializer: false, sync: false };
 }
 
 /// Running stages; [`Running::stop`] shuts them down.
@@ -114,12 +118,16 @@ pub struct Running {
     tasks: Vec<JoinHandle<anyhow::Result<()>>>,
     http: Option<JoinHandle<()>>,
     pub view: Option<View>,
+    pub engine: Option<ingot_sync::Engine>,
 }
 
 impl Running {
     /// Stops every stage and waits for them.
     pub async fn stop(mut self) -> anyhow::Result<()> {
         let _ = self.shutdown.send(true);
+        if let Some(e) = &self.engine {
+            e.stop();
+        }
         if let Some(h) = self.http.take() {
             h.abort();
             let _ = h.await;
@@ -154,6 +162,18 @@ async fn futures_select_all(
     }
 }
 
+fn ingest_connections(specs: &[ingot_model::ConnectionSpec]) -> Vec<ingot_ingest::Connection> {
+    specs
+        .iter()
+        .map(|c| ingot_ingest::Connection {
+            id: c.id.clone(),
+            tenant_id: c.tenant.clone(),
+            provider: c.provider,
+            webhook_secrets: c.webhook_secrets.clone(),
+        })
+        .collect()
+}
+
 fn tenants(cfg: &Config) -> Vec<Tenant> {
     cfg.tenants
         .iter()
@@ -161,18 +181,6 @@ fn tenants(cfg: &Config) -> Vec<Tenant> {
             id: t.id.clone(),
             api_keys: t.api_keys.iter().map(|k| k.0.clone()).collect(),
             connections: t.connections.clone(),
-        })
-        .collect()
-}
-
-fn connections(cfg: &Config) -> Vec<ingot_ingest::Connection> {
-    cfg.connections
-        .iter()
-        .map(|c| ingot_ingest::Connection {
-            id: c.id.clone(),
-            tenant_id: c.tenant.clone(),
-            provider: c.provider,
-            webhook_secrets: c.webhook_secrets.iter().map(|s| s.0.clone()).collect(),
         })
         .collect()
 }
@@ -193,11 +201,66 @@ pub async fn start(
     stages: Stages,
     metrics: Option<Arc<dyn Fn() -> String + Send + Sync>>,
 ) -> anyhow::Result<Running> {
+    start_with(cfg, infra, stages, metrics, &ingot_sync::SyncSettings::default()).await
+}
+
+/// [`start`] with explicit sync settings (tests shorten windows and intervals).
+pub async fn start_with(
+    cfg: &Config,
+    infra: &Infra,
+    stages: Stages,
+    metrics: Option<Arc<dyn Fn() -> String + Send + Sync>>,
+    sync_settings: &ingot_sync::SyncSettings,
+) -> anyhow::Result<Running> {
     let (tx, rx) = watch::channel(false);
     let codec = infra.codec()?;
     let mut tasks: Vec<JoinHandle<anyhow::Result<()>>> = Vec::new();
     let mut router = axum::Router::new();
     let mut view = None;
+    let static_specs: Vec<ingot_model::ConnectionSpec> = cfg.connections.iter().map(|c| c.spec()).collect();
+    let connections = ingot_ingest::Connections::new(ingest_connections(&static_specs));
+    let mut engine = None;
+    if stages.sync {
+        let e = ingot_sync::Engine::open(infra.kafka.clone(), codec.clone(), sync_settings.clone())
+            .await
+            .context("starting the sync engine")?;
+        for spec in &static_specs {
+            e.upsert_connection(spec.clone()).await.context("storing a configured connection")?;
+        }
+        e.start_all();
+        // ingest sees connections created through the API at once
+        let mut changes = e.subscribe();
+        let (e2, conns) = (e.clone(), connections.clone());
+        conns.replace(ingest_connections(&e2.connections()));
+        let mut stop = rx.clone();
+        tasks.push(tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    r = changes.changed() => if r.is_err() { return Ok(()) },
+                    _ = stop.changed() => { e2.stop(); return Ok(()) }
+                }
+                conns.replace(ingest_connections(&e2.connections()));
+            }
+        }));
+        router = router.merge(ingot_sync::api::router(e.clone(), ingot_model::auth::Auth::new(&tenants(cfg))));
+        engine = Some(e);
+    } else if stages.ingest {
+        // a separate ingest process: configured connections plus those in the control topic
+        let (kafka, conns, statics, mut stop) = (infra.kafka.clone(), connections.clone(), static_specs.clone(), rx.clone());
+        tasks.push(tokio::spawn(async move {
+            loop {
+                if let Ok(stored) = ingot_sync::read_connections(&kafka).await {
+                    let mut all = statics.clone();
+                    all.extend(stored.into_iter().filter(|s| !statics.iter().any(|c| c.id == s.id)));
+                    conns.replace(ingest_connections(&all));
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(std::time::Duration::from_secs(5)) => {}
+                    _ = stop.changed() => return Ok(()),
+                }
+            }
+        }));
+    }
     if stages.processor {
         let mut pc = ProcessorConfig::new(processor_dir(cfg));
         if let Some(g) = &cfg.processor.group_id {
@@ -227,7 +290,7 @@ pub async fn start(
     }
     if stages.ingest {
         let producer = Producer::new(&infra.kafka)?;
-        let state = ingot_ingest::IngestState::new(connections(cfg), producer, codec.clone());
+        let state = ingot_ingest::IngestState::new(connections.clone(), producer, codec.clone());
         router = router.merge(ingot_ingest::router(state, cfg.http.max_body_bytes));
         if !stages.materializer {
             router = router.route("/healthz", axum::routing::get(|| async { "ok" }));
@@ -235,7 +298,7 @@ pub async fn start(
     }
     let mut http = None;
     let mut http_addr = None;
-    if stages.ingest || stages.materializer {
+    if stages.ingest || stages.materializer || stages.sync {
         let listener = tokio::net::TcpListener::bind(&cfg.http.listen)
             .await
             .with_context(|| format!("binding {}", cfg.http.listen))?;
@@ -247,7 +310,7 @@ pub async fn start(
             }
         }));
     }
-    Ok(Running { http_addr, shutdown: tx, tasks, http, view })
+    Ok(Running { http_addr, shutdown: tx, tasks, http, view, engine })
 }
 
 async fn trace_request(req: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {

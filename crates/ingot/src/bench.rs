@@ -68,7 +68,7 @@ pub async fn run(records: usize, samples: usize) -> anyhow::Result<()> {
 
     // 2. processor alone
     let t = Instant::now();
-    let proc_only = app::start(&cfg, &infra, Stages { ingest: false, processor: true, materializer: false }, None).await?;
+    let proc_only = app::start(&cfg, &infra, Stages { processor: true, ..Stages::NONE }, None).await?;
     let kafka = infra.kafka.clone();
     wait_until("the processor", || Ok(kafka.end_offsets("normalized.order")?.iter().map(|(_, o)| *o).sum::<i64>() >= records as i64)).await?;
     let proc = t.elapsed();
@@ -83,7 +83,7 @@ pub async fn run(records: usize, samples: usize) -> anyhow::Result<()> {
 
     // 3. materializer alone
     let t = Instant::now();
-    let mat = app::start(&cfg, &infra, Stages { ingest: false, processor: false, materializer: true }, None).await?;
+    let mat = app::start(&cfg, &infra, Stages { materializer: true, ..Stages::NONE }, None).await?;
     let view = mat.view.clone().expect("view");
     wait_until("the materializer", || {
         Ok(view.freshness().iter().filter(|((t, _), _)| t == "normalized.order").map(|(_, o)| *o).sum::<i64>() >= records as i64)

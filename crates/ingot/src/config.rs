@@ -154,6 +154,49 @@ pub struct ConnectionConfig {
     pub base_url: Option<String>,
     #[serde(default)]
     pub webhook_secrets: Vec<Secret>,
+    /// API credentials for the sync engine. Without them the connection is webhooks-only.
+    #[serde(default)]
+    pub access_token: Option<Secret>,
+    #[serde(default)]
+    pub consumer_key: Option<Secret>,
+    #[serde(default)]
+    pub consumer_secret: Option<Secret>,
+    /// Historical sync depth in days (default 730).
+    #[serde(default)]
+    pub history_days: Option<u32>,
+    /// Reconciliation interval in seconds (default 43200; NetSuite 900).
+    #[serde(default)]
+    pub poll_interval_secs: Option<u64>,
+    /// The 3PA account's IANA time zone (WooCommerce store, NetSuite account).
+    #[serde(default)]
+    pub timezone: Option<String>,
+}
+
+impl ConnectionConfig {
+    /// The connection as the sync engine and ingest store it.
+    pub fn spec(&self) -> ingot_model::ConnectionSpec {
+        let reveal = |s: &Option<Secret>| s.as_ref().map(|s| s.0.clone());
+        let credentials = ingot_model::Credentials {
+            access_token: reveal(&self.access_token),
+            consumer_key: reveal(&self.consumer_key),
+            consumer_secret: reveal(&self.consumer_secret),
+        };
+        let sync_disabled = credentials == ingot_model::Credentials::default();
+        ingot_model::ConnectionSpec {
+            id: self.id.clone(),
+            tenant: self.tenant.clone(),
+            provider: self.provider,
+            shop_domain: self.shop_domain.clone(),
+            base_url: self.base_url.clone(),
+            credentials,
+            webhook_secrets: self.webhook_secrets.iter().map(|s| s.0.clone()).collect(),
+            history_days: self.history_days,
+            poll_interval_secs: self.poll_interval_secs,
+            timezone: self.timezone.clone(),
+            page_size: None,
+            sync_disabled,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -209,6 +252,11 @@ impl Config {
             }
             if c.provider != Provider::NetSuite && c.webhook_secrets.is_empty() {
                 problems.push(format!("connection {:?} ({}) needs at least one webhook secret", c.id, c.provider));
+            }
+            if let Some(tz) = &c.timezone {
+                if tz.parse::<chrono_tz::Tz>().is_err() {
+                    problems.push(format!("connection {:?}: unknown time zone {tz:?}", c.id));
+                }
             }
         }
         if problems.is_empty() {

@@ -120,13 +120,13 @@ async fn main() -> anyhow::Result<()> {
         Command::Run { config } => serve(Config::load(Some(&config))?, Embedded::Start, Some(Stages::ALL)).await,
         Command::Infra { config } => serve(Config::load(Some(&config))?, Embedded::Start, None).await,
         Command::Ingest { config } => {
-            serve(Config::load(Some(&config))?, Embedded::Connect, Some(Stages { ingest: true, processor: false, materializer: false })).await
+            serve(Config::load(Some(&config))?, Embedded::Connect, Some(Stages { ingest: true, ..Stages::NONE })).await
         }
         Command::Process { config } => {
-            serve(Config::load(Some(&config))?, Embedded::Connect, Some(Stages { ingest: false, processor: true, materializer: false })).await
+            serve(Config::load(Some(&config))?, Embedded::Connect, Some(Stages { processor: true, ..Stages::NONE })).await
         }
         Command::Materialize { config } => {
-            serve(Config::load(Some(&config))?, Embedded::Connect, Some(Stages { ingest: false, processor: false, materializer: true })).await
+            serve(Config::load(Some(&config))?, Embedded::Connect, Some(Stages { materializer: true, sync: true, ..Stages::NONE })).await
         }
         Command::Topics { command, config } => {
             let cfg = Config::load(config.as_deref())?;

@@ -1,0 +1,173 @@
+//! The connections API:
+//! - `POST /v1/connections` (a `ConnectionSpec` JSON; the tenant is the caller's) → 201 and
+//!   the connection (secrets omitted); the historical sync starts at once; 200 when an
+//!   identical connection exists; 409 when the id belongs to another tenant;
+//! - `GET /v1/connections`, `GET /v1/connections/{id}` (404 for other tenants' ids);
+//! - `DELETE /v1/connections/{id}` → 204;
+//! - `POST /v1/connections/{id}/resync` → 202, a fresh historical sync;
+//! - `GET /v1/connections/{id}/sync-status` → per model: state, phase, cursor,
+//!   last_success, records_seen, deletions_seen, last_error, progress_percent.
+
+use crate::engine::{Engine, EngineError};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use ingot_model::auth::{Auth, Principal};
+use ingot_model::ConnectionSpec;
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+#[derive(Clone)]
+struct ApiState {
+    engine: Engine,
+    auth: Auth,
+}
+
+fn error(status: StatusCode, msg: impl Into<String>) -> Response {
+    (status, Json(json!({"error": msg.into()}))).into_response()
+}
+
+fn principal(s: &ApiState, headers: &HeaderMap) -> Result<Arc<Principal>, Response> {
+    s.auth
+        .principal(headers.get("authorization").and_then(|v| v.to_str().ok()))
+        .ok_or_else(|| error(StatusCode::UNAUTHORIZED, "missing or unknown API key"))
+}
+
+/// A connection as the API shows it: no credentials, no webhook secrets.
+fn public(spec: &ConnectionSpec) -> Value {
+    json!({
+        "id": spec.id,
+        "provider": spec.provider,
+        "shop_domain": spec.shop_domain,
+        "base_url": spec.base_url,
+        "history_days": spec.history_days(),
+        "poll_interval_secs": spec.poll_interval_secs(),
+        "timezone": spec.timezone,
+        "sync_disabled": spec.sync_disabled,
+        "webhook_secrets": spec.webhook_secrets.len(),
+    })
+}
+
+fn owned(s: &ApiState, who: &Principal, id: &str) -> Result<ConnectionSpec, Response> {
+    s.engine
+        .connection(id)
+        .filter(|c| who.may_read(&c.tenant, &c.id))
+        .ok_or_else(|| error(StatusCode::NOT_FOUND, "not found"))
+}
+
+fn engine_error(e: EngineError) -> Response {
+    match e {
+        EngineError::NotFound(_) => error(StatusCode::NOT_FOUND, "not found"),
+        EngineError::Invalid(m) => error(StatusCode::BAD_REQUEST, m),
+        other => {
+            tracing::error!(component = "connections-api", error = %other, "storage error");
+            error(StatusCode::SERVICE_UNAVAILABLE, "storage unavailable, retry")
+        }
+    }
+}
+
+/// The connections routes.
+pub fn router(engine: Engine, auth: Auth) -> Router {
+    Router::new()
+        .route("/v1/connections", post(create).get(list))
+        .route("/v1/connections/{id}", get(get_one).delete(delete))
+        .route("/v1/connections/{id}/resync", post(resync))
+        .route("/v1/connections/{id}/sync-status", get(sync_status))
+        .with_state(ApiState { engine, auth })
+}
+
+async fn create(
+    State(s): State<ApiState>,
+    headers: HeaderMap,
+    body: Result<Json<ConnectionSpec>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let who = match principal(&s, &headers) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let Json(mut spec) = match body {
+        Ok(b) => b,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
+    };
+    if let Some(existing) = s.engine.connection(&spec.id) {
+        if existing.tenant != who.tenant_id {
+            return error(StatusCode::CONFLICT, "connection id already in use");
+        }
+    }
+    spec.tenant = who.tenant_id.clone();
+    if spec.api_base_url().is_none() && !spec.sync_disabled {
+        return error(StatusCode::BAD_REQUEST, "base_url (or shop_domain for Shopify) is required unless sync_disabled");
+    }
+    match s.engine.upsert_connection(spec.clone()).await {
+        Ok(true) => (StatusCode::CREATED, Json(public(&spec))).into_response(),
+        Ok(false) => (StatusCode::OK, Json(public(&spec))).into_response(),
+        Err(e) => engine_error(e),
+    }
+}
+
+async fn list(State(s): State<ApiState>, headers: HeaderMap) -> Response {
+    let who = match principal(&s, &headers) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let data: Vec<Value> = s.engine.connections().iter().filter(|c| who.may_read(&c.tenant, &c.id)).map(public).collect();
+    Json(json!({"data": data})).into_response()
+}
+
+async fn get_one(State(s): State<ApiState>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    let who = match principal(&s, &headers) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    match owned(&s, &who, &id) {
+        Ok(c) => Json(json!({"data": public(&c)})).into_response(),
+        Err(r) => r,
+    }
+}
+
+async fn delete(State(s): State<ApiState>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    let who = match principal(&s, &headers) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    if let Err(r) = owned(&s, &who, &id) {
+        return r;
+    }
+    match s.engine.delete_connection(&id).await {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => engine_error(e),
+    }
+}
+
+async fn resync(State(s): State<ApiState>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    let who = match principal(&s, &headers) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    if let Err(r) = owned(&s, &who, &id) {
+        return r;
+    }
+    match s.engine.resync(&id).await {
+        Ok(()) => (StatusCode::ACCEPTED, Json(json!({"status": "historical sync restarted"}))).into_response(),
+        Err(e) => engine_error(e),
+    }
+}
+
+async fn sync_status(State(s): State<ApiState>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    let who = match principal(&s, &headers) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    if let Err(r) = owned(&s, &who, &id) {
+        return r;
+    }
+    let models: serde_json::Map<String, Value> = s
+        .engine
+        .status(&id)
+        .into_iter()
+        .map(|(m, st)| (m.resource().to_string(), serde_json::to_value(st).expect("status serializes")))
+        .collect();
+    Json(json!({"connection_id": id, "models": models})).into_response()
+}

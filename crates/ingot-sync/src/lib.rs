@@ -1,0 +1,26 @@
+//! The sync engine (DESIGN §5): per connection and model, a historical sync (backfill,
+//! 2 years by default) when the connection is created, then a reconciliation poll on a
+//! schedule (12 h by default; NetSuite 15 min), both writing raw events to the same
+//! `raw.<provider>` topics as the webhooks, so the processor and its version rule stay the
+//! one place where versions meet.
+//!
+//! Invariants:
+//! - a page's raw events are acknowledged by Kafka before the checkpoint that moves past
+//!   them is written (to the compacted `ingot.sync` topic), so a restart resumes at the
+//!   last acknowledged page and re-fetches at most that page;
+//! - the reconciliation cursor (the modified time up to which everything was fetched and
+//!   acknowledged) advances only when a whole run succeeded; the next run starts at
+//!   `cursor − overlap` (inclusive, overlapping: duplicates are harmless);
+//! - a failure that outlives the connector's retries marks the run `failed` with the
+//!   error, leaves the cursor, and is never recorded as "no data";
+//! - deletions come only from the 3PA's deletion feeds, never from a listing.
+//!
+//! Connections (from the config and from `POST /v1/connections`) are event-sourced in the
+//! compacted `ingot.connections` topic.
+
+pub mod api;
+mod engine;
+mod status;
+
+pub use engine::{read_connections, Engine, EngineError, SyncSettings, CONNECTIONS_TOPIC, SYNC_TOPIC};
+pub use status::{Backfill, ModelStatus, SyncState};

@@ -1,0 +1,53 @@
+use serde::{Deserialize, Serialize};
+
+/// The state of a model's sync.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum SyncState {
+    /// Not started yet.
+    #[default]
+    Pending,
+    /// A historical sync or reconciliation is running.
+    Syncing,
+    /// The last run finished; the mirror is current up to `cursor`.
+    Done,
+    /// The last run failed (see `last_error`); the cursor did not move.
+    Failed,
+    /// The historical sync stopped part-way (failed); what it fetched is kept, the next
+    /// run resumes at its checkpoint.
+    Partial,
+}
+
+/// Where a historical sync is: windows over [from, to], and the page inside the current one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Backfill {
+    /// Lower bound: `to − history`, RFC 3339 UTC.
+    pub from: String,
+    /// Upper bound: when the historical sync started; reconciliation continues from here.
+    pub to: String,
+    pub windows_total: u32,
+    /// Windows fully fetched and acknowledged.
+    pub windows_done: u32,
+    /// Continuation inside window `windows_done` (None: its first page).
+    pub page: Option<ingot_connectors::PageToken>,
+}
+
+/// Sync status of one (connection, model), persisted in `ingot.sync` and served by
+/// `GET /v1/connections/{id}/sync-status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct ModelStatus {
+    pub state: SyncState,
+    /// `backfill` or `reconcile`.
+    pub phase: Option<String>,
+    /// Everything modified at or before this time (RFC 3339 UTC) was fetched and acknowledged.
+    pub cursor: Option<String>,
+    pub last_success: Option<String>,
+    pub last_run_started: Option<String>,
+    /// Records written to the raw topic by the sync (all runs).
+    pub records_seen: u64,
+    pub deletions_seen: u64,
+    pub last_error: Option<String>,
+    pub backfill: Option<Backfill>,
+    /// Historical sync progress in percent (windows done / total).
+    pub progress_percent: Option<f64>,
+}
