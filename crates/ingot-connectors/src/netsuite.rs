@@ -1,17 +1,579 @@
-//! NetSuite connector (to be written).
+//! NetSuite connector: SuiteQL over REST (`POST /services/rest/query/v1/suiteql`),
+//! bearer-token auth (`config.access_token`), the account time zone from
+//! `config.timezone` (required, IANA name such as `America/Los_Angeles`).
+//!
+//! # Queries
+//!
+//! | model | query (columns as the NetSuite mapping expects) | topic |
+//! |---|---|---|
+//! | Order | [`SALES_ORDER_COLUMNS`] `FROM transaction WHERE type = 'SalesOrd' AND <window>` | `salesorder.suiteql` |
+//! | Customer | [`CUSTOMER_COLUMNS`] `FROM customer WHERE <window>` | `customer.suiteql` |
+//! | Product | [`ITEM_COLUMNS`] `FROM item WHERE <window>` | `item.suiteql` |
+//! | deletions | `SELECT deleteddate, type, recordid FROM DeletedRecord WHERE type IN (<types of the model>) AND <window on deleteddate>` | `<type>.deleted` (e.g. `salesorder.deleted`) |
+//!
+//! `<window>` is `lastmodifieddate >= TO_DATE('<from>', 'YYYY-MM-DD HH24:MI') AND
+//! lastmodifieddate <= TO_DATE('<to>', 'YYYY-MM-DD HH24:MI') ORDER BY lastmodifieddate, id`
+//! (`deleteddate`, `recordid` for deletions).
+//!
+//! # 3PA facts this relies on (QUIRKS Q-N1, Q-N2, Q-N4, Q-N5; Oracle help
+//! section_157909186990 "SuiteQL", section_158394344595)
+//!
+//! - `lastmodifieddate` has **minute precision** and many records share a minute. The
+//!   window is widened to whole minutes: `from` is floored and `to` ceiled to the minute,
+//!   both compared inclusively (`>=`, `<=`) — never a strict `>` on a last-seen value. So
+//!   records of the boundary minutes are listed by both adjacent windows (harmless
+//!   duplicates); the `updated_at` of a record is its minute (it may be up to 59 s before
+//!   `window.from`).
+//! - `TO_DATE` literals and the datetime values returned are in the **account (session)
+//!   time zone**. Bounds are converted from UTC to that zone; where a local time is
+//!   ambiguous (DST fall-back), the lower bound uses the local time one hour earlier and
+//!   the upper bound the local time one hour later, so the window is never narrowed.
+//! - Returned datetimes are read in the session's format; this connector expects the US
+//!   date preference `M/D/YYYY` with `h:mm am` (`1/15/2024 3:04 pm`), and also accepts
+//!   24-hour, seconds and ISO forms. An ambiguous local time (DST fall-back hour) is
+//!   resolved to the earliest instant that keeps the listing in order.
+//! - Every value is a string, column keys are lower case, null columns are omitted.
+//! - Paging: `limit` ≤ 1000 (default page size here: 1000), `offset` a multiple of
+//!   `limit`, `hasMore`; a unique `ORDER BY` is required for stable pages.
+//! - Deletions: the `DeletedRecord` table (`deleteddate`, `type`, `recordid`); `type` is the
+//!   record type id in lower case (`salesorder`, `customer`, `inventoryitem`, ...).
+//!
+//! # Payloads (not byte-exact for times)
+//!
+//! Each SuiteQL item (`{"links": [], ...}`) is passed on with its keys and values in the
+//! order received, except the datetime columns `lastmodifieddate`, `createddate`,
+//! `datecreated` and `deleteddate`: the account-local string (`1/15/2024 3:04 pm`) is
+//! rewritten as RFC 3339 with the account's offset at that instant
+//! (`2024-01-15T15:04:00-08:00`). The NetSuite mapping reads a zone-less time as UTC, which
+//! would shift every record by the account's offset; the rewrite keeps the local wall time
+//! and makes the zone explicit.
+//!
+//! # Paging under concurrent modification
+//!
+//! Offset paging skips a row whenever an earlier row leaves the result (modified past the
+//! window, deleted) during a listing. The [`PageToken`] therefore holds the last row's
+//! key (`lastmodifieddate` minute, `id`) and a position hint: the next request restarts
+//! the window at that minute (`>= TO_DATE(<minute>)`), reads from the page holding the
+//! hint, steps back a page if the first row is already past the key, and emits only rows
+//! whose key is greater than the last one. Only rows of that one minute can shift the
+//! position, and a shift is detected and re-read. No row is emitted twice by one listing.
 
-use crate::{Connector, ConnectorConfig, ConnectorError, Deletion, Page, PageToken, RemoteRecord, Window};
+use crate::http::{self, Client, RetryPolicy};
+use crate::{
+    Connector, ConnectorConfig, ConnectorError, Deletion, Page, PageToken, RemoteRecord, Window,
+};
 use async_trait::async_trait;
+use chrono::{
+    DateTime, Duration as ChronoDuration, LocalResult, NaiveDateTime, SecondsFormat, TimeZone,
+    Timelike, Utc,
+};
+use chrono_tz::Tz;
 use ingot_model::{Model, Provider};
+use serde::de::{MapAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::value::RawValue;
 
+/// Columns selected for sales orders (`salesorder.suiteql`).
+pub const SALES_ORDER_COLUMNS: &str =
+    "id, tranid, status, BUILTIN.DF(currency) AS currency, entity, email, memo, subtotal, \
+     discounttotal, taxtotal, shippingcost, total, createddate, lastmodifieddate";
+/// Columns selected for customers (`customer.suiteql`).
+pub const CUSTOMER_COLUMNS: &str =
+    "id, entityid, companyname, firstname, lastname, email, phone, isinactive, \
+     BUILTIN.DF(currency) AS currency, comments, datecreated, lastmodifieddate";
+/// Columns selected for items (`item.suiteql`).
+pub const ITEM_COLUMNS: &str =
+    "id, itemid, displayname, salesdescription, itemtype, isinactive, upccode, baseprice, \
+     createddate, lastmodifieddate";
+
+/// `DeletedRecord.type` values (record type ids) of sellable items, read as Product
+/// deletions (same list as the NetSuite mapping's `ITEM_RECORD_TYPES`).
+pub const ITEM_RECORD_TYPES: &[&str] = &[
+    "inventoryitem",
+    "lotnumberedinventoryitem",
+    "serializedinventoryitem",
+    "noninventoryitem",
+    "noninventorysaleitem",
+    "noninventoryresaleitem",
+    "noninventorypurchaseitem",
+    "servicesaleitem",
+    "serviceresaleitem",
+    "servicepurchaseitem",
+    "otherchargesaleitem",
+    "otherchargeresaleitem",
+    "otherchargepurchaseitem",
+    "assemblyitem",
+    "lotnumberedassemblyitem",
+    "serializedassemblyitem",
+    "kititem",
+    "itemgroup",
+    "giftcertificateitem",
+    "downloaditem",
+];
+
+/// Datetime columns rewritten to RFC 3339 with the account offset.
+const TIME_COLUMNS: &[&str] = &[
+    "lastmodifieddate",
+    "createddate",
+    "datecreated",
+    "deleteddate",
+];
+/// Maximum SuiteQL `limit`.
+pub const MAX_LIMIT: u32 = 1000;
+/// Bound on page requests inside one call while re-synchronizing on the key.
+const MAX_STEPS: usize = 1000;
+
+/// The NetSuite connector (see the module docs).
 pub struct NetSuiteConnector {
-    #[allow(dead_code)]
     config: ConnectorConfig,
+    client: Client,
+    policy: RetryPolicy,
+}
+
+/// A SuiteQL item: its fields in the order received.
+struct Fields(Vec<(String, Box<RawValue>)>);
+
+impl<'de> Deserialize<'de> for Fields {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Fields;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Fields, A::Error> {
+                let mut v = Vec::new();
+                while let Some((k, val)) = m.next_entry::<String, Box<RawValue>>()? {
+                    v.push((k, val));
+                }
+                Ok(Fields(v))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+impl Fields {
+    fn text(&self, key: &str) -> Option<String> {
+        self.0
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(key))
+            .and_then(|(_, v)| serde_json::from_str::<String>(v.get()).ok())
+    }
+}
+
+#[derive(Deserialize)]
+struct Envelope {
+    items: Vec<Fields>,
+    #[serde(rename = "hasMore")]
+    has_more: bool,
+}
+
+/// The page token.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+struct Cursor {
+    /// The last row's minute (UTC, RFC 3339).
+    m: DateTime<Utc>,
+    /// The last row's id.
+    id: u64,
+    /// Rows of the list restarted at `m` up to and including it.
+    pos: u64,
+}
+
+type Key = (DateTime<Utc>, u64);
+
+struct Row {
+    key: Key,
+    fields: Fields,
+}
+
+/// What one listing reads.
+struct Spec {
+    select: &'static str,
+    table: &'static str,
+    filter: Option<String>,
+    time: &'static str,
+    id: &'static str,
+}
+
+fn floor_minute(t: DateTime<Utc>) -> DateTime<Utc> {
+    t.with_second(0)
+        .and_then(|t| t.with_nanosecond(0))
+        .unwrap_or(t)
+}
+
+fn ceil_minute(t: DateTime<Utc>) -> DateTime<Utc> {
+    let f = floor_minute(t);
+    if f == t {
+        t
+    } else {
+        f + ChronoDuration::minutes(1)
+    }
+}
+
+fn is_ambiguous(tz: Tz, local: NaiveDateTime) -> bool {
+    matches!(tz.from_local_datetime(&local), LocalResult::Ambiguous(..))
+}
+
+/// The `TO_DATE` literal of a lower bound (never later than `t`).
+fn lower_literal(t: DateTime<Utc>, tz: Tz) -> String {
+    let local = t.with_timezone(&tz).naive_local();
+    let local = if is_ambiguous(tz, local) {
+        (t - ChronoDuration::hours(1))
+            .with_timezone(&tz)
+            .naive_local()
+    } else {
+        local
+    };
+    local.format("%Y-%m-%d %H:%M").to_string()
+}
+
+/// The `TO_DATE` literal of an upper bound (never earlier than `t`).
+fn upper_literal(t: DateTime<Utc>, tz: Tz) -> String {
+    let local = t.with_timezone(&tz).naive_local();
+    let local = if is_ambiguous(tz, local) {
+        (t + ChronoDuration::hours(1))
+            .with_timezone(&tz)
+            .naive_local()
+    } else {
+        local
+    };
+    local.format("%Y-%m-%d %H:%M").to_string()
+}
+
+/// Parses an account-local datetime string; on a DST overlap, the earliest candidate not
+/// before `not_before` (else the earliest).
+fn parse_local(s: &str, tz: Tz, not_before: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
+    let v = s.trim();
+    if let Ok(t) = DateTime::parse_from_rfc3339(v) {
+        return Some(t.with_timezone(&Utc));
+    }
+    const FORMATS: &[&str] = &[
+        "%m/%d/%Y %I:%M %p",
+        "%m/%d/%Y %I:%M:%S %p",
+        "%m/%d/%Y %H:%M",
+        "%m/%d/%Y %H:%M:%S",
+        "%Y-%m-%d %H:%M:%S",
+        "%Y-%m-%d %H:%M",
+        "%Y-%m-%dT%H:%M:%S",
+    ];
+    let naive = FORMATS
+        .iter()
+        .find_map(|f| NaiveDateTime::parse_from_str(v, f).ok())?;
+    match tz.from_local_datetime(&naive) {
+        LocalResult::Single(t) => Some(t.with_timezone(&Utc)),
+        LocalResult::Ambiguous(a, b) => {
+            let (a, b) = (a.with_timezone(&Utc), b.with_timezone(&Utc));
+            Some(match not_before {
+                Some(nb) if a < nb => b,
+                _ => a,
+            })
+        }
+        // A time in a DST gap cannot be produced by NetSuite; read it one hour later.
+        LocalResult::None => tz
+            .from_local_datetime(&(naive + ChronoDuration::hours(1)))
+            .earliest()
+            .map(|t| t.with_timezone(&Utc)),
+    }
 }
 
 impl NetSuiteConnector {
+    /// A connector with the default retry policy (attempts from `config.max_attempts`).
     pub fn new(config: ConnectorConfig) -> Self {
-        NetSuiteConnector { config }
+        let mut policy = RetryPolicy::default();
+        if let Some(n) = config.max_attempts {
+            policy.max_attempts = n.max(1);
+        }
+        Self::with_policy(config, policy)
+    }
+
+    /// A connector with an explicit retry policy (tests use short delays and timeouts).
+    pub fn with_policy(config: ConnectorConfig, policy: RetryPolicy) -> Self {
+        NetSuiteConnector {
+            config,
+            client: Client::new(),
+            policy,
+        }
+    }
+
+    fn tz(&self) -> Result<Tz, ConnectorError> {
+        let name = self.config.timezone.as_deref().ok_or_else(|| {
+            ConnectorError::Unsupported(
+                "the NetSuite connector needs config.timezone (the account's IANA time zone)"
+                    .into(),
+            )
+        })?;
+        name.parse::<Tz>().map_err(|_| {
+            ConnectorError::Unsupported(format!("unknown time zone {name:?} in config.timezone"))
+        })
+    }
+
+    fn limit(&self) -> u64 {
+        u64::from(
+            self.config
+                .page_size
+                .unwrap_or(MAX_LIMIT)
+                .clamp(1, MAX_LIMIT),
+        )
+    }
+
+    /// One SuiteQL request with retries.
+    async fn suiteql(&self, q: &str, limit: u64, offset: u64) -> Result<Envelope, ConnectorError> {
+        let url = format!(
+            "{}/services/rest/query/v1/suiteql",
+            self.config.base_url.trim_end_matches('/')
+        );
+        let token = self.config.access_token.clone().unwrap_or_default();
+        let body = serde_json::json!({ "q": q }).to_string();
+        let query = [("limit", limit.to_string()), ("offset", offset.to_string())];
+        let resp = http::send(&self.policy, || {
+            self.client
+                .post(&url)
+                .query(&query)
+                .bearer_auth(&token)
+                .header("prefer", "transient")
+                .header("content-type", "application/json")
+                .header("accept", "application/json")
+                .body(body.clone())
+        })
+        .await?;
+        serde_json::from_slice(&resp.body)
+            .map_err(|e| ConnectorError::Malformed(format!("SuiteQL response: {e}")))
+    }
+
+    /// Reads one page of `spec` inside `window`, continuing `page`.
+    async fn read(
+        &self,
+        spec: &Spec,
+        window: &Window,
+        page: Option<&PageToken>,
+    ) -> Result<(Vec<Row>, Option<PageToken>), ConnectorError> {
+        let tz = self.tz()?;
+        let cursor: Option<Cursor> =
+            match page {
+                None => None,
+                Some(p) => Some(serde_json::from_str(&p.0).map_err(|e| {
+                    ConnectorError::Malformed(format!("bad NetSuite page token: {e}"))
+                })?),
+            };
+        let lower = cursor
+            .as_ref()
+            .map_or_else(|| floor_minute(window.from), |c| c.m);
+        let upper = ceil_minute(window.to);
+        let mut q = format!("SELECT {} FROM {} WHERE ", spec.select, spec.table);
+        if let Some(f) = &spec.filter {
+            q.push_str(f);
+            q.push_str(" AND ");
+        }
+        q.push_str(&format!(
+            "{t} >= TO_DATE('{lo}', 'YYYY-MM-DD HH24:MI') AND {t} <= TO_DATE('{hi}', 'YYYY-MM-DD HH24:MI') ORDER BY {t}, {id}",
+            t = spec.time,
+            lo = lower_literal(lower, tz),
+            hi = upper_literal(upper, tz),
+            id = spec.id,
+        ));
+        let limit = self.limit();
+        let last: Option<Key> = cursor.as_ref().map(|c| (c.m, c.id));
+        let mut offset = cursor
+            .as_ref()
+            .map_or(0, |c| c.pos.saturating_sub(1) / limit * limit);
+        // How the server reads the lower literal (earliest instant of a local time).
+        let lower_server = {
+            let lit =
+                NaiveDateTime::parse_from_str(&lower_literal(lower, tz), "%Y-%m-%d %H:%M").ok();
+            lit.and_then(|l| tz.from_local_datetime(&l).earliest())
+                .map(|t| t.with_timezone(&Utc))
+        };
+        // The resolved time of the last row of the previous page, when this page follows it.
+        let mut carry: Option<(u64, DateTime<Utc>)> = None;
+        // Stepping back is for re-synchronizing the first read; never after stepping forward.
+        let mut may_step_back = true;
+        for _ in 0..MAX_STEPS {
+            let env = self.suiteql(&q, limit, offset).await?;
+            let more = env.has_more;
+            let mut raw = Vec::with_capacity(env.items.len());
+            for fields in env.items {
+                let id_text = fields.text(spec.id).ok_or_else(|| {
+                    ConnectorError::Malformed(format!("SuiteQL row without a string {}", spec.id))
+                })?;
+                let id = id_text.trim().parse::<u64>().map_err(|_| {
+                    ConnectorError::Malformed(format!(
+                        "SuiteQL {} {id_text:?} is not an integer",
+                        spec.id
+                    ))
+                })?;
+                let t_text = fields.text(spec.time).ok_or_else(|| {
+                    ConnectorError::Malformed(format!("SuiteQL row {id} without {}", spec.time))
+                })?;
+                raw.push((id, t_text, fields));
+            }
+            // Local times are ambiguous in a DST fall-back hour: resolve them so that the rows
+            // stay in the server's order, anchored on the last row of the previous page (found
+            // again in this page), else the previous page of this call, else the lower bound.
+            let anchor = last.and_then(|l| raw.iter().position(|r| r.0 == l.1));
+            let mut prev = match (anchor, carry) {
+                (Some(_), _) => last.map(|l| l.0),
+                (None, Some((o, t))) if o + limit == offset => Some(t),
+                _ => lower_server,
+            };
+            let mut rows = Vec::with_capacity(raw.len());
+            for (i, (id, t_text, fields)) in raw.into_iter().enumerate() {
+                let bad = || {
+                    ConnectorError::Malformed(format!(
+                        "SuiteQL row {id}: unreadable {} {t_text:?}",
+                        spec.time
+                    ))
+                };
+                let key = match (anchor, last) {
+                    (Some(p), Some(l)) if i == p => l,
+                    (Some(p), Some(l)) if i < p => {
+                        let t = parse_local(&t_text, tz, None).ok_or_else(bad)?;
+                        (t, id).min(l)
+                    }
+                    _ => {
+                        let t = parse_local(&t_text, tz, prev).ok_or_else(bad)?;
+                        prev = Some(t);
+                        (t, id)
+                    }
+                };
+                rows.push(Row { key, fields });
+            }
+            carry = rows.last().map(|r| (offset, r.key.0));
+            let n = rows.len() as u64;
+            if rows.is_empty() {
+                if offset > 0 && last.is_some() && may_step_back {
+                    offset = offset.saturating_sub(limit);
+                    continue;
+                }
+                return Ok((Vec::new(), None));
+            }
+            if let (Some(l), true) = (last, offset > 0 && may_step_back) {
+                if rows[0].key > l {
+                    offset = offset.saturating_sub(limit);
+                    continue;
+                }
+            }
+            let last_key = rows[rows.len() - 1].key;
+            let fresh: Vec<Row> = rows
+                .into_iter()
+                .filter(|r| last.is_none_or(|l| r.key > l))
+                .collect();
+            if fresh.is_empty() {
+                if more {
+                    offset += limit;
+                    may_step_back = false;
+                    continue;
+                }
+                return Ok((Vec::new(), None));
+            }
+            let next = if more {
+                let pos = if last_key.0 == lower {
+                    offset + n
+                } else {
+                    // The page's rows of the last minute are the head of the list restarted
+                    // there: rows before this page are at or before the previous key's minute.
+                    fresh.iter().filter(|r| r.key.0 == last_key.0).count() as u64
+                };
+                let c = Cursor {
+                    m: last_key.0,
+                    id: last_key.1,
+                    pos,
+                };
+                Some(PageToken(
+                    serde_json::to_string(&c)
+                        .map_err(|e| ConnectorError::Malformed(e.to_string()))?,
+                ))
+            } else {
+                None
+            };
+            return Ok((fresh, next));
+        }
+        Err(ConnectorError::Malformed(format!(
+            "SuiteQL {}: paging did not converge after {MAX_STEPS} requests",
+            spec.table
+        )))
+    }
+
+    /// The item re-serialized with datetime columns as RFC 3339 with the account offset.
+    fn payload(
+        fields: &Fields,
+        tz: Tz,
+        key_time: Option<DateTime<Utc>>,
+        time_col: &str,
+    ) -> Vec<u8> {
+        let mut out = String::from("{");
+        for (i, (k, v)) in fields.0.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            out.push_str(&serde_json::to_string(k).unwrap_or_else(|_| format!("\"{k}\"")));
+            out.push(':');
+            let lower = k.to_ascii_lowercase();
+            let rewritten = if TIME_COLUMNS.contains(&lower.as_str()) {
+                serde_json::from_str::<String>(v.get()).ok().and_then(|s| {
+                    let t = if lower == time_col {
+                        key_time
+                    } else {
+                        parse_local(&s, tz, None)
+                    }?;
+                    let local = t
+                        .with_timezone(&tz)
+                        .to_rfc3339_opts(SecondsFormat::Secs, false);
+                    serde_json::to_string(&local).ok()
+                })
+            } else {
+                None
+            };
+            match rewritten {
+                Some(r) => out.push_str(&r),
+                None => out.push_str(v.get()),
+            }
+        }
+        out.push('}');
+        out.into_bytes()
+    }
+}
+
+fn listing_spec(model: Model) -> (Spec, &'static str) {
+    match model {
+        Model::Order => (
+            Spec {
+                select: SALES_ORDER_COLUMNS,
+                table: "transaction",
+                filter: Some("type = 'SalesOrd'".into()),
+                time: "lastmodifieddate",
+                id: "id",
+            },
+            "salesorder.suiteql",
+        ),
+        Model::Customer => (
+            Spec {
+                select: CUSTOMER_COLUMNS,
+                table: "customer",
+                filter: None,
+                time: "lastmodifieddate",
+                id: "id",
+            },
+            "customer.suiteql",
+        ),
+        Model::Product => (
+            Spec {
+                select: ITEM_COLUMNS,
+                table: "item",
+                filter: None,
+                time: "lastmodifieddate",
+                id: "id",
+            },
+            "item.suiteql",
+        ),
+    }
+}
+
+fn deletion_types(model: Model) -> Vec<&'static str> {
+    match model {
+        Model::Order => vec!["salesorder"],
+        Model::Customer => vec!["customer"],
+        Model::Product => ITEM_RECORD_TYPES.to_vec(),
     }
 }
 
@@ -20,10 +582,95 @@ impl Connector for NetSuiteConnector {
     fn provider(&self) -> Provider {
         Provider::NetSuite
     }
-    async fn list(&self, _model: Model, _window: &Window, _page: Option<&PageToken>) -> Result<Page<RemoteRecord>, ConnectorError> {
-        Err(ConnectorError::Unsupported("not written yet".into()))
+
+    async fn list(
+        &self,
+        model: Model,
+        window: &Window,
+        page: Option<&PageToken>,
+    ) -> Result<Page<RemoteRecord>, ConnectorError> {
+        let tz = self.tz()?;
+        let (spec, topic) = listing_spec(model);
+        let (rows, next) = self.read(&spec, window, page).await?;
+        let items = rows
+            .into_iter()
+            .map(|r| RemoteRecord {
+                model,
+                remote_id: r.key.1.to_string(),
+                updated_at: r.key.0,
+                topic: topic.to_string(),
+                payload: Self::payload(&r.fields, tz, Some(r.key.0), spec.time),
+            })
+            .collect();
+        Ok(Page { items, next })
     }
-    async fn deletions(&self, _model: Model, _window: &Window, _page: Option<&PageToken>) -> Result<Page<Deletion>, ConnectorError> {
-        Err(ConnectorError::Unsupported("not written yet".into()))
+
+    async fn deletions(
+        &self,
+        model: Model,
+        window: &Window,
+        page: Option<&PageToken>,
+    ) -> Result<Page<Deletion>, ConnectorError> {
+        let tz = self.tz()?;
+        let types = deletion_types(model)
+            .iter()
+            .map(|t| format!("'{t}'"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let spec = Spec {
+            select: "deleteddate, type, recordid",
+            table: "DeletedRecord",
+            filter: Some(format!("type IN ({types})")),
+            time: "deleteddate",
+            id: "recordid",
+        };
+        let (rows, next) = self.read(&spec, window, page).await?;
+        let mut items = Vec::with_capacity(rows.len());
+        for r in rows {
+            let rtype = r.fields.text("type").ok_or_else(|| {
+                ConnectorError::Malformed(format!("DeletedRecord row {} without type", r.key.1))
+            })?;
+            items.push(Deletion {
+                model,
+                remote_id: r.key.1.to_string(),
+                deleted_at: r.key.0,
+                topic: format!("{}.deleted", rtype.to_ascii_lowercase()),
+                payload: Self::payload(&r.fields, tz, Some(r.key.0), spec.time),
+            });
+        }
+        Ok(Page { items, next })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn literals_and_parsing_in_the_account_zone() {
+        let tz: Tz = "America/Los_Angeles".parse().unwrap();
+        let t = Utc.with_ymd_and_hms(2024, 1, 15, 23, 4, 0).unwrap();
+        assert_eq!(lower_literal(t, tz), "2024-01-15 15:04");
+        assert_eq!(parse_local("1/15/2024 3:04 pm", tz, None), Some(t));
+        assert_eq!(parse_local("1/15/2024 3:04 PM", tz, None), Some(t));
+        // DST fall-back 2024-11-03: 1:30 local happens at 08:30Z and 09:30Z.
+        let first = Utc.with_ymd_and_hms(2024, 11, 3, 8, 30, 0).unwrap();
+        let second = Utc.with_ymd_and_hms(2024, 11, 3, 9, 30, 0).unwrap();
+        assert_eq!(lower_literal(second, tz), "2024-11-03 01:30");
+        assert_eq!(lower_literal(first, tz), "2024-11-03 00:30");
+        assert_eq!(upper_literal(second, tz), "2024-11-03 02:30");
+        assert_eq!(parse_local("11/3/2024 1:30 am", tz, None), Some(first));
+        assert_eq!(
+            parse_local(
+                "11/3/2024 1:30 am",
+                tz,
+                Some(first + ChronoDuration::minutes(5))
+            ),
+            Some(second)
+        );
+        assert_eq!(
+            ceil_minute(t + ChronoDuration::seconds(1)),
+            t + ChronoDuration::minutes(1)
+        );
     }
 }
