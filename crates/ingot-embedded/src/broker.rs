@@ -1,5 +1,6 @@
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::time::Instant;
 use tokio::task::JoinHandle;
 use url::Url;
 
@@ -37,7 +38,11 @@ impl EmbeddedBroker {
         let storage = Url::parse(&format!("sqlite:///{}?maintenance_interval=10s", abs.display()))
             .map_err(|e| BrokerError::Tansu(e.to_string()))?;
         let listener = Url::parse(&format!("tcp://127.0.0.1:{port}")).map_err(|e| BrokerError::Tansu(e.to_string()))?;
-        let mut broker = tansu_broker::broker::Broker::builder()
+        type Tansu = tansu_broker::broker::Broker<
+            tansu_broker::coordinator::group::administrator::Controller<tansu_storage::StorageContainer>,
+            tansu_storage::StorageContainer,
+        >;
+        let mut broker = Tansu::builder()
             .node_id(111)
             .cluster_id("ingot-embedded")
             .incarnation_id(uuid::Uuid::new_v4())
