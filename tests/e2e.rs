@@ -57,6 +57,12 @@ provider = "shopify"
 shop_domain = "demo.myshopify.com"
 webhook_secrets = ["old-secret-being-rotated-out", "{SECRET}"]
 [[connections]]
+id = "woo-1"
+tenant = "acme"
+provider = "woocommerce"
+base_url = "https://example.com"
+webhook_secrets = ["{SECRET}"]
+[[connections]]
 id = "globex-shop"
 tenant = "globex"
 provider = "shopify"
@@ -302,18 +308,15 @@ async fn restart_and_lost_state_give_the_same_answers() {
     h.wait_for(&deleted, |s, _| s == 404).await;
     let paid = format!("/v1/orders/{}", order_id(story.updated_order_id));
     h.wait_for(&paid, |s, v| s == 200 && v["data"]["payment_status"] == "paid").await;
-    let snapshot = |h: &Harness| {
-        let h = h;
-        async move {
-            let mut out = Vec::new();
-            for r in ["orders", "customers", "products"] {
-                let (s, v) = h.get(&format!("/v1/{r}?include_deleted=true"), KEY).await;
-                assert_eq!(s, 200);
-                out.push(v["data"].clone());
-            }
-            out
+    async fn snapshot(h: &Harness) -> Vec<Value> {
+        let mut out = Vec::new();
+        for r in ["orders", "customers", "products"] {
+            let (s, v) = h.get(&format!("/v1/{r}?include_deleted=true"), KEY).await;
+            assert_eq!(s, 200);
+            out.push(v["data"].clone());
         }
-    };
+        out
+    }
     let before = snapshot(&h).await;
     assert_eq!(before[0].as_array().unwrap().len(), 3);
     assert_eq!(before[1].as_array().unwrap().len(), 2);
@@ -652,4 +655,105 @@ async fn a_killed_historical_sync_resumes_where_it_stopped() {
     // must not start over: at most the interrupted page is fetched again.
     assert!(before >= 5, "stopped after {before} order requests");
     assert!(total <= 26 + 1, "{total} order requests in all ({before} before the restart)");
+}
+
+// ---------------------------------------------------------------------------------------
+// WooCommerce webhooks.
+
+fn woo_delivery(topic: &str, body: &[u8], delivery_id: &str) -> shopsim::Delivery {
+    shopsim::Delivery {
+        topic: topic.into(),
+        body: body.to_vec(),
+        headers: vec![
+            ("User-Agent".into(), "WooCommerce/4.7.0 Hookshot (WordPress/5.5.3)".into()),
+            ("Content-Type".into(), "application/json".into()),
+            ("X-WC-Webhook-Source".into(), "https://example.com/".into()),
+            ("X-WC-Webhook-Topic".into(), topic.into()),
+            ("X-WC-Webhook-Signature".into(), shopsim::sign(SECRET, body)),
+            ("X-WC-Webhook-ID".into(), "27".into()),
+            ("X-WC-Webhook-Delivery-ID".into(), delivery_id.into()),
+        ],
+    }
+}
+
+impl Harness {
+    async fn post_woo(&self, d: &shopsim::Delivery) -> u16 {
+        let mut req = self.client.post(format!("{}/webhooks/woocommerce/woo-1", self.base)).body(d.body.clone());
+        for (k, v) in &d.headers {
+            req = req.header(k, v);
+        }
+        req.send().await.unwrap().status().as_u16()
+    }
+}
+
+fn woo_id(model: Model, remote: &str) -> String {
+    RecordKey::new("woo-1", model, remote).record_id()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn woocommerce_webhooks_flow_end_to_end() {
+    let h = Harness::start().await;
+    let before = h.kafka().end_offsets("raw.woocommerce").unwrap().iter().map(|(_, o)| o).sum::<i64>();
+    // the ping: unsigned form body, 200, nothing written
+    let r = h
+        .client
+        .post(format!("{}/webhooks/woocommerce/woo-1", h.base))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body("webhook_id=27")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    // a real delivery without a valid signature: 401, nothing written
+    let order = json!({
+        "id": 9001, "number": "9001", "status": "processing", "currency": "USD",
+        "date_created_gmt": "2026-11-20T15:00:00", "date_modified_gmt": "2026-11-20T15:05:00",
+        "date_paid_gmt": "2026-11-20T15:01:00", "discount_total": "0.00", "shipping_total": "5.00",
+        "total": "47.93", "total_tax": "0.00", "customer_id": 0, "customer_note": "",
+        "billing": {"first_name": "Ada", "last_name": "Lovelace", "email": "ada@example.com", "country": "US"},
+        "shipping": {}, "shipping_lines": [], "tax_lines": [], "coupon_lines": [], "fee_lines": [], "refunds": [],
+        "line_items": [{"id": 1, "name": "Caf&eacute; &amp; Bar Mug", "product_id": 70, "variation_id": 0, "quantity": 3,
+            "subtotal": "42.93", "total": "42.93", "total_tax": "0.00", "sku": "MUG", "price": 14.309999999999999, "taxes": []}]
+    });
+    let body = serde_json::to_vec(&order).unwrap();
+    let mut forged = woo_delivery("order.created", &body, "d1");
+    forged.headers.iter_mut().filter(|(k, _)| k == "X-WC-Webhook-Signature").for_each(|(_, v)| *v = shopsim::sign("wrong", &body));
+    assert_eq!(h.post_woo(&forged).await, 401);
+    let after = h.kafka().end_offsets("raw.woocommerce").unwrap().iter().map(|(_, o)| o).sum::<i64>();
+    assert_eq!(after, before, "ping and forged delivery wrote nothing");
+
+    // a signed delivery; then the same content again with a new delivery id
+    assert_eq!(h.post_woo(&woo_delivery("order.created", &body, "d2")).await, 200);
+    assert_eq!(h.post_woo(&woo_delivery("order.updated", &body, "d3")).await, 200);
+    let got = h.wait_for(&format!("/v1/orders/{}", woo_id(Model::Order, "9001")), |s, _| s == 200).await;
+    let d = &got["data"];
+    assert_eq!(d["provider"], "woocommerce");
+    assert_eq!(d["line_items"][0]["name"], "Café & Bar Mug", "entities decoded once");
+    assert_eq!(d["line_items"][0]["unit_price"], "14.31", "unit price from subtotal / quantity, not the float");
+    assert_eq!(d["total_price"], "47.93");
+    assert_eq!(d["customer_remote_id"], Value::Null, "customer_id 0 is a guest");
+    assert_eq!(d["remote_updated_at"], "2026-11-20T15:05:00Z");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(h.records_for("normalized.order", "woo-1/order/9001").await.len(), 1, "same content, one normalized version");
+    assert_eq!(h.records_for("raw.woocommerce", "woo-1/order/9001").await.len(), 2);
+
+    // delete: {"id": N}
+    assert_eq!(h.post_woo(&woo_delivery("order.deleted", b"{\"id\":9001}", "d4")).await, 200);
+    h.wait_for(&format!("/v1/orders/{}", woo_id(Model::Order, "9001")), |s, _| s == 404).await;
+
+    // the real fixtures, signed
+    let Some(dir) = fixtures_dir() else { return };
+    for (file, topic, model, remote) in [
+        ("webhook_order_created.json", "order.created", Model::Order, "727"),
+        ("webhook_customer_created.json", "customer.created", Model::Customer, "25"),
+        ("webhook_product_created.json", "product.created", Model::Product, "794"),
+    ] {
+        let body = std::fs::read(dir.join("woocommerce").join(file)).unwrap();
+        assert_eq!(h.post_woo(&woo_delivery(topic, &body, file)).await, 200, "{file}");
+        let got = h.wait_for(&format!("/v1/{}/{}", model.resource(), woo_id(model, remote)), |s, _| s == 200).await;
+        assert_eq!(got["data"]["remote_id"], remote);
+    }
+    let order = h.get(&format!("/v1/orders/{}", woo_id(Model::Order, "727")), KEY).await.1;
+    assert_eq!(order["data"]["total_price"], "29.35");
+    assert_eq!(order["data"]["remote_updated_at"], "2017-03-22T19:28:08Z");
 }

@@ -145,6 +145,7 @@ impl AvroCodec {
 }
 
 #[cfg(test)]
+#[allow(deprecated)] // to_avro_datum / from_avro_datum: the plain datum codec is what we test against
 mod tests {
     use super::*;
     use ingot_model::*;

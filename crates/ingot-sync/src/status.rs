@@ -34,7 +34,7 @@ pub struct Backfill {
 
 /// Sync status of one (connection, model), persisted in `ingot.sync` and served by
 /// `GET /v1/connections/{id}/sync-status`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct ModelStatus {
     pub state: SyncState,
     /// `backfill` or `reconcile`.

@@ -1,3 +1,4 @@
+#![recursion_limit = "256"]
 //! The `ingot` binary's library half: configuration and the assembly of the stages
 //! (embedded or external Kafka and registry, topics, ingest, processor, materializer,
 //! API) into one process or one process per stage. `main.rs` is the thin CLI over it;
@@ -7,4 +8,5 @@ pub mod app;
 pub mod config;
 pub mod bench;
 pub mod demo;
+pub mod progress;
 pub mod shopsim;

@@ -43,6 +43,19 @@ enum Command {
         #[arg(long, default_value_t = 50)]
         samples: usize,
     },
+    /// Show a connection's sync status as progress bars (per model).
+    SyncStatus {
+        /// The API's base URL.
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        api: String,
+        /// An API key of the connection's tenant.
+        #[arg(long, env = "INGOT_API_KEY")]
+        key: String,
+        connection: String,
+        /// Keep refreshing until every model is done or failed.
+        #[arg(long)]
+        follow: bool,
+    },
     /// Topic administration.
     Topics {
         #[command(subcommand)]
@@ -145,6 +158,7 @@ async fn main() -> anyhow::Result<()> {
                 }
             }
         }
+        Command::SyncStatus { api, key, connection, follow } => ingot::progress::watch(&api, &key, &connection, follow).await,
         Command::Bench { records, samples } => ingot::bench::run(records, samples).await,
         Command::Demo { listen, data_dir, exit } => ingot::demo::run(listen, data_dir, exit, install_metrics()?).await,
     }
