@@ -95,7 +95,7 @@ pub fn product(id: u64, title: &str, price: &str, updated_at: &str) -> Value {
             "compare_at_price": null, "option1": size, "option2": null, "option3": null,
             "created_at": "2026-11-01T09:00:00-05:00", "updated_at": updated_at,
             "taxable": true, "barcode": format!("0{id}{n}"), "inventory_quantity": qty,
-            "inventory_item_id": id * 100 + n, "old_inventory_quantity": qty,
+            "inventory_item_id": 49_148_385_000_000 + (id % 1_000_000) * 10 + n, "old_inventory_quantity": qty,
             "admin_graphql_api_id": format!("gid://shopify/ProductVariant/{}", id * 10 + n)
         })
     };
@@ -138,8 +138,8 @@ pub fn order(
         .map(|(i, (pid, vid, title, price, qty))| {
             subtotal += dec(price) * qty;
             json!({
-                "id": id * 100 + i as u64 + 1,
-                "admin_graphql_api_id": format!("gid://shopify/LineItem/{}", id * 100 + i as u64 + 1),
+                "id": 487_817_672_276_298_000 + (id % 100_000) * 10 + i as u64 + 1,
+                "admin_graphql_api_id": format!("gid://shopify/LineItem/{}", 487_817_672_276_298_000 + (id % 100_000) * 10 + i as u64 + 1),
                 "name": title, "title": title, "price": price, "price_set": money_set(price),
                 "quantity": qty, "current_quantity": qty, "fulfillable_quantity": qty,
                 "product_id": pid, "variant_id": vid, "sku": format!("SKU-{pid}"),
@@ -183,7 +183,7 @@ pub fn order(
         "discount_codes": [],
         "tax_lines": [],
         "line_items": line_items,
-        "shipping_lines": [{"id": id * 7, "title": "Standard", "code": "STANDARD", "price": cents(ship), "price_set": money_set(&cents(ship)), "source": "shopify", "tax_lines": [], "discount_allocations": []}],
+        "shipping_lines": [{"id": 271_878_346_596_884_000 + id % 100_000, "title": "Standard", "code": "STANDARD", "price": cents(ship), "price_set": money_set(&cents(ship)), "source": "shopify", "tax_lines": [], "discount_allocations": []}],
         "billing_address": address("Ada", "Lovelace", "12 Example Road", "Louisville", "Kentucky", "KY", "40202"),
         "shipping_address": address("Ada", "Lovelace", "12 Example Road", "Louisville", "Kentucky", "KY", "40202"),
         "customer": customer.cloned().unwrap_or(Value::Null),
