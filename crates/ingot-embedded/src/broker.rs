@@ -1,7 +1,6 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tokio::time::Instant;
-use tokio::task::JoinHandle;
 use url::Url;
 
 #[derive(Debug, thiserror::Error)]
@@ -15,16 +14,19 @@ pub enum BrokerError {
 }
 
 /// The in-process Tansu broker (sqlite storage, so data and committed offsets survive a
-/// restart). Dropping it stops the broker task.
+/// restart). It runs on its own tokio runtime (one worker thread), so that stopping it
+/// stops everything it spawned — connection handlers and the maintenance task included —
+/// as a process exit would. Dropping it stops the broker.
 pub struct EmbeddedBroker {
     pub port: u16,
-    task: JoinHandle<()>,
+    runtime: Option<tokio::runtime::Runtime>,
 }
 
 impl EmbeddedBroker {
     /// Starts a broker on `127.0.0.1:port` storing in `<data_dir>/broker.db`, and waits
-    /// until it accepts connections. Compaction runs as a maintenance task every 10 s.
-    pub async fn start(data_dir: &Path, port: u16) -> Result<Self, BrokerError> {
+    /// until it accepts connections. Compaction runs as a maintenance task every
+    /// `compaction_interval`.
+    pub async fn start(data_dir: &Path, port: u16, compaction_interval: Duration) -> Result<Self, BrokerError> {
         std::fs::create_dir_all(data_dir).map_err(|source| BrokerError::DataDir {
             path: data_dir.to_path_buf(),
             source,
@@ -35,41 +37,62 @@ impl EmbeddedBroker {
         })?;
         // Tansu joins the URL path onto the working directory after stripping one leading
         // `/`; a `//`-prefixed path keeps it absolute.
-        let storage = Url::parse(&format!("sqlite:///{}?maintenance_interval=10s", abs.display()))
+        let storage = Url::parse(&format!("sqlite:///{}?maintenance_interval={}s", abs.display(), compaction_interval.as_secs().max(1)))
             .map_err(|e| BrokerError::Tansu(e.to_string()))?;
         let listener = Url::parse(&format!("tcp://127.0.0.1:{port}")).map_err(|e| BrokerError::Tansu(e.to_string()))?;
-        type Tansu = tansu_broker::broker::Broker<
-            tansu_broker::coordinator::group::administrator::Controller<tansu_storage::StorageContainer>,
-            tansu_storage::StorageContainer,
-        >;
-        let mut broker = Tansu::builder()
-            .node_id(111)
-            .cluster_id("ingot-embedded")
-            .incarnation_id(uuid::Uuid::new_v4())
-            .advertised_listener(listener.clone())
-            .storage(storage)
-            .listener(listener)
-            .silent(true)
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("embedded-broker")
+            .enable_all()
             .build()
-            .await
-            .map_err(|e| BrokerError::Tansu(format!("{e:?}")))?;
-        let task = tokio::spawn(async move {
+            .map_err(|e| BrokerError::Tansu(format!("broker runtime: {e}")))?;
+        let (built_tx, built_rx) = tokio::sync::oneshot::channel::<Result<(), String>>();
+        runtime.spawn(async move {
+            type Tansu = tansu_broker::broker::Broker<
+                tansu_broker::coordinator::group::administrator::Controller<tansu_storage::StorageContainer>,
+                tansu_storage::StorageContainer,
+            >;
+            let built = Tansu::builder()
+                .node_id(111)
+                .cluster_id("ingot-embedded")
+                .incarnation_id(uuid::Uuid::new_v4())
+                .advertised_listener(listener.clone())
+                .storage(storage)
+                .listener(listener)
+                .silent(true)
+                .build()
+                .await;
+            let mut broker = match built {
+                Ok(b) => {
+                    let _ = built_tx.send(Ok(()));
+                    b
+                }
+                Err(e) => {
+                    let _ = built_tx.send(Err(format!("{e:?}")));
+                    return;
+                }
+            };
             if let Err(e) = broker.serve(Instant::now()).await {
                 tracing::error!(component = "embedded-broker", error = ?e, "broker stopped");
             }
         });
+        let broker = EmbeddedBroker { port, runtime: Some(runtime) };
+        built_rx
+            .await
+            .map_err(|_| BrokerError::Tansu("broker task ended during start-up".into()))?
+            .map_err(BrokerError::Tansu)?;
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
                 break;
             }
-            if Instant::now() > deadline || task.is_finished() {
+            if Instant::now() > deadline {
                 return Err(BrokerError::NotReady(port));
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         tracing::info!(component = "embedded-broker", port, db = %abs.display(), "broker up");
-        Ok(EmbeddedBroker { port, task })
+        Ok(broker)
     }
 
     pub fn bootstrap_servers(&self) -> String {
@@ -79,6 +102,10 @@ impl EmbeddedBroker {
 
 impl Drop for EmbeddedBroker {
     fn drop(&mut self) {
-        self.task.abort();
+        if let Some(rt) = self.runtime.take() {
+            // wait (bounded) until every broker task is gone, so a restart on the same
+            // files starts clean; done on a plain thread because this may run inside async code
+            let _ = std::thread::spawn(move || rt.shutdown_timeout(Duration::from_secs(5))).join();
+        }
     }
 }

@@ -18,7 +18,7 @@ pub enum TopologyError {
     Kafka(#[from] KafkaError),
 }
 
-/// One topic: name, partitions, cleanup policy (`delete` | `compact`), retention (ms, -1 = forever).
+/// One topic: name, partitions, cleanup policy (`delete` | `compact`), retention (ms; "forever" is written as 100 years, see topology/topics.toml).
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct TopicSpec {
@@ -101,6 +101,10 @@ mod tests {
             assert!(t.topic(name).is_some(), "{name} missing");
         }
         assert_eq!(t.topic("normalized.order").unwrap().cleanup_policy, "compact");
-        assert_eq!(t.topic("raw.shopify").unwrap().retention_ms, -1);
+        // the raw topics are the system of record: kept 100 years, never -1 (Tansu 0.6
+        // deletes every record of a topic with retention.ms = -1 at each maintenance)
+        for topic in &t.topics {
+            assert!(topic.retention_ms >= 3_153_600_000_000, "{} retention {}", topic.name, topic.retention_ms);
+        }
     }
 }

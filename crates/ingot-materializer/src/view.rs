@@ -150,23 +150,20 @@ impl View {
             let new = match value {
                 Some(v) => v.clone(),
                 None => {
-                    // tombstone: keep the last record, marked deleted
-                    let mut v = previous.clone().unwrap_or_else(|| {
-                        serde_json::json!({
-                            "id": id,
-                            "remote_id": key.remote_id,
-                            "connection_id": key.connection_id,
-                            "tenant_id": m.header("ingot-tenant-id"),
-                        })
-                    });
-                    v["remote_deleted"] = Value::Bool(true);
-                    if let Some(at) = m.header("ingot-modified-at") {
-                        v["modified_at"] = Value::String(at.to_string());
-                    }
-                    if let Some(at) = m.header("ingot-remote-updated-at") {
-                        v["remote_deleted_at"] = Value::String(at.to_string());
-                    }
-                    v
+                    // tombstone: a deleted record is a stub of its identity. Its last
+                    // content is not kept: compaction removes it from the topic, so a view
+                    // rebuilt from the topic could not show it (same answers after a rebuild).
+                    let header = |name: &str| m.header(name).map(|v| Value::String(v.to_string())).unwrap_or(Value::Null);
+                    serde_json::json!({
+                        "id": id,
+                        "remote_id": key.remote_id,
+                        "connection_id": key.connection_id,
+                        "tenant_id": header("ingot-tenant-id"),
+                        "provider": header("ingot-provider"),
+                        "remote_deleted": true,
+                        "remote_deleted_at": header("ingot-remote-updated-at"),
+                        "modified_at": header("ingot-modified-at"),
+                    })
                 }
             };
             if let Some(prev) = &previous {

@@ -35,6 +35,7 @@ pub const HEADER_RAW_PARTITION: &str = "ingot-raw-partition";
 pub const HEADER_RAW_OFFSET: &str = "ingot-raw-offset";
 pub const HEADER_MODIFIED_AT: &str = "ingot-modified-at";
 pub const HEADER_TENANT: &str = "ingot-tenant-id";
+pub const HEADER_PROVIDER: &str = "ingot-provider";
 /// Header on `raw.dlq` records: why the event could not be standardized.
 pub const HEADER_DLQ_REASON: &str = "ingot-dlq-reason";
 pub const DLQ_TOPIC: &str = "raw.dlq";
@@ -257,7 +258,13 @@ impl Processor {
         };
         let key = RecordKey::new(&event.connection_id, standardized.model(), standardized.remote_id());
         let key_str = key.to_string();
-        let (version, emit) = self.version_and_output(&event, m, &key, standardized, mapping.mapping_version()).await?;
+        let (version, emit) = match self.version_and_output(&event, m, &key, standardized, mapping.mapping_version()).await {
+            Ok(v) => v,
+            // a record that does not fit its schema is a mapping bug for this payload: the
+            // event is dead-lettered, the pipeline goes on
+            Err(ProcessorError::Schema(e @ ingot_kafka::SchemaError::Mismatch { .. })) => return dlq(e.to_string()),
+            Err(e) => return Err(e),
+        };
         let stored = match overlay.get(&key_str) {
             Some(v) => Some(*v),
             None => {
@@ -300,6 +307,7 @@ impl Processor {
                 (HEADER_RAW_OFFSET, m.offset.to_string()),
                 (HEADER_MODIFIED_AT, modified_at.clone()),
                 (HEADER_TENANT, event.tenant_id.clone()),
+                (HEADER_PROVIDER, event.provider.clone()),
             ]
         };
         Ok(match s {

@@ -54,7 +54,11 @@ impl Infra {
                 if embedded == Embedded::Start {
                     #[cfg(feature = "embedded-broker")]
                     {
-                        let b = ingot_embedded::EmbeddedBroker::start(&cfg.storage.data_dir.join("broker"), port)
+                        let b = ingot_embedded::EmbeddedBroker::start(
+                            &cfg.storage.data_dir.join("broker"),
+                            port,
+                            std::time::Duration::from_secs(cfg.embedded.compaction_interval_secs),
+                        )
                             .await
                             .context("starting the embedded broker")?;
                         broker = Some(b);

@@ -115,6 +115,13 @@ pub struct EmbeddedConfig {
     /// Port of the embedded schema registry on 127.0.0.1.
     #[serde(default = "default_registry_port")]
     pub registry_port: u16,
+    /// How often the embedded broker compacts the compacted topics, in seconds.
+    #[serde(default = "default_compaction")]
+    pub compaction_interval_secs: u64,
+}
+
+fn default_compaction() -> u64 {
+    10
 }
 
 fn default_kafka_port() -> u16 {
@@ -126,7 +133,11 @@ fn default_registry_port() -> u16 {
 
 impl Default for EmbeddedConfig {
     fn default() -> Self {
-        EmbeddedConfig { kafka_port: default_kafka_port(), registry_port: default_registry_port() }
+        EmbeddedConfig {
+            kafka_port: default_kafka_port(),
+            registry_port: default_registry_port(),
+            compaction_interval_secs: default_compaction(),
+        }
     }
 }
 
