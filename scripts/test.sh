@@ -6,5 +6,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
 . scripts/env.sh
+cargo fmt --all -- --check
 cargo build --workspace --all-targets
 cargo test --workspace -- --test-threads 2

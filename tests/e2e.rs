@@ -6,6 +6,9 @@
 //! Tests that use the shared fixtures (`../shared/fixtures`, or `$INGOT_FIXTURES_DIR`)
 //! print that they are skipped when the folder is absent; the others use the simulated shop.
 
+// Each test runs on its own runtime and holds the serial lock for its whole body on purpose.
+#![allow(clippy::await_holding_lock)]
+
 use ingot::app::{self, Embedded, Infra, Running, Stages};
 use ingot::config::Config;
 use ingot::shopsim;
@@ -106,15 +109,33 @@ impl Harness {
 
     async fn start_full(sync: ingot_sync::SyncSettings, compaction_secs: u64) -> Harness {
         let dir = tempfile::tempdir().unwrap();
-        let cfg = config(dir.path(), free_port(), free_port(), free_port(), compaction_secs);
-        let mut h = Harness { cfg, sync, infra: None, running: None, base: String::new(), client: reqwest::Client::new(), _dir: dir };
+        let cfg = config(
+            dir.path(),
+            free_port(),
+            free_port(),
+            free_port(),
+            compaction_secs,
+        );
+        let mut h = Harness {
+            cfg,
+            sync,
+            infra: None,
+            running: None,
+            base: String::new(),
+            client: reqwest::Client::new(),
+            _dir: dir,
+        };
         h.up().await;
         h
     }
 
     async fn up(&mut self) {
-        let infra = Infra::start(&self.cfg, Embedded::Start).await.expect("infra starts");
-        let running = app::start_with(&self.cfg, &infra, Stages::ALL, None, &self.sync).await.expect("stages start");
+        let infra = Infra::start(&self.cfg, Embedded::Start)
+            .await
+            .expect("infra starts");
+        let running = app::start_with(&self.cfg, &infra, Stages::ALL, None, &self.sync)
+            .await
+            .expect("stages start");
         self.base = format!("http://{}", running.http_addr.unwrap());
         self.infra = Some(infra);
         self.running = Some(running);
@@ -134,11 +155,19 @@ impl Harness {
     }
 
     async fn post(&self, d: &shopsim::Delivery) -> u16 {
-        shopsim::send(&self.client, &self.base, CONN, d).await.unwrap()
+        shopsim::send(&self.client, &self.base, CONN, d)
+            .await
+            .unwrap()
     }
 
     async fn get(&self, path: &str, key: &str) -> (u16, Value) {
-        let r = self.client.get(format!("{}{path}", self.base)).bearer_auth(key).send().await.unwrap();
+        let r = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(key)
+            .send()
+            .await
+            .unwrap();
         let s = r.status().as_u16();
         (s, r.json().await.unwrap_or(Value::Null))
     }
@@ -151,7 +180,10 @@ impl Harness {
             if pred(s, &v) {
                 return v;
             }
-            assert!(Instant::now() < deadline, "timed out waiting on {path}: last {s} {v}");
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting on {path}: last {s} {v}"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -163,11 +195,18 @@ impl Harness {
     /// Every record on a topic for one record key, in log order.
     async fn records_for(&self, topic: &str, key: &str) -> Vec<ingot_kafka::Message> {
         let all = self.kafka().read_all(topic).await.unwrap();
-        all.into_iter().filter(|m| m.key_str() == Some(key)).collect()
+        all.into_iter()
+            .filter(|m| m.key_str() == Some(key))
+            .collect()
     }
 
     async fn raw_count(&self) -> i64 {
-        self.kafka().end_offsets("raw.shopify").unwrap().iter().map(|(_, o)| o).sum()
+        self.kafka()
+            .end_offsets("raw.shopify")
+            .unwrap()
+            .iter()
+            .map(|(_, o)| o)
+            .sum()
     }
 }
 
@@ -176,11 +215,22 @@ fn json_diff(path: &str, a: &Value, b: &Value) -> Vec<String> {
     match (a, b) {
         (Value::Object(x), Value::Object(y)) => {
             let keys: std::collections::BTreeSet<&String> = x.keys().chain(y.keys()).collect();
-            keys.into_iter().flat_map(|k| json_diff(&format!("{path}.{k}"), x.get(k).unwrap_or(&Value::Null), y.get(k).unwrap_or(&Value::Null))).collect()
+            keys.into_iter()
+                .flat_map(|k| {
+                    json_diff(
+                        &format!("{path}.{k}"),
+                        x.get(k).unwrap_or(&Value::Null),
+                        y.get(k).unwrap_or(&Value::Null),
+                    )
+                })
+                .collect()
         }
-        (Value::Array(x), Value::Array(y)) if x.len() == y.len() => {
-            x.iter().zip(y).enumerate().flat_map(|(i, (p, q))| json_diff(&format!("{path}[{i}]"), p, q)).collect()
-        }
+        (Value::Array(x), Value::Array(y)) if x.len() == y.len() => x
+            .iter()
+            .zip(y)
+            .enumerate()
+            .flat_map(|(i, (p, q))| json_diff(&format!("{path}[{i}]"), p, q))
+            .collect(),
         _ if a == b => vec![],
         _ => vec![format!("{path}: {a} != {b}")],
     }
@@ -191,12 +241,33 @@ fn order_id(remote: u64) -> String {
 }
 
 fn delivery(topic: &str, body: &Value, event: &str) -> shopsim::Delivery {
-    shopsim::delivery("demo.myshopify.com", SECRET, topic, body, event, "2026-11-20T15:00:00Z")
+    shopsim::delivery(
+        "demo.myshopify.com",
+        SECRET,
+        topic,
+        body,
+        event,
+        "2026-11-20T15:00:00Z",
+    )
 }
 
 fn sample_order(id: u64, financial: &str, updated_at: &str) -> Value {
-    let c = shopsim::customer(7_408_123_456_789_001, "Ada", "Lovelace", "ada@example.com", "2026-11-01T09:00:00-05:00");
-    shopsim::order(id, 1001, Some(&c), &[(1, 11, "Parka", "249.00", 1), (2, 21, "Beanie", "29.50", 2)], "10.00", financial, updated_at)
+    let c = shopsim::customer(
+        7_408_123_456_789_001,
+        "Ada",
+        "Lovelace",
+        "ada@example.com",
+        "2026-11-01T09:00:00-05:00",
+    );
+    shopsim::order(
+        id,
+        1001,
+        Some(&c),
+        &[(1, 11, "Parka", "249.00", 1), (2, 21, "Beanie", "29.50", 2)],
+        "10.00",
+        financial,
+        updated_at,
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -217,7 +288,11 @@ async fn the_version_rule_holds_end_to_end() {
     let path = format!("/v1/orders/{}", order_id(oid));
     // the view reflects all four raw events once the end offsets are applied; wait for
     // the newest version, then check nothing later replaced it
-    let got = h.wait_for(&path, |s, v| s == 200 && v["data"]["payment_status"] == "paid").await;
+    let got = h
+        .wait_for(&path, |s, v| {
+            s == 200 && v["data"]["payment_status"] == "paid"
+        })
+        .await;
     let d = &got["data"];
     assert_eq!(d["remote_id"], "820982911946154508");
     assert_eq!(d["remote_updated_at"], "2026-11-20T15:30:00Z");
@@ -228,7 +303,10 @@ async fn the_version_rule_holds_end_to_end() {
     assert_eq!(d["line_items"][1]["unit_price"], "29.50");
     assert_eq!(d["customer_remote_id"], "7408123456789001");
     assert_eq!(d["provider"], "shopify");
-    assert!(d.get("remote_data").is_none(), "remote_data only on request");
+    assert!(
+        d.get("remote_data").is_none(),
+        "remote_data only on request"
+    );
 
     // wait until the processor consumed all four raw events, then count versions
     let key = format!("{CONN}/order/{oid}");
@@ -254,14 +332,25 @@ async fn the_version_rule_holds_end_to_end() {
     assert_eq!(again["data"]["payment_status"], "paid");
 
     // delete: 404 through the API, a real tombstone on the topic
-    let delete = shopsim::delivery("demo.myshopify.com", SECRET, "orders/delete", &json!({"id": oid}), "e4", "2026-11-20T16:00:00Z");
+    let delete = shopsim::delivery(
+        "demo.myshopify.com",
+        SECRET,
+        "orders/delete",
+        &json!({"id": oid}),
+        "e4",
+        "2026-11-20T16:00:00Z",
+    );
     assert_eq!(h.post(&delete).await, 200);
     h.wait_for(&path, |s, _| s == 404).await;
     let versions = h.records_for("normalized.order", &key).await;
     let last = versions.last().unwrap();
     assert_eq!(last.value, None, "a tombstone has no value");
     assert_eq!(last.header("ingot-op"), Some("delete"));
-    let listed = h.wait_for("/v1/orders?include_deleted=true", |_, v| v["data"].as_array().is_some_and(|a| a.len() == 1)).await;
+    let listed = h
+        .wait_for("/v1/orders?include_deleted=true", |_, v| {
+            v["data"].as_array().is_some_and(|a| a.len() == 1)
+        })
+        .await;
     assert_eq!(listed["data"][0]["remote_deleted"], true);
     let (_, live) = h.get("/v1/orders", KEY).await;
     assert_eq!(live["data"], json!([]));
@@ -281,33 +370,75 @@ async fn bad_input_gets_clear_errors_and_loses_nothing() {
 
     // bad signature: 401 and nothing written
     let mut forged = good.clone();
-    forged.headers.iter_mut().filter(|(k, _)| k == "X-Shopify-Hmac-Sha256").for_each(|(_, v)| *v = shopsim::sign("not-the-secret", &forged.body));
+    forged
+        .headers
+        .iter_mut()
+        .filter(|(k, _)| k == "X-Shopify-Hmac-Sha256")
+        .for_each(|(_, v)| *v = shopsim::sign("not-the-secret", &forged.body));
     assert_eq!(h.post(&forged).await, 401);
     let mut unsigned = good.clone();
-    unsigned.headers.retain(|(k, _)| k != "X-Shopify-Hmac-Sha256");
+    unsigned
+        .headers
+        .retain(|(k, _)| k != "X-Shopify-Hmac-Sha256");
     assert_eq!(h.post(&unsigned).await, 401);
-    assert_eq!(h.raw_count().await, before, "a rejected webhook writes nothing");
+    assert_eq!(
+        h.raw_count().await,
+        before,
+        "a rejected webhook writes nothing"
+    );
 
     // the old secret of a rotation still verifies
-    let old = shopsim::delivery("demo.myshopify.com", "old-secret-being-rotated-out", "orders/create", &order, "e0", "2026-11-20T15:00:00Z");
+    let old = shopsim::delivery(
+        "demo.myshopify.com",
+        "old-secret-being-rotated-out",
+        "orders/create",
+        &order,
+        "e0",
+        "2026-11-20T15:00:00Z",
+    );
     assert_eq!(h.post(&old).await, 200);
 
     // unknown connection 404, wrong provider 404, oversized body 413
-    let r = h.client.post(format!("{}/webhooks/shopify/nope", h.base)).body(good.body.clone()).send().await.unwrap();
+    let r = h
+        .client
+        .post(format!("{}/webhooks/shopify/nope", h.base))
+        .body(good.body.clone())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status().as_u16(), 404);
-    let r = h.client.post(format!("{}/webhooks/woocommerce/{CONN}", h.base)).body(good.body.clone()).send().await.unwrap();
+    let r = h
+        .client
+        .post(format!("{}/webhooks/woocommerce/{CONN}", h.base))
+        .body(good.body.clone())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status().as_u16(), 404);
-    let big = json!({"id": 5, "updated_at": "2026-11-20T10:30:00-05:00", "note": "x".repeat(300_000)});
+    let big =
+        json!({"id": 5, "updated_at": "2026-11-20T10:30:00-05:00", "note": "x".repeat(300_000)});
     assert_eq!(h.post(&delivery("orders/create", &big, "e-big")).await, 413);
 
     // malformed JSON with a valid signature: accepted, dead-lettered with a reason
     let body = b"{\"id\": 42, \"updated_at\": ".to_vec();
     let mut malformed = good.clone();
     malformed.body = body.clone();
-    malformed.headers.iter_mut().filter(|(k, _)| k == "X-Shopify-Hmac-Sha256").for_each(|(_, v)| *v = shopsim::sign(SECRET, &body));
+    malformed
+        .headers
+        .iter_mut()
+        .filter(|(k, _)| k == "X-Shopify-Hmac-Sha256")
+        .for_each(|(_, v)| *v = shopsim::sign(SECRET, &body));
     assert_eq!(h.post(&malformed).await, 200);
     // a valid JSON order that cannot be standardized (no updated_at)
-    assert_eq!(h.post(&delivery("orders/create", &json!({"id": 43}), "e-noupdated")).await, 200);
+    assert_eq!(
+        h.post(&delivery(
+            "orders/create",
+            &json!({"id": 43}),
+            "e-noupdated"
+        ))
+        .await,
+        200
+    );
     // ... and the pipeline keeps going
     assert_eq!(h.post(&good).await, 200);
     let path = format!("/v1/orders/{}", order_id(1001));
@@ -324,23 +455,44 @@ async fn bad_input_gets_clear_errors_and_loses_nothing() {
     // the two land on different raw partitions: their order on raw.dlq is not fixed
     let mut dlq = dlq;
     dlq.sort_by_key(|m| m.key_str().unwrap_or_default().to_string());
-    let reasons: Vec<&str> = dlq.iter().map(|m| m.header("ingot-dlq-reason").unwrap()).collect();
+    let reasons: Vec<&str> = dlq
+        .iter()
+        .map(|m| m.header("ingot-dlq-reason").unwrap())
+        .collect();
     assert_eq!(dlq[0].key_str(), Some("shop-1/order/43"));
     assert_eq!(reasons[0], "missing field updated_at");
-    assert!(dlq[1].key_str().unwrap().starts_with("shop-1/unrouted/"), "{:?}", dlq[1].key_str());
-    assert!(reasons[1].starts_with("malformed payload: invalid JSON"), "{reasons:?}");
+    assert!(
+        dlq[1].key_str().unwrap().starts_with("shop-1/unrouted/"),
+        "{:?}",
+        dlq[1].key_str()
+    );
+    assert!(
+        reasons[1].starts_with("malformed payload: invalid JSON"),
+        "{reasons:?}"
+    );
     // the dead-lettered raw event keeps the exact bytes
     let codec = h.infra.as_ref().unwrap().codec().unwrap();
-    let raw = codec.decode_raw(dlq[1].value.as_deref().unwrap()).await.unwrap();
+    let raw = codec
+        .decode_raw(dlq[1].value.as_deref().unwrap())
+        .await
+        .unwrap();
     assert_eq!(raw.payload, body);
 
     // auth: no key 401, another tenant's key sees nothing (404, empty lists)
-    let r = h.client.get(format!("{}{path}", h.base)).send().await.unwrap();
+    let r = h
+        .client
+        .get(format!("{}{path}", h.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status().as_u16(), 401);
     assert_eq!(h.get(&path, OTHER_KEY).await.0, 404);
     assert_eq!(h.get("/v1/orders", OTHER_KEY).await.1["data"], json!([]));
     assert_eq!(h.get("/v1/orders?limit=0", KEY).await.0, 400);
-    assert_eq!(h.get("/v1/orders?modified_after=yesterday", KEY).await.0, 400);
+    assert_eq!(
+        h.get("/v1/orders?modified_after=yesterday", KEY).await.0,
+        400
+    );
     assert_eq!(h.get("/v1/invoices", KEY).await.0, 404);
 }
 
@@ -353,10 +505,24 @@ async fn restart_and_lost_state_give_the_same_answers() {
     for (_, d) in &story.deliveries {
         assert_eq!(h.post(d).await, 200);
     }
-    let deleted = format!("/v1/orders/{}", order_id(story.deleted_order_id));
-    h.wait_for(&deleted, |s, _| s == 404).await;
+    // all three orders known (one of them deleted), both customers and products
+    let n = |v: &Value| v["data"].as_array().map_or(0, Vec::len);
+    h.wait_for("/v1/orders?include_deleted=true", |_, v| {
+        n(v) == 3
+            && v["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|o| o["remote_deleted"] == true)
+    })
+    .await;
+    h.wait_for("/v1/customers", |_, v| n(v) == 2).await;
+    h.wait_for("/v1/products", |_, v| n(v) == 2).await;
     let paid = format!("/v1/orders/{}", order_id(story.updated_order_id));
-    h.wait_for(&paid, |s, v| s == 200 && v["data"]["payment_status"] == "paid").await;
+    h.wait_for(&paid, |s, v| {
+        s == 200 && v["data"]["payment_status"] == "paid"
+    })
+    .await;
     async fn snapshot(h: &Harness) -> Vec<Value> {
         let mut out = Vec::new();
         for r in ["orders", "customers", "products"] {
@@ -371,7 +537,14 @@ async fn restart_and_lost_state_give_the_same_answers() {
     assert_eq!(before[1].as_array().unwrap().len(), 2);
     assert_eq!(before[2].as_array().unwrap().len(), 2);
     // end offsets, not record counts: compaction may remove superseded versions meanwhile
-    let end = |h: &Harness| h.kafka().end_offsets("normalized.order").unwrap().iter().map(|(_, o)| *o).sum::<i64>();
+    let end = |h: &Harness| {
+        h.kafka()
+            .end_offsets("normalized.order")
+            .unwrap()
+            .iter()
+            .map(|(_, o)| *o)
+            .sum::<i64>()
+    };
     let versions_before = end(&h);
 
     // 1. restart everything, broker included
@@ -379,7 +552,11 @@ async fn restart_and_lost_state_give_the_same_answers() {
     h.up().await;
     h.wait_for("/readyz", |s, _| s == 200).await;
     let now = snapshot(&h).await;
-    assert!(now == before, "after restart: {}", json_diff("", &json!(before), &json!(now)).join("\n"));
+    assert!(
+        now == before,
+        "after restart: {}",
+        json_diff("", &json!(before), &json!(now)).join("\n")
+    );
 
     // 2. lose both RocksDB directories: rebuilt from the topics, same answers
     h.down().await;
@@ -393,7 +570,11 @@ async fn restart_and_lost_state_give_the_same_answers() {
         if now == before {
             break;
         }
-        assert!(Instant::now() < deadline, "view not rebuilt: {}", json_diff("", &json!(before), &json!(now)).join("\n"));
+        assert!(
+            Instant::now() < deadline,
+            "view not rebuilt: {}",
+            json_diff("", &json!(before), &json!(now)).join("\n")
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     // the rebuilt processor state still dedupes: re-sending the whole story emits nothing
@@ -401,7 +582,11 @@ async fn restart_and_lost_state_give_the_same_answers() {
         assert_eq!(h.post(d).await, 200);
     }
     tokio::time::sleep(Duration::from_millis(2000)).await;
-    assert_eq!(end(&h), versions_before, "re-sent webhooks produced new normalized records");
+    assert_eq!(
+        end(&h),
+        versions_before,
+        "re-sent webhooks produced new normalized records"
+    );
     assert_eq!(snapshot(&h).await, before);
 }
 
@@ -411,9 +596,16 @@ async fn range_queries_page_with_a_cursor() {
     let h = Harness::start().await;
     for i in 0..7u64 {
         let o = sample_order(5000 + i, "paid", "2026-11-20T10:30:00-05:00");
-        assert_eq!(h.post(&delivery("orders/create", &o, &format!("e{i}"))).await, 200);
+        assert_eq!(
+            h.post(&delivery("orders/create", &o, &format!("e{i}")))
+                .await,
+            200
+        );
     }
-    h.wait_for("/v1/orders?limit=500", |_, v| v["data"].as_array().is_some_and(|a| a.len() == 7)).await;
+    h.wait_for("/v1/orders?limit=500", |_, v| {
+        v["data"].as_array().is_some_and(|a| a.len() == 7)
+    })
+    .await;
     let mut seen = Vec::new();
     let mut cursor: Option<String> = None;
     loop {
@@ -434,12 +626,21 @@ async fn range_queries_page_with_a_cursor() {
     seen.sort();
     let expected: Vec<String> = (0..7).map(|i| (5000 + i).to_string()).collect();
     assert_eq!(seen, expected, "every record exactly once across pages");
-    let (_, one) = h.get("/v1/orders?connection_id=shop-1&remote_id=5003", KEY).await;
+    let (_, one) = h
+        .get("/v1/orders?connection_id=shop-1&remote_id=5003", KEY)
+        .await;
     assert_eq!(one["data"].as_array().unwrap().len(), 1);
     assert_eq!(one["data"][0]["remote_id"], "5003");
-    let (_, none) = h.get("/v1/orders?modified_after=2200-01-01T00:00:00Z", KEY).await;
+    let (_, none) = h
+        .get("/v1/orders?modified_after=2200-01-01T00:00:00Z", KEY)
+        .await;
     assert_eq!(none["data"], json!([]));
-    let (_, with_raw) = h.get(&format!("/v1/orders/{}?include_remote_data=true", order_id(5003)), KEY).await;
+    let (_, with_raw) = h
+        .get(
+            &format!("/v1/orders/{}?include_remote_data=true", order_id(5003)),
+            KEY,
+        )
+        .await;
     assert_eq!(with_raw["data"]["remote_data"]["id"], 5003);
 }
 
@@ -450,7 +651,10 @@ fn fixtures_dir() -> Option<PathBuf> {
     if dir.join("MANIFEST.md").exists() {
         Some(dir)
     } else {
-        eprintln!("skipped: shared fixtures not found at {} (set INGOT_FIXTURES_DIR)", dir.display());
+        eprintln!(
+            "skipped: shared fixtures not found at {} (set INGOT_FIXTURES_DIR)",
+            dir.display()
+        );
         None
     }
 }
@@ -460,7 +664,10 @@ fn fixture_headers(path: &Path) -> Vec<(String, String)> {
     std::fs::read_to_string(path)
         .unwrap()
         .lines()
-        .filter_map(|l| l.split_once(": ").map(|(k, v)| (k.trim().to_string(), v.trim().to_string())))
+        .filter_map(|l| {
+            l.split_once(": ")
+                .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        })
         .collect()
 }
 
@@ -471,7 +678,14 @@ async fn shopify_webhook_fixtures_come_back_through_the_api() {
     let h = Harness::start().await;
     let mapping = ingot_standardize::mapping_for(ingot_model::Provider::Shopify);
     let mut checked = 0;
-    for name in ["customers_create", "products_create", "orders_create", "customers_update", "products_update", "orders_updated"] {
+    for name in [
+        "customers_create",
+        "products_create",
+        "orders_create",
+        "customers_update",
+        "products_update",
+        "orders_updated",
+    ] {
         let body = std::fs::read(dir.join(format!("shopify/webhook_{name}.json"))).unwrap();
         let mut headers = fixture_headers(&dir.join(format!("shopify/webhook_{name}.headers.txt")));
         for (k, v) in headers.iter_mut() {
@@ -479,8 +693,17 @@ async fn shopify_webhook_fixtures_come_back_through_the_api() {
                 *v = shopsim::sign(SECRET, &body); // the docs' example HMAC is not for these bytes
             }
         }
-        let topic = headers.iter().find(|(k, _)| k == "X-Shopify-Topic").unwrap().1.clone();
-        let d = shopsim::Delivery { topic: topic.clone(), body: body.clone(), headers };
+        let topic = headers
+            .iter()
+            .find(|(k, _)| k == "X-Shopify-Topic")
+            .unwrap()
+            .1
+            .clone();
+        let d = shopsim::Delivery {
+            topic: topic.clone(),
+            body: body.clone(),
+            headers,
+        };
         assert_eq!(h.post(&d).await, 200, "{name}");
         // what the mapping says this payload is
         let ev = ingot_model::RawEvent {
@@ -495,12 +718,19 @@ async fn shopify_webhook_fixtures_come_back_through_the_api() {
             triggered_at: None,
             payload: body.clone(),
         };
-        let Ok(ingot_standardize::Outcome::Record(ingot_standardize::Standardized::Upsert { remote_id, data, .. })) = mapping.standardize(&ev) else {
+        let Ok(ingot_standardize::Outcome::Record(ingot_standardize::Standardized::Upsert {
+            remote_id,
+            data,
+            ..
+        })) = mapping.standardize(&ev)
+        else {
             panic!("{name} does not standardize");
         };
         let model = data.model();
         let id = RecordKey::new(CONN, model, remote_id.clone()).record_id();
-        let got = h.wait_for(&format!("/v1/{}/{id}", model.resource()), |s, _| s == 200).await;
+        let got = h
+            .wait_for(&format!("/v1/{}/{id}", model.resource()), |s, _| s == 200)
+            .await;
         // every standardized field came through Kafka, Avro and RocksDB unchanged
         let expected = data.to_json();
         for (field, value) in expected.as_object().unwrap() {
@@ -511,10 +741,19 @@ async fn shopify_webhook_fixtures_come_back_through_the_api() {
     }
     assert_eq!(checked, 6);
     // exact values read off the fixtures
-    let order = h.get(&format!("/v1/orders/{}", order_id(820_982_911_946_154_508)), KEY).await.1;
+    let order = h
+        .get(
+            &format!("/v1/orders/{}", order_id(820_982_911_946_154_508)),
+            KEY,
+        )
+        .await
+        .1;
     assert_eq!(order["data"]["remote_id"], "820982911946154508");
     assert_eq!(order["data"]["currency"], "USD");
-    assert!(order["data"]["remote_updated_at"].as_str().unwrap().ends_with('Z'));
+    assert!(order["data"]["remote_updated_at"]
+        .as_str()
+        .unwrap()
+        .ends_with('Z'));
 }
 
 // ---------------------------------------------------------------------------------------
@@ -541,7 +780,14 @@ fn resource(model: Model) -> Resource {
 
 impl Harness {
     async fn post_json(&self, path: &str, body: &Value) -> (u16, Value) {
-        let r = self.client.post(format!("{}{path}", self.base)).bearer_auth(KEY).json(body).send().await.unwrap();
+        let r = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(KEY)
+            .json(body)
+            .send()
+            .await
+            .unwrap();
         let s = r.status().as_u16();
         (s, r.json().await.unwrap_or(Value::Null))
     }
@@ -564,16 +810,28 @@ impl Harness {
 
     /// Waits until every model's sync state is `state`; returns the status document.
     async fn wait_sync(&self, id: &str, pred: impl Fn(&Value) -> bool) -> Value {
-        self.wait_for(&format!("/v1/connections/{id}/sync-status"), |s, v| s == 200 && ["orders", "customers", "products"].iter().all(|m| pred(&v["models"][m])))
-            .await
+        self.wait_for(&format!("/v1/connections/{id}/sync-status"), |s, v| {
+            s == 200
+                && ["orders", "customers", "products"]
+                    .iter()
+                    .all(|m| pred(&v["models"][m]))
+        })
+        .await
     }
 
     /// Every live record of a model for a connection, through the paged API.
-    async fn all_records(&self, model: Model, connection: &str) -> std::collections::BTreeMap<String, Value> {
+    async fn all_records(
+        &self,
+        model: Model,
+        connection: &str,
+    ) -> std::collections::BTreeMap<String, Value> {
         let mut out = std::collections::BTreeMap::new();
         let mut cursor: Option<String> = None;
         loop {
-            let mut path = format!("/v1/{}?connection_id={connection}&limit=500", model.resource());
+            let mut path = format!(
+                "/v1/{}?connection_id={connection}&limit=500",
+                model.resource()
+            );
             if let Some(c) = &cursor {
                 path.push_str(&format!("&cursor={c}"));
             }
@@ -610,7 +868,10 @@ impl Harness {
                         triggered_at: None,
                         payload: json.into_bytes(),
                     };
-                    let Ok(ingot_standardize::Outcome::Record(ingot_standardize::Standardized::Upsert { data, .. })) = mapping.standardize(&ev) else {
+                    let Ok(ingot_standardize::Outcome::Record(
+                        ingot_standardize::Standardized::Upsert { data, .. },
+                    )) = mapping.standardize(&ev)
+                    else {
                         panic!("simulator record {id} does not standardize");
                     };
                     (id.to_string(), data.to_json())
@@ -629,16 +890,35 @@ impl Harness {
             if !missing.is_empty() {
                 let prefix = format!("{connection}/{model}/");
                 let keys = |msgs: Vec<ingot_kafka::Message>| {
-                    msgs.into_iter().filter_map(|m| m.key_str().filter(|k| k.starts_with(&prefix)).map(str::to_string)).collect::<std::collections::BTreeSet<_>>()
+                    msgs.into_iter()
+                        .filter_map(|m| {
+                            m.key_str()
+                                .filter(|k| k.starts_with(&prefix))
+                                .map(str::to_string)
+                        })
+                        .collect::<std::collections::BTreeSet<_>>()
                 };
                 let raw = keys(self.kafka().read_all("raw.shopify").await.unwrap());
-                let norm = keys(self.kafka().read_all(&model.normalized_topic()).await.unwrap());
+                let norm = keys(
+                    self.kafka()
+                        .read_all(&model.normalized_topic())
+                        .await
+                        .unwrap(),
+                );
                 let m0 = format!("{prefix}{}", missing[0]);
                 eprintln!("DEBUG raw keys {} normalized keys {} ; first missing {m0} on raw: {} on normalized: {}", raw.len(), norm.len(), raw.contains(&m0), norm.contains(&m0));
-                eprintln!("DEBUG offsets raw {:?} normalized {:?}", self.kafka().end_offsets("raw.shopify").unwrap(), self.kafka().end_offsets(&model.normalized_topic()).unwrap());
-                eprintln!("DEBUG freshness {}", self.get("/v1/orders?limit=1", KEY).await.1["freshness"]);
+                eprintln!(
+                    "DEBUG offsets raw {:?} normalized {:?}",
+                    self.kafka().end_offsets("raw.shopify").unwrap(),
+                    self.kafka().end_offsets(&model.normalized_topic()).unwrap()
+                );
+                eprintln!(
+                    "DEBUG freshness {}",
+                    self.get("/v1/orders?limit=1", KEY).await.1["freshness"]
+                );
                 let all = self.kafka().read_all("raw.shopify").await.unwrap();
-                let mut per: std::collections::BTreeMap<i32, (usize, i64, i64)> = Default::default();
+                let mut per: std::collections::BTreeMap<i32, (usize, i64, i64)> =
+                    Default::default();
                 for m in &all {
                     let e = per.entry(m.partition).or_insert((0, i64::MAX, -1));
                     e.0 += 1;
@@ -646,11 +926,19 @@ impl Harness {
                     e.2 = e.2.max(m.offset);
                 }
                 eprintln!("DEBUG raw read per partition (count, min, max): {per:?}");
-                let events: Vec<(String, String)> = all.iter().filter(|m| m.key_str() == Some(m0.as_str())).map(|m| (m.partition.to_string(), m.offset.to_string())).collect();
+                let events: Vec<(String, String)> = all
+                    .iter()
+                    .filter(|m| m.key_str() == Some(m0.as_str()))
+                    .map(|m| (m.partition.to_string(), m.offset.to_string()))
+                    .collect();
                 eprintln!("DEBUG missing key raw events {events:?}");
             }
             let extra: Vec<&String> = got.keys().filter(|k| !expected.contains_key(*k)).collect();
-            assert!(missing.is_empty() && extra.is_empty(), "{model}: missing {missing:?}, extra {extra:?} ({} expected)", expected.len());
+            assert!(
+                missing.is_empty() && extra.is_empty(),
+                "{model}: missing {missing:?}, extra {extra:?} ({} expected)",
+                expected.len()
+            );
             for (id, fields) in &expected {
                 for (field, value) in fields.as_object().unwrap() {
                     assert_eq!(&got[id][field], value, "{model} {id}: field {field}");
@@ -666,26 +954,49 @@ async fn a_new_connection_is_mirrored_from_the_simulator_and_stays_mirrored() {
     let h = Harness::start_with(fast_sync()).await;
     let sim = ShopifySim::start(ShopifySimConfig::small(11, 240)).await;
     h.create_sim_connection("sim-1", &sim, 1).await;
-    let status = h.wait_sync("sim-1", |m| m["state"] == "done" && m["cursor"].is_string()).await;
+    let status = h
+        .wait_sync("sim-1", |m| m["state"] == "done" && m["cursor"].is_string())
+        .await;
     assert_eq!(status["models"]["orders"]["progress_percent"], 100.0);
-    assert!(status["models"]["orders"]["records_seen"].as_u64().unwrap() >= 230, "{status}");
+    assert!(
+        status["models"]["orders"]["records_seen"].as_u64().unwrap() >= 230,
+        "{status}"
+    );
     h.assert_mirrors("sim-1", &sim).await;
-    assert_eq!(sim.stats().bucket_overflows, 0, "the connector stays under the rate limit");
+    assert_eq!(
+        sim.stats().bucket_overflows,
+        0,
+        "the connector stays under the rate limit"
+    );
 
     // changes after the historical sync reach the API through reconciliation
     let order_ids = sim.ids(Resource::Orders);
     let (touched, deleted) = (order_ids[3], order_ids[5]);
     let now = sim.now();
-    let mut changed = sim.records(Resource::Orders).into_iter().find(|o| o["id"].as_u64() == Some(touched)).unwrap();
+    let mut changed = sim
+        .records(Resource::Orders)
+        .into_iter()
+        .find(|o| o["id"].as_u64() == Some(touched))
+        .unwrap();
     changed["note"] = json!("changed after the historical sync");
     changed["updated_at"] = json!(ingot_model::format_utc(&now));
     assert!(sim.upsert(Resource::Orders, changed));
     assert!(sim.delete(Resource::Orders, deleted));
     let rid = |id: u64| RecordKey::new("sim-1", Model::Order, id.to_string()).record_id();
-    h.wait_for(&format!("/v1/orders/{}", rid(touched)), |s, v| s == 200 && v["data"]["note"] == "changed after the historical sync").await;
-    h.wait_for(&format!("/v1/orders/{}", rid(deleted)), |s, _| s == 404).await;
-    let versions = h.records_for("normalized.order", &format!("sim-1/order/{deleted}")).await;
-    assert_eq!(versions.last().unwrap().value, None, "a polled deletion is a tombstone");
+    h.wait_for(&format!("/v1/orders/{}", rid(touched)), |s, v| {
+        s == 200 && v["data"]["note"] == "changed after the historical sync"
+    })
+    .await;
+    h.wait_for(&format!("/v1/orders/{}", rid(deleted)), |s, _| s == 404)
+        .await;
+    let versions = h
+        .records_for("normalized.order", &format!("sim-1/order/{deleted}"))
+        .await;
+    assert_eq!(
+        versions.last().unwrap().value,
+        None,
+        "a polled deletion is a tombstone"
+    );
     h.assert_mirrors("sim-1", &sim).await;
 }
 
@@ -701,12 +1012,23 @@ async fn sync_failures_are_visible_and_the_next_run_fills_the_gap() {
     sim.fail_page(Endpoint::List(Resource::Orders), 1, 10, 503);
     h.create_sim_connection("sim-2", &sim, 1).await;
     let failed = h
-        .wait_for("/v1/connections/sim-2/sync-status", |s, v| s == 200 && v["models"]["orders"]["last_error"].is_string())
+        .wait_for("/v1/connections/sim-2/sync-status", |s, v| {
+            s == 200 && v["models"]["orders"]["last_error"].is_string()
+        })
         .await;
     let orders = &failed["models"]["orders"];
-    assert!(orders["state"] == "partial" || orders["state"] == "failed" || orders["state"] == "syncing", "{orders}");
-    assert!(orders["last_error"].as_str().unwrap().contains("503"), "{orders}");
-    assert!(orders["cursor"].is_null(), "the cursor does not move on failure: {orders}");
+    assert!(
+        orders["state"] == "partial" || orders["state"] == "failed" || orders["state"] == "syncing",
+        "{orders}"
+    );
+    assert!(
+        orders["last_error"].as_str().unwrap().contains("503"),
+        "{orders}"
+    );
+    assert!(
+        orders["cursor"].is_null(),
+        "the cursor does not move on failure: {orders}"
+    );
     // the fault runs out; the next run resumes and completes
     h.wait_sync("sim-2", |m| m["state"] == "done").await;
     h.assert_mirrors("sim-2", &sim).await;
@@ -717,13 +1039,20 @@ async fn sync_failures_are_visible_and_the_next_run_fills_the_gap() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_historical_sync_resumes_where_it_stopped() {
     let _serial = serial();
-    let mut h = Harness::start_with(ingot_sync::SyncSettings { window: chrono::Duration::days(30), ..fast_sync() }).await;
+    let mut h = Harness::start_with(ingot_sync::SyncSettings {
+        window: chrono::Duration::days(30),
+        ..fast_sync()
+    })
+    .await;
     let sim = ShopifySim::start(ShopifySimConfig::small(13, 400)).await;
     sim.set_delay(Duration::from_millis(40));
     h.create_sim_connection("sim-3", &sim, 3600).await;
     // stop the process part-way through the orders backfill
     h.wait_for("/v1/connections/sim-3/sync-status", |s, v| {
-        s == 200 && v["models"]["orders"]["backfill"]["windows_done"].as_u64().is_some_and(|n| n >= 5)
+        s == 200
+            && v["models"]["orders"]["backfill"]["windows_done"]
+                .as_u64()
+                .is_some_and(|n| n >= 5)
     })
     .await;
     let before = sim.stats().per_endpoint.get("orders").copied().unwrap_or(0);
@@ -736,7 +1065,10 @@ async fn a_killed_historical_sync_resumes_where_it_stopped() {
     // 760 days in 30-day windows = 26 windows of ~16 orders: one request each. Resuming
     // must not start over: at most the interrupted page is fetched again.
     assert!(before >= 5, "stopped after {before} order requests");
-    assert!(total <= 26 + 1, "{total} order requests in all ({before} before the restart)");
+    assert!(
+        total <= 26 + 1,
+        "{total} order requests in all ({before} before the restart)"
+    );
 }
 
 // ---------------------------------------------------------------------------------------
@@ -747,7 +1079,10 @@ fn woo_delivery(topic: &str, body: &[u8], delivery_id: &str) -> shopsim::Deliver
         topic: topic.into(),
         body: body.to_vec(),
         headers: vec![
-            ("User-Agent".into(), "WooCommerce/4.7.0 Hookshot (WordPress/5.5.3)".into()),
+            (
+                "User-Agent".into(),
+                "WooCommerce/4.7.0 Hookshot (WordPress/5.5.3)".into(),
+            ),
             ("Content-Type".into(), "application/json".into()),
             ("X-WC-Webhook-Source".into(), "https://example.com/".into()),
             ("X-WC-Webhook-Topic".into(), topic.into()),
@@ -760,7 +1095,10 @@ fn woo_delivery(topic: &str, body: &[u8], delivery_id: &str) -> shopsim::Deliver
 
 impl Harness {
     async fn post_woo(&self, d: &shopsim::Delivery) -> u16 {
-        let mut req = self.client.post(format!("{}/webhooks/woocommerce/woo-1", self.base)).body(d.body.clone());
+        let mut req = self
+            .client
+            .post(format!("{}/webhooks/woocommerce/woo-1", self.base))
+            .body(d.body.clone());
         for (k, v) in &d.headers {
             req = req.header(k, v);
         }
@@ -776,7 +1114,13 @@ fn woo_id(model: Model, remote: &str) -> String {
 async fn woocommerce_webhooks_flow_end_to_end() {
     let _serial = serial();
     let h = Harness::start().await;
-    let before = h.kafka().end_offsets("raw.woocommerce").unwrap().iter().map(|(_, o)| o).sum::<i64>();
+    let before = h
+        .kafka()
+        .end_offsets("raw.woocommerce")
+        .unwrap()
+        .iter()
+        .map(|(_, o)| o)
+        .sum::<i64>();
     // the ping: unsigned form body, 200, nothing written
     let r = h
         .client
@@ -800,43 +1144,122 @@ async fn woocommerce_webhooks_flow_end_to_end() {
     });
     let body = serde_json::to_vec(&order).unwrap();
     let mut forged = woo_delivery("order.created", &body, "d1");
-    forged.headers.iter_mut().filter(|(k, _)| k == "X-WC-Webhook-Signature").for_each(|(_, v)| *v = shopsim::sign("wrong", &body));
+    forged
+        .headers
+        .iter_mut()
+        .filter(|(k, _)| k == "X-WC-Webhook-Signature")
+        .for_each(|(_, v)| *v = shopsim::sign("wrong", &body));
     assert_eq!(h.post_woo(&forged).await, 401);
-    let after = h.kafka().end_offsets("raw.woocommerce").unwrap().iter().map(|(_, o)| o).sum::<i64>();
+    let after = h
+        .kafka()
+        .end_offsets("raw.woocommerce")
+        .unwrap()
+        .iter()
+        .map(|(_, o)| o)
+        .sum::<i64>();
     assert_eq!(after, before, "ping and forged delivery wrote nothing");
 
     // a signed delivery; then the same content again with a new delivery id
-    assert_eq!(h.post_woo(&woo_delivery("order.created", &body, "d2")).await, 200);
-    assert_eq!(h.post_woo(&woo_delivery("order.updated", &body, "d3")).await, 200);
-    let got = h.wait_for(&format!("/v1/orders/{}", woo_id(Model::Order, "9001")), |s, _| s == 200).await;
+    assert_eq!(
+        h.post_woo(&woo_delivery("order.created", &body, "d2"))
+            .await,
+        200
+    );
+    assert_eq!(
+        h.post_woo(&woo_delivery("order.updated", &body, "d3"))
+            .await,
+        200
+    );
+    let got = h
+        .wait_for(
+            &format!("/v1/orders/{}", woo_id(Model::Order, "9001")),
+            |s, _| s == 200,
+        )
+        .await;
     let d = &got["data"];
     assert_eq!(d["provider"], "woocommerce");
-    assert_eq!(d["line_items"][0]["name"], "Café & Bar Mug", "entities decoded once");
-    assert_eq!(d["line_items"][0]["unit_price"], "14.31", "unit price from subtotal / quantity, not the float");
+    assert_eq!(
+        d["line_items"][0]["name"], "Café & Bar Mug",
+        "entities decoded once"
+    );
+    assert_eq!(
+        d["line_items"][0]["unit_price"], "14.31",
+        "unit price from subtotal / quantity, not the float"
+    );
     assert_eq!(d["total_price"], "47.93");
-    assert_eq!(d["customer_remote_id"], Value::Null, "customer_id 0 is a guest");
+    assert_eq!(
+        d["customer_remote_id"],
+        Value::Null,
+        "customer_id 0 is a guest"
+    );
     assert_eq!(d["remote_updated_at"], "2026-11-20T15:05:00Z");
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert_eq!(h.records_for("normalized.order", "woo-1/order/9001").await.len(), 1, "same content, one normalized version");
-    assert_eq!(h.records_for("raw.woocommerce", "woo-1/order/9001").await.len(), 2);
+    assert_eq!(
+        h.records_for("normalized.order", "woo-1/order/9001")
+            .await
+            .len(),
+        1,
+        "same content, one normalized version"
+    );
+    assert_eq!(
+        h.records_for("raw.woocommerce", "woo-1/order/9001")
+            .await
+            .len(),
+        2
+    );
 
     // delete: {"id": N}
-    assert_eq!(h.post_woo(&woo_delivery("order.deleted", b"{\"id\":9001}", "d4")).await, 200);
-    h.wait_for(&format!("/v1/orders/{}", woo_id(Model::Order, "9001")), |s, _| s == 404).await;
+    assert_eq!(
+        h.post_woo(&woo_delivery("order.deleted", b"{\"id\":9001}", "d4"))
+            .await,
+        200
+    );
+    h.wait_for(
+        &format!("/v1/orders/{}", woo_id(Model::Order, "9001")),
+        |s, _| s == 404,
+    )
+    .await;
 
     // the real fixtures, signed
     let Some(dir) = fixtures_dir() else { return };
     for (file, topic, model, remote) in [
-        ("webhook_order_created.json", "order.created", Model::Order, "727"),
-        ("webhook_customer_created.json", "customer.created", Model::Customer, "25"),
-        ("webhook_product_created.json", "product.created", Model::Product, "794"),
+        (
+            "webhook_order_created.json",
+            "order.created",
+            Model::Order,
+            "727",
+        ),
+        (
+            "webhook_customer_created.json",
+            "customer.created",
+            Model::Customer,
+            "25",
+        ),
+        (
+            "webhook_product_created.json",
+            "product.created",
+            Model::Product,
+            "794",
+        ),
     ] {
         let body = std::fs::read(dir.join("woocommerce").join(file)).unwrap();
-        assert_eq!(h.post_woo(&woo_delivery(topic, &body, file)).await, 200, "{file}");
-        let got = h.wait_for(&format!("/v1/{}/{}", model.resource(), woo_id(model, remote)), |s, _| s == 200).await;
+        assert_eq!(
+            h.post_woo(&woo_delivery(topic, &body, file)).await,
+            200,
+            "{file}"
+        );
+        let got = h
+            .wait_for(
+                &format!("/v1/{}/{}", model.resource(), woo_id(model, remote)),
+                |s, _| s == 200,
+            )
+            .await;
         assert_eq!(got["data"]["remote_id"], remote);
     }
-    let order = h.get(&format!("/v1/orders/{}", woo_id(Model::Order, "727")), KEY).await.1;
+    let order = h
+        .get(&format!("/v1/orders/{}", woo_id(Model::Order, "727")), KEY)
+        .await
+        .1;
     assert_eq!(order["data"]["total_price"], "29.35");
     assert_eq!(order["data"]["remote_updated_at"], "2017-03-22T19:28:08Z");
 }

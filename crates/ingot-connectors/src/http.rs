@@ -38,10 +38,13 @@ pub struct Response {
 
 pub use reqwest::Client;
 
-
 /// `Retry-After` as a duration: delta-seconds, or an HTTP date (RFC 7231 §7.1.3).
 pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
-    let v = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
+    let v = headers
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim();
     if let Ok(secs) = v.parse::<f64>() {
         return (secs >= 0.0).then(|| Duration::from_secs_f64(secs));
     }
@@ -52,7 +55,10 @@ pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
 
 #[derive(Debug)]
 enum Attempt {
-    Retry { error: ConnectorError, wait: Option<Duration> },
+    Retry {
+        error: ConnectorError,
+        wait: Option<Duration>,
+    },
     Fatal(ConnectorError),
 }
 
@@ -67,23 +73,44 @@ where
         let resp = match result {
             Ok(r) => r,
             Err(e) => {
-                return Err(Attempt::Retry { error: ConnectorError::Unavailable(e.to_string()), wait: None });
+                return Err(Attempt::Retry {
+                    error: ConnectorError::Unavailable(e.to_string()),
+                    wait: None,
+                });
             }
         };
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
         let body = match resp.bytes().await {
             Ok(b) => b.to_vec(),
-            Err(e) => return Err(Attempt::Retry { error: ConnectorError::Unavailable(e.to_string()), wait: None }),
+            Err(e) => {
+                return Err(Attempt::Retry {
+                    error: ConnectorError::Unavailable(e.to_string()),
+                    wait: None,
+                })
+            }
         };
         match status {
-            200..=299 => Ok(Response { status, headers, body }),
+            200..=299 => Ok(Response {
+                status,
+                headers,
+                body,
+            }),
             429 => {
                 let wait = retry_after(&headers);
-                Err(Attempt::Retry { error: ConnectorError::RateLimited { retry_after: wait }, wait })
+                Err(Attempt::Retry {
+                    error: ConnectorError::RateLimited { retry_after: wait },
+                    wait,
+                })
             }
             500..=599 => Err(Attempt::Retry {
-                error: ConnectorError::Unavailable(format!("HTTP {status}: {}", String::from_utf8_lossy(&body).chars().take(200).collect::<String>())),
+                error: ConnectorError::Unavailable(format!(
+                    "HTTP {status}: {}",
+                    String::from_utf8_lossy(&body)
+                        .chars()
+                        .take(200)
+                        .collect::<String>()
+                )),
                 wait: retry_after(&headers),
             }),
             _ => Err(Attempt::Fatal(ConnectorError::Rejected {
@@ -123,7 +150,10 @@ mod tests {
         assert_eq!(retry_after(&h), Some(Duration::from_secs(2)));
         h.insert("retry-after", "0.5".parse().unwrap());
         assert_eq!(retry_after(&h), Some(Duration::from_millis(500)));
-        h.insert("retry-after", "Wed, 21 Oct 2015 07:28:00 GMT".parse().unwrap());
+        h.insert(
+            "retry-after",
+            "Wed, 21 Oct 2015 07:28:00 GMT".parse().unwrap(),
+        );
         assert_eq!(retry_after(&h), Some(Duration::ZERO));
     }
 }

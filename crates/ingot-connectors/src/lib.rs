@@ -122,10 +122,20 @@ pub trait Connector: Send + Sync {
     fn provider(&self) -> Provider;
     /// Lists records of `model` whose modified time is inside `window`, ordered by a
     /// unique order (modified, id) or the 3PA's own cursor; `page` continues a listing.
-    async fn list(&self, model: Model, window: &Window, page: Option<&PageToken>) -> Result<Page<RemoteRecord>, ConnectorError>;
+    async fn list(
+        &self,
+        model: Model,
+        window: &Window,
+        page: Option<&PageToken>,
+    ) -> Result<Page<RemoteRecord>, ConnectorError>;
     /// Deletions of `model` inside `window` from the 3PA's deletion feed
     /// (`Err(Unsupported)` when the 3PA has none for that model).
-    async fn deletions(&self, model: Model, window: &Window, page: Option<&PageToken>) -> Result<Page<Deletion>, ConnectorError>;
+    async fn deletions(
+        &self,
+        model: Model,
+        window: &Window,
+        page: Option<&PageToken>,
+    ) -> Result<Page<Deletion>, ConnectorError>;
 }
 
 /// The connector registry: one line per provider.

@@ -6,7 +6,10 @@ use url::Url;
 #[derive(Debug, thiserror::Error)]
 pub enum BrokerError {
     #[error("embedded broker data dir {path}: {source}")]
-    DataDir { path: PathBuf, source: std::io::Error },
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("embedded broker: {0}")]
     Tansu(String),
     #[error("embedded broker did not accept connections on 127.0.0.1:{0} within 10 s")]
@@ -26,20 +29,31 @@ impl EmbeddedBroker {
     /// Starts a broker on `127.0.0.1:port` storing in `<data_dir>/broker.db`, and waits
     /// until it accepts connections. Compaction runs as a maintenance task every
     /// `compaction_interval`.
-    pub async fn start(data_dir: &Path, port: u16, compaction_interval: Duration) -> Result<Self, BrokerError> {
+    pub async fn start(
+        data_dir: &Path,
+        port: u16,
+        compaction_interval: Duration,
+    ) -> Result<Self, BrokerError> {
         std::fs::create_dir_all(data_dir).map_err(|source| BrokerError::DataDir {
             path: data_dir.to_path_buf(),
             source,
         })?;
-        let abs = std::path::absolute(data_dir.join("broker.db")).map_err(|source| BrokerError::DataDir {
-            path: data_dir.to_path_buf(),
-            source,
+        let abs = std::path::absolute(data_dir.join("broker.db")).map_err(|source| {
+            BrokerError::DataDir {
+                path: data_dir.to_path_buf(),
+                source,
+            }
         })?;
         // Tansu joins the URL path onto the working directory after stripping one leading
         // `/`; a `//`-prefixed path keeps it absolute.
-        let storage = Url::parse(&format!("sqlite:///{}?maintenance_interval={}s", abs.display(), compaction_interval.as_secs().max(1)))
+        let storage = Url::parse(&format!(
+            "sqlite:///{}?maintenance_interval={}s",
+            abs.display(),
+            compaction_interval.as_secs().max(1)
+        ))
+        .map_err(|e| BrokerError::Tansu(e.to_string()))?;
+        let listener = Url::parse(&format!("tcp://127.0.0.1:{port}"))
             .map_err(|e| BrokerError::Tansu(e.to_string()))?;
-        let listener = Url::parse(&format!("tcp://127.0.0.1:{port}")).map_err(|e| BrokerError::Tansu(e.to_string()))?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("embedded-broker")
@@ -49,7 +63,9 @@ impl EmbeddedBroker {
         let (built_tx, built_rx) = tokio::sync::oneshot::channel::<Result<(), String>>();
         runtime.spawn(async move {
             type Tansu = tansu_broker::broker::Broker<
-                tansu_broker::coordinator::group::administrator::Controller<tansu_storage::StorageContainer>,
+                tansu_broker::coordinator::group::administrator::Controller<
+                    tansu_storage::StorageContainer,
+                >,
                 tansu_storage::StorageContainer,
             >;
             let built = Tansu::builder()
@@ -76,14 +92,20 @@ impl EmbeddedBroker {
                 tracing::error!(component = "embedded-broker", error = ?e, "broker stopped");
             }
         });
-        let broker = EmbeddedBroker { port, runtime: Some(runtime) };
+        let broker = EmbeddedBroker {
+            port,
+            runtime: Some(runtime),
+        };
         built_rx
             .await
             .map_err(|_| BrokerError::Tansu("broker task ended during start-up".into()))?
             .map_err(BrokerError::Tansu)?;
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
                 break;
             }
             if Instant::now() > deadline {

@@ -11,10 +11,12 @@ mod broker;
 mod registry;
 
 #[cfg(feature = "broker")]
-pub use broker::{EmbeddedBroker, BrokerError};
+pub use broker::{BrokerError, EmbeddedBroker};
 pub use registry::{Registry, RegistryError};
 
 /// A free TCP port on 127.0.0.1 (port 0 cannot be given to Tansu, BROKER.md).
 pub fn free_port() -> std::io::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }

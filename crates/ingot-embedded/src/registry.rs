@@ -42,8 +42,16 @@ pub enum RegistryError {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 enum LogEntry {
-    Schema { subject: String, version: u32, id: u32, schema: String },
-    Config { subject: Option<String>, level: String },
+    Schema {
+        subject: String,
+        version: u32,
+        id: u32,
+        schema: String,
+    },
+    Config {
+        subject: Option<String>,
+        level: String,
+    },
 }
 
 #[derive(Default)]
@@ -59,7 +67,12 @@ struct Registry_ {
 impl Registry_ {
     fn apply(&mut self, e: LogEntry) {
         match e {
-            LogEntry::Schema { subject, version, id, schema } => {
+            LogEntry::Schema {
+                subject,
+                version,
+                id,
+                schema,
+            } => {
                 self.schemas.insert(id, schema);
                 let versions = self.subjects.entry(subject).or_default();
                 let idx = version as usize - 1;
@@ -68,8 +81,14 @@ impl Registry_ {
                 }
                 versions[idx] = id;
             }
-            LogEntry::Config { subject: None, level } => self.global_level = Some(level),
-            LogEntry::Config { subject: Some(s), level } => {
+            LogEntry::Config {
+                subject: None,
+                level,
+            } => self.global_level = Some(level),
+            LogEntry::Config {
+                subject: Some(s),
+                level,
+            } => {
                 self.levels.insert(s, level);
             }
         }
@@ -113,11 +132,20 @@ impl IntoResponse for ApiError {
 }
 
 fn ok(v: serde_json::Value) -> Response {
-    (StatusCode::OK, [("content-type", CONTENT_TYPE)], v.to_string()).into_response()
+    (
+        StatusCode::OK,
+        [("content-type", CONTENT_TYPE)],
+        v.to_string(),
+    )
+        .into_response()
 }
 
 fn subject_not_found(s: &str) -> ApiError {
-    ApiError(StatusCode::NOT_FOUND, 40401, format!("Subject '{s}' not found."))
+    ApiError(
+        StatusCode::NOT_FOUND,
+        40401,
+        format!("Subject '{s}' not found."),
+    )
 }
 
 #[derive(Deserialize)]
@@ -132,7 +160,15 @@ struct ConfigBody {
     compatibility: String,
 }
 
-const LEVELS: [&str; 7] = ["NONE", "BACKWARD", "BACKWARD_TRANSITIVE", "FORWARD", "FORWARD_TRANSITIVE", "FULL", "FULL_TRANSITIVE"];
+const LEVELS: [&str; 7] = [
+    "NONE",
+    "BACKWARD",
+    "BACKWARD_TRANSITIVE",
+    "FORWARD",
+    "FORWARD_TRANSITIVE",
+    "FULL",
+    "FULL_TRANSITIVE",
+];
 
 /// Checks `new` against the existing versions (oldest first) under `level`.
 fn compatible(level: &str, existing: &[Schema], new: &Schema) -> Result<(), String> {
@@ -143,8 +179,20 @@ fn compatible(level: &str, existing: &[Schema], new: &Schema) -> Result<(), Stri
     };
     let base = level.trim_end_matches("_TRANSITIVE");
     for old in targets {
-        let backward = || SchemaCompatibility::can_read(old, new).map(|_| ()).map_err(|e| format!("new schema cannot read data written with an existing one: {e}"));
-        let forward = || SchemaCompatibility::can_read(new, old).map(|_| ()).map_err(|e| format!("existing schema cannot read data written with the new one: {e}"));
+        let backward = || {
+            SchemaCompatibility::can_read(old, new)
+                .map(|_| ())
+                .map_err(|e| {
+                    format!("new schema cannot read data written with an existing one: {e}")
+                })
+        };
+        let forward = || {
+            SchemaCompatibility::can_read(new, old)
+                .map(|_| ())
+                .map_err(|e| {
+                    format!("existing schema cannot read data written with the new one: {e}")
+                })
+        };
         match base {
             "NONE" => {}
             "BACKWARD" => backward()?,
@@ -165,10 +213,11 @@ impl Registry {
         let mut reader = Reader::new(settings, &[(TOPIC.to_string(), 0, 0)])?;
         while let Some(m) = reader.next().await? {
             let Some(value) = m.value else { continue };
-            let entry: LogEntry = serde_json::from_slice(&value).map_err(|e| RegistryError::Corrupt {
-                offset: m.offset,
-                reason: e.to_string(),
-            })?;
+            let entry: LogEntry =
+                serde_json::from_slice(&value).map_err(|e| RegistryError::Corrupt {
+                    offset: m.offset,
+                    reason: e.to_string(),
+                })?;
             state.apply(entry);
         }
         Ok(Registry {
@@ -193,12 +242,18 @@ impl Registry {
         Router::new()
             .route("/subjects", get(list_subjects))
             .route("/subjects/{subject}", post(lookup))
-            .route("/subjects/{subject}/versions", get(list_versions).post(register))
+            .route(
+                "/subjects/{subject}/versions",
+                get(list_versions).post(register),
+            )
             .route("/subjects/{subject}/versions/{version}", get(get_version))
             .route("/schemas/ids/{id}", get(get_by_id))
             .route("/config", get(get_global_config).put(put_global_config))
             .route("/config/{subject}", get(get_config).put(put_config))
-            .route("/compatibility/subjects/{subject}/versions/{version}", post(check_compat))
+            .route(
+                "/compatibility/subjects/{subject}/versions/{version}",
+                post(check_compat),
+            )
             .with_state(self)
     }
 
@@ -207,24 +262,41 @@ impl Registry {
         self.producer
             .send(TOPIC, key.as_bytes(), Some(&value), &[])
             .await
-            .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, 50001, format!("Error in the backend data store: {e}")))?;
+            .map_err(|e| {
+                ApiError(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    50001,
+                    format!("Error in the backend data store: {e}"),
+                )
+            })?;
         self.state.write().expect("registry lock").apply(entry);
         Ok(())
     }
 
     fn resolve_version(&self, subject: &str, version: &str) -> Result<(u32, u32), ApiError> {
         let st = self.state.read().expect("registry lock");
-        let versions = st.subjects.get(subject).ok_or_else(|| subject_not_found(subject))?;
+        let versions = st
+            .subjects
+            .get(subject)
+            .ok_or_else(|| subject_not_found(subject))?;
         let v: usize = if version == "latest" || version == "-1" {
             versions.len()
         } else {
-            version
-                .parse()
-                .map_err(|_| ApiError(StatusCode::UNPROCESSABLE_ENTITY, 42202, format!("Invalid version {version}")))?
+            version.parse().map_err(|_| {
+                ApiError(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    42202,
+                    format!("Invalid version {version}"),
+                )
+            })?
         };
         match versions.get(v.wrapping_sub(1)) {
             Some(id) => Ok((v as u32, *id)),
-            None => Err(ApiError(StatusCode::NOT_FOUND, 40402, format!("Version {version} not found."))),
+            None => Err(ApiError(
+                StatusCode::NOT_FOUND,
+                40402,
+                format!("Version {version} not found."),
+            )),
         }
     }
 
@@ -237,10 +309,20 @@ impl Registry {
 fn parse_schema(body: &SchemaBody) -> Result<Schema, ApiError> {
     if let Some(t) = &body.schema_type {
         if t != "AVRO" {
-            return Err(ApiError(StatusCode::UNPROCESSABLE_ENTITY, 42201, format!("Unsupported schema type {t}: this registry stores AVRO only")));
+            return Err(ApiError(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                42201,
+                format!("Unsupported schema type {t}: this registry stores AVRO only"),
+            ));
         }
     }
-    Schema::parse_str(&body.schema).map_err(|e| ApiError(StatusCode::UNPROCESSABLE_ENTITY, 42201, format!("Invalid schema: {e}")))
+    Schema::parse_str(&body.schema).map_err(|e| {
+        ApiError(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            42201,
+            format!("Invalid schema: {e}"),
+        )
+    })
 }
 
 async fn list_subjects(State(r): State<Registry>) -> Response {
@@ -248,13 +330,23 @@ async fn list_subjects(State(r): State<Registry>) -> Response {
     ok(json!(st.subjects.keys().collect::<Vec<_>>()))
 }
 
-async fn list_versions(State(r): State<Registry>, Path(subject): Path<String>) -> Result<Response, ApiError> {
+async fn list_versions(
+    State(r): State<Registry>,
+    Path(subject): Path<String>,
+) -> Result<Response, ApiError> {
     let st = r.state.read().expect("registry lock");
-    let versions = st.subjects.get(&subject).ok_or_else(|| subject_not_found(&subject))?;
+    let versions = st
+        .subjects
+        .get(&subject)
+        .ok_or_else(|| subject_not_found(&subject))?;
     Ok(ok(json!((1..=versions.len()).collect::<Vec<_>>())))
 }
 
-async fn register(State(r): State<Registry>, Path(subject): Path<String>, Json(body): Json<SchemaBody>) -> Result<Response, ApiError> {
+async fn register(
+    State(r): State<Registry>,
+    Path(subject): Path<String>,
+    Json(body): Json<SchemaBody>,
+) -> Result<Response, ApiError> {
     let schema = parse_schema(&body)?;
     let canonical = schema.canonical_form();
     let _guard = r.write_lock.lock().await;
@@ -270,8 +362,16 @@ async fn register(State(r): State<Registry>, Path(subject): Path<String>, Json(b
             .zip(&existing)
             .find(|(_, s)| s.canonical_form() == canonical)
             .map(|(id, _)| *id);
-        let next_id = st.find_id(&canonical).unwrap_or_else(|| st.schemas.keys().last().copied().unwrap_or(0) + 1);
-        (in_subject, existing, st.level(&subject), next_id, ids.len() as u32 + 1)
+        let next_id = st
+            .find_id(&canonical)
+            .unwrap_or_else(|| st.schemas.keys().last().copied().unwrap_or(0) + 1);
+        (
+            in_subject,
+            existing,
+            st.level(&subject),
+            next_id,
+            ids.len() as u32 + 1,
+        )
     };
     if let Some(id) = existing_id {
         return Ok(ok(json!({"id": id})));
@@ -281,17 +381,29 @@ async fn register(State(r): State<Registry>, Path(subject): Path<String>, Json(b
     })?;
     r.append(
         format!("schema/{subject}/{next_version}"),
-        LogEntry::Schema { subject, version: next_version, id: next_id, schema: body.schema },
+        LogEntry::Schema {
+            subject,
+            version: next_version,
+            id: next_id,
+            schema: body.schema,
+        },
     )
     .await?;
     Ok(ok(json!({"id": next_id})))
 }
 
-async fn lookup(State(r): State<Registry>, Path(subject): Path<String>, Json(body): Json<SchemaBody>) -> Result<Response, ApiError> {
+async fn lookup(
+    State(r): State<Registry>,
+    Path(subject): Path<String>,
+    Json(body): Json<SchemaBody>,
+) -> Result<Response, ApiError> {
     let canonical = parse_schema(&body)?.canonical_form();
     let found = {
         let st = r.state.read().expect("registry lock");
-        let ids = st.subjects.get(&subject).ok_or_else(|| subject_not_found(&subject))?;
+        let ids = st
+            .subjects
+            .get(&subject)
+            .ok_or_else(|| subject_not_found(&subject))?;
         ids.iter().enumerate().find_map(|(i, id)| {
             st.schemas
                 .get(id)
@@ -302,11 +414,18 @@ async fn lookup(State(r): State<Registry>, Path(subject): Path<String>, Json(bod
     };
     match found {
         Some((v, id)) => Ok(ok(r.version_json(&subject, v, id))),
-        None => Err(ApiError(StatusCode::NOT_FOUND, 40403, "Schema not found".into())),
+        None => Err(ApiError(
+            StatusCode::NOT_FOUND,
+            40403,
+            "Schema not found".into(),
+        )),
     }
 }
 
-async fn get_version(State(r): State<Registry>, Path((subject, version)): Path<(String, String)>) -> Result<Response, ApiError> {
+async fn get_version(
+    State(r): State<Registry>,
+    Path((subject, version)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
     let (v, id) = r.resolve_version(&subject, &version)?;
     Ok(ok(r.version_json(&subject, v, id)))
 }
@@ -315,7 +434,11 @@ async fn get_by_id(State(r): State<Registry>, Path(id): Path<u32>) -> Result<Res
     let st = r.state.read().expect("registry lock");
     match st.schemas.get(&id) {
         Some(s) => Ok(ok(json!({"schema": s}))),
-        None => Err(ApiError(StatusCode::NOT_FOUND, 40403, "Schema not found".into())),
+        None => Err(ApiError(
+            StatusCode::NOT_FOUND,
+            40403,
+            "Schema not found".into(),
+        )),
     }
 }
 
@@ -324,29 +447,58 @@ async fn get_global_config(State(r): State<Registry>) -> Response {
     ok(json!({"compatibilityLevel": st.global_level.clone().unwrap_or_else(|| "BACKWARD".into())}))
 }
 
-async fn get_config(State(r): State<Registry>, Path(subject): Path<String>) -> Result<Response, ApiError> {
+async fn get_config(
+    State(r): State<Registry>,
+    Path(subject): Path<String>,
+) -> Result<Response, ApiError> {
     let st = r.state.read().expect("registry lock");
     match st.levels.get(&subject) {
         Some(l) => Ok(ok(json!({"compatibilityLevel": l}))),
-        None => Err(ApiError(StatusCode::NOT_FOUND, 40408, format!("Subject '{subject}' does not have subject-level compatibility configured"))),
+        None => Err(ApiError(
+            StatusCode::NOT_FOUND,
+            40408,
+            format!("Subject '{subject}' does not have subject-level compatibility configured"),
+        )),
     }
 }
 
-async fn set_level(r: &Registry, subject: Option<String>, body: ConfigBody) -> Result<Response, ApiError> {
+async fn set_level(
+    r: &Registry,
+    subject: Option<String>,
+    body: ConfigBody,
+) -> Result<Response, ApiError> {
     let level = body.compatibility.to_uppercase();
     if !LEVELS.contains(&level.as_str()) {
-        return Err(ApiError(StatusCode::UNPROCESSABLE_ENTITY, 42203, format!("Invalid compatibility level {level}")));
+        return Err(ApiError(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            42203,
+            format!("Invalid compatibility level {level}"),
+        ));
     }
     let key = format!("config/{}", subject.clone().unwrap_or_default());
-    r.append(key, LogEntry::Config { subject, level: level.clone() }).await?;
+    r.append(
+        key,
+        LogEntry::Config {
+            subject,
+            level: level.clone(),
+        },
+    )
+    .await?;
     Ok(ok(json!({"compatibility": level})))
 }
 
-async fn put_global_config(State(r): State<Registry>, Json(body): Json<ConfigBody>) -> Result<Response, ApiError> {
+async fn put_global_config(
+    State(r): State<Registry>,
+    Json(body): Json<ConfigBody>,
+) -> Result<Response, ApiError> {
     set_level(&r, None, body).await
 }
 
-async fn put_config(State(r): State<Registry>, Path(subject): Path<String>, Json(body): Json<ConfigBody>) -> Result<Response, ApiError> {
+async fn put_config(
+    State(r): State<Registry>,
+    Path(subject): Path<String>,
+    Json(body): Json<ConfigBody>,
+) -> Result<Response, ApiError> {
     set_level(&r, Some(subject), body).await
 }
 
@@ -364,7 +516,9 @@ async fn check_compat(
     };
     let old = old.into_iter().collect::<Vec<_>>();
     let level = level.trim_end_matches("_TRANSITIVE").to_string();
-    Ok(ok(json!({"is_compatible": compatible(&level, &old, &schema).is_ok()})))
+    Ok(ok(
+        json!({"is_compatible": compatible(&level, &old, &schema).is_ok()}),
+    ))
 }
 
 #[cfg(test)]
@@ -378,8 +532,12 @@ mod tests {
     #[test]
     fn backward_allows_new_optional_field_and_rejects_new_required_field() {
         let v1 = s(r#"{"type":"record","name":"R","fields":[{"name":"a","type":"string"}]}"#);
-        let v2_ok = s(r#"{"type":"record","name":"R","fields":[{"name":"a","type":"string"},{"name":"b","type":["null","string"],"default":null}]}"#);
-        let v2_bad = s(r#"{"type":"record","name":"R","fields":[{"name":"a","type":"string"},{"name":"b","type":"string"}]}"#);
+        let v2_ok = s(
+            r#"{"type":"record","name":"R","fields":[{"name":"a","type":"string"},{"name":"b","type":["null","string"],"default":null}]}"#,
+        );
+        let v2_bad = s(
+            r#"{"type":"record","name":"R","fields":[{"name":"a","type":"string"},{"name":"b","type":"string"}]}"#,
+        );
         assert!(compatible("BACKWARD", std::slice::from_ref(&v1), &v2_ok).is_ok());
         assert!(compatible("BACKWARD", std::slice::from_ref(&v1), &v2_bad).is_err());
         assert!(compatible("NONE", std::slice::from_ref(&v1), &v2_bad).is_ok());

@@ -53,7 +53,8 @@ impl Connections {
 
     /// Replaces the whole set.
     pub fn replace(&self, list: Vec<Connection>) {
-        *self.0.write().expect("connections lock") = list.into_iter().map(|c| (c.id.clone(), c)).collect();
+        *self.0.write().expect("connections lock") =
+            list.into_iter().map(|c| (c.id.clone(), c)).collect();
     }
 
     pub fn get(&self, id: &str) -> Option<Connection> {
@@ -71,7 +72,11 @@ pub struct IngestState {
 
 impl IngestState {
     pub fn new(connections: Connections, producer: Producer, codec: AvroCodec) -> Self {
-        IngestState { connections, producer, codec }
+        IngestState {
+            connections,
+            producer,
+            codec,
+        }
     }
 }
 
@@ -115,7 +120,9 @@ async fn receive(
         }
         Verdict::Accepted(a) => a,
     };
-    let event_id = accepted.event_id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let event_id = accepted
+        .event_id
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let route = ingot_standardize::mapping_for(conn.provider).route(&accepted.topic);
     let remote_id = route.and_then(|_| routing_id(&body));
     let key = match (route, remote_id) {
@@ -139,10 +146,17 @@ async fn receive(
         Ok(v) => v,
         Err(e) => {
             tracing::error!(component = "ingest", error = %e, "raw event encoding failed");
-            return reply(StatusCode::SERVICE_UNAVAILABLE, "schema registry unavailable, retry");
+            return reply(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "schema registry unavailable, retry",
+            );
         }
     };
-    match s.producer.send(&topic, key.as_bytes(), Some(&value), &[]).await {
+    match s
+        .producer
+        .send(&topic, key.as_bytes(), Some(&value), &[])
+        .await
+    {
         Ok((partition, offset)) => {
             metrics::counter!("ingot_ingest_accepted_total", "provider" => provider_label(conn.provider)).increment(1);
             tracing::debug!(component = "ingest", connection_id = %conn.id, %key, partition, offset, "raw event stored");
@@ -150,7 +164,10 @@ async fn receive(
         }
         Err(e) => {
             tracing::error!(component = "ingest", connection_id = %conn.id, error = %e, "raw event not acknowledged");
-            reply(StatusCode::SERVICE_UNAVAILABLE, "storage unavailable, retry")
+            reply(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "storage unavailable, retry",
+            )
         }
     }
 }

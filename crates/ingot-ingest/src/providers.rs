@@ -41,11 +41,13 @@ pub fn verifier_for(provider: Provider) -> &'static dyn WebhookVerifier {
 /// True when `signature_b64` is base64(HMAC-SHA256(secret, body)) for one of `secrets`.
 /// The comparison is constant-time (`Mac::verify_slice`).
 pub fn verify_hmac_base64(signature_b64: &str, body: &[u8], secrets: &[String]) -> bool {
-    let Ok(expected) = base64::engine::general_purpose::STANDARD.decode(signature_b64.trim()) else {
+    let Ok(expected) = base64::engine::general_purpose::STANDARD.decode(signature_b64.trim())
+    else {
         return false;
     };
     secrets.iter().any(|secret| {
-        let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("hmac takes any key length");
+        let mut mac =
+            Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("hmac takes any key length");
         mac.update(body);
         mac.verify_slice(&expected).is_ok()
     })
@@ -78,7 +80,15 @@ impl WebhookVerifier for Shopify {
         };
         Verdict::Accepted(Accepted {
             topic,
-            event_id: header(headers, &["x-shopify-event-id", "shopify-event-id", "x-shopify-webhook-id", "shopify-webhook-id"]),
+            event_id: header(
+                headers,
+                &[
+                    "x-shopify-event-id",
+                    "shopify-event-id",
+                    "x-shopify-webhook-id",
+                    "shopify-webhook-id",
+                ],
+            ),
             triggered_at: header(headers, &["x-shopify-triggered-at", "shopify-triggered-at"]),
             api_version: header(headers, &["x-shopify-api-version", "shopify-api-version"]),
         })
@@ -93,8 +103,12 @@ impl WebhookVerifier for Shopify {
 struct WooCommerce;
 
 fn is_woo_ping(headers: &HeaderMap, body: &[u8]) -> bool {
-    let no_wc_headers = !headers.keys().any(|k| k.as_str().starts_with("x-wc-webhook-"));
-    let Ok(text) = std::str::from_utf8(body) else { return false };
+    let no_wc_headers = !headers
+        .keys()
+        .any(|k| k.as_str().starts_with("x-wc-webhook-"));
+    let Ok(text) = std::str::from_utf8(body) else {
+        return false;
+    };
     let text = text.trim();
     no_wc_headers
         && text
@@ -158,7 +172,10 @@ mod tests {
         let secrets = vec!["new-secret".to_string(), "old-secret".to_string()];
         for s in ["new-secret", "old-secret"] {
             let mut h = HeaderMap::new();
-            h.insert("X-Shopify-Hmac-Sha256", HeaderValue::from_str(&sign(s, body)).unwrap());
+            h.insert(
+                "X-Shopify-Hmac-Sha256",
+                HeaderValue::from_str(&sign(s, body)).unwrap(),
+            );
             h.insert("X-Shopify-Topic", HeaderValue::from_static("orders/create"));
             h.insert("X-Shopify-Event-Id", HeaderValue::from_static("evt-1"));
             match Shopify.verify(&h, body, &secrets) {
@@ -170,26 +187,50 @@ mod tests {
             }
         }
         let mut h = HeaderMap::new();
-        h.insert("X-Shopify-Hmac-Sha256", HeaderValue::from_str(&sign("wrong", body)).unwrap());
+        h.insert(
+            "X-Shopify-Hmac-Sha256",
+            HeaderValue::from_str(&sign("wrong", body)).unwrap(),
+        );
         h.insert("X-Shopify-Topic", HeaderValue::from_static("orders/create"));
-        assert_eq!(Shopify.verify(&h, body, &secrets), Verdict::Unauthorized("signature mismatch"));
+        assert_eq!(
+            Shopify.verify(&h, body, &secrets),
+            Verdict::Unauthorized("signature mismatch")
+        );
         // a one-byte change of the body breaks the signature
         let mut h2 = HeaderMap::new();
-        h2.insert("X-Shopify-Hmac-Sha256", HeaderValue::from_str(&sign("new-secret", body)).unwrap());
+        h2.insert(
+            "X-Shopify-Hmac-Sha256",
+            HeaderValue::from_str(&sign("new-secret", body)).unwrap(),
+        );
         h2.insert("X-Shopify-Topic", HeaderValue::from_static("orders/create"));
-        assert_eq!(Shopify.verify(&h2, br#"{"id": 820982911946154509}"#, &secrets), Verdict::Unauthorized("signature mismatch"));
+        assert_eq!(
+            Shopify.verify(&h2, br#"{"id": 820982911946154509}"#, &secrets),
+            Verdict::Unauthorized("signature mismatch")
+        );
     }
 
     #[test]
     fn woocommerce_ping_and_entity_encoded_secret() {
         let h = HeaderMap::new();
         assert_eq!(WooCommerce.verify(&h, b"webhook_id=27", &[]), Verdict::Ping);
-        assert_eq!(WooCommerce.verify(&h, b"{\"id\":1}", &[]), Verdict::Unauthorized("missing X-WC-Webhook-Signature"));
+        assert_eq!(
+            WooCommerce.verify(&h, b"{\"id\":1}", &[]),
+            Verdict::Unauthorized("missing X-WC-Webhook-Signature")
+        );
         let body = br#"{"id":727}"#;
         let mut h = HeaderMap::new();
-        h.insert("X-WC-Webhook-Signature", HeaderValue::from_str(&sign("a&b", body)).unwrap());
-        h.insert("X-WC-Webhook-Topic", HeaderValue::from_static("order.deleted"));
-        assert!(matches!(WooCommerce.verify(&h, body, &["a&amp;b".to_string()]), Verdict::Accepted(_)));
+        h.insert(
+            "X-WC-Webhook-Signature",
+            HeaderValue::from_str(&sign("a&b", body)).unwrap(),
+        );
+        h.insert(
+            "X-WC-Webhook-Topic",
+            HeaderValue::from_static("order.deleted"),
+        );
+        assert!(matches!(
+            WooCommerce.verify(&h, body, &["a&amp;b".to_string()]),
+            Verdict::Accepted(_)
+        ));
     }
 
     /// HMAC_TEST_VECTORS.txt in the shared fixtures (computed over the exact file bytes).
@@ -197,20 +238,44 @@ mod tests {
     fn shared_hmac_test_vectors() {
         let dir = std::env::var_os("INGOT_FIXTURES_DIR")
             .map(std::path::PathBuf::from)
-            .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures"));
+            .unwrap_or_else(|| {
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures")
+            });
         let Ok(vectors) = std::fs::read_to_string(dir.join("HMAC_TEST_VECTORS.txt")) else {
-            eprintln!("skipped: {} not found (set INGOT_FIXTURES_DIR)", dir.join("HMAC_TEST_VECTORS.txt").display());
+            eprintln!(
+                "skipped: {} not found (set INGOT_FIXTURES_DIR)",
+                dir.join("HMAC_TEST_VECTORS.txt").display()
+            );
             return;
         };
         let mut checked = 0;
         for line in vectors.lines() {
             let parts: Vec<&str> = line.split_whitespace().collect();
-            let Some(file) = parts.iter().find(|p| p.ends_with(".json") || p.ends_with(".txt")) else { continue };
-            let Some(sig) = parts.iter().rev().find(|p| p.ends_with('=') && p.len() == 44) else { continue };
-            let Ok(body) = std::fs::read(dir.join(file)) else { continue };
-            assert!(verify_hmac_base64(sig, &body, &["test-secret-not-real".to_string()]), "vector for {file}");
+            let Some(file) = parts
+                .iter()
+                .find(|p| p.ends_with(".json") || p.ends_with(".txt"))
+            else {
+                continue;
+            };
+            let Some(sig) = parts
+                .iter()
+                .rev()
+                .find(|p| p.ends_with('=') && p.len() == 44)
+            else {
+                continue;
+            };
+            let Ok(body) = std::fs::read(dir.join(file)) else {
+                continue;
+            };
+            assert!(
+                verify_hmac_base64(sig, &body, &["test-secret-not-real".to_string()]),
+                "vector for {file}"
+            );
             checked += 1;
         }
-        assert!(checked >= 10, "only {checked} vectors parsed from HMAC_TEST_VECTORS.txt");
+        assert!(
+            checked >= 10,
+            "only {checked} vectors parsed from HMAC_TEST_VECTORS.txt"
+        );
     }
 }

@@ -47,7 +47,11 @@ impl Schemas {
     }
 
     /// Resolves a JSON value (a record's flat JSON form) against a model's schema.
-    pub fn model_value(&self, model: Model, json: serde_json::Value) -> Result<AvroValue, SchemaError> {
+    pub fn model_value(
+        &self,
+        model: Model,
+        json: serde_json::Value,
+    ) -> Result<AvroValue, SchemaError> {
         let schema = &self.models[&model];
         json_to_avro(schema, json)
     }
@@ -96,7 +100,11 @@ impl AvroCodec {
     }
 
     fn strategy(topic: &str, schema: &Schema) -> SubjectNameStrategy {
-        SubjectNameStrategy::TopicNameStrategyWithSchema(topic.to_string(), false, get_supplied_schema(schema))
+        SubjectNameStrategy::TopicNameStrategyWithSchema(
+            topic.to_string(),
+            false,
+            get_supplied_schema(schema),
+        )
     }
 
     /// Encodes a raw event for `raw.<provider>` / `raw.dlq`.
@@ -112,12 +120,26 @@ impl AvroCodec {
     }
 
     /// Encodes a normalized record (its flat JSON form) for `normalized.<model>`.
-    pub async fn encode_record(&self, model: Model, json: serde_json::Value) -> Result<Vec<u8>, SchemaError> {
+    pub async fn encode_record(
+        &self,
+        model: Model,
+        json: serde_json::Value,
+    ) -> Result<Vec<u8>, SchemaError> {
         let value = self.schemas.model_value(model, json)?;
-        self.encode_value(&model.normalized_topic(), &self.schemas.models[&model], value).await
+        self.encode_value(
+            &model.normalized_topic(),
+            &self.schemas.models[&model],
+            value,
+        )
+        .await
     }
 
-    async fn encode_value(&self, topic: &str, schema: &Schema, value: AvroValue) -> Result<Vec<u8>, SchemaError> {
+    async fn encode_value(
+        &self,
+        topic: &str,
+        schema: &Schema,
+        value: AvroValue,
+    ) -> Result<Vec<u8>, SchemaError> {
         self.encoder
             .encode_value(value, &Self::strategy(topic, schema))
             .await
@@ -192,9 +214,19 @@ mod tests {
                     unit_price: Some("9.99".into()),
                     ..Default::default()
                 }],
-                discounts: vec![Discount { code: Some("X".into()), amount: Some("1.00".into()), kind: None }],
-                shipping_lines: vec![ShippingLine { title: Some("Std".into()), ..Default::default() }],
-                tax_lines: vec![TaxLine { rate: Some("0.06".into()), ..Default::default() }],
+                discounts: vec![Discount {
+                    code: Some("X".into()),
+                    amount: Some("1.00".into()),
+                    kind: None,
+                }],
+                shipping_lines: vec![ShippingLine {
+                    title: Some("Std".into()),
+                    ..Default::default()
+                }],
+                tax_lines: vec![TaxLine {
+                    rate: Some("0.06".into()),
+                    ..Default::default()
+                }],
                 tags: vec!["Léon".into()],
                 total_price: Some("404.95".into()),
                 ..Default::default()
@@ -210,11 +242,17 @@ mod tests {
             RecordData::Product(Product {
                 name: Some("Shirt\u{2028}😀".into()),
                 status: "active".into(),
-                options: vec![ProductOption { name: "Size".into(), values: vec!["S".into()] }],
+                options: vec![ProductOption {
+                    name: "Size".into(),
+                    values: vec!["S".into()],
+                }],
                 variants: vec![ProductVariant {
                     remote_id: "1".into(),
                     inventory_quantity: Some(5),
-                    options: vec![VariantOption { name: "Size".into(), value: "S".into() }],
+                    options: vec![VariantOption {
+                        name: "Size".into(),
+                        value: "S".into(),
+                    }],
                     ..Default::default()
                 }],
                 ..Default::default()
@@ -247,7 +285,10 @@ mod tests {
             triggered_at: None,
             payload: b"{\"id\": 820982911946154508}".to_vec(),
         };
-        let v = apache_avro::to_value(&ev).unwrap().resolve(&schemas.raw_event).unwrap();
+        let v = apache_avro::to_value(&ev)
+            .unwrap()
+            .resolve(&schemas.raw_event)
+            .unwrap();
         let bytes = apache_avro::to_avro_datum(&schemas.raw_event, v).unwrap();
         let back = apache_avro::from_avro_datum(&schemas.raw_event, &mut &bytes[..], None).unwrap();
         assert_eq!(apache_avro::from_value::<RawEvent>(&back).unwrap(), ev);

@@ -76,7 +76,8 @@ impl KafkaSettings {
         self.partitions(topic)?
             .into_iter()
             .map(|p| {
-                let (_, high) = consumer.fetch_watermarks(topic, p, Timeout::After(Duration::from_secs(10)))?;
+                let (_, high) =
+                    consumer.fetch_watermarks(topic, p, Timeout::After(Duration::from_secs(10)))?;
                 Ok((p, high))
             })
             .collect()
@@ -84,7 +85,11 @@ impl KafkaSettings {
 
     /// Every record of a topic from the beginning to its current end (for tools and tests).
     pub async fn read_all(&self, topic: &str) -> Result<Vec<Message>, KafkaError> {
-        let starts: Vec<(String, i32, i64)> = self.partitions(topic)?.into_iter().map(|p| (topic.to_string(), p, 0)).collect();
+        let starts: Vec<(String, i32, i64)> = self
+            .partitions(topic)?
+            .into_iter()
+            .map(|p| (topic.to_string(), p, 0))
+            .collect();
         let mut reader = Reader::new(self, &starts)?;
         let mut out = Vec::new();
         while let Some(m) = reader.next().await? {
@@ -96,7 +101,10 @@ impl KafkaSettings {
 
 /// A consumer with ingot's defaults: manual offset handling, partition EOF events (for
 /// "caught up"), short session timeouts (BROKER.md: otherwise the first join takes ~23 s).
-pub fn create_consumer(settings: &KafkaSettings, group_id: &str) -> Result<StreamConsumer, KafkaError> {
+pub fn create_consumer(
+    settings: &KafkaSettings,
+    group_id: &str,
+) -> Result<StreamConsumer, KafkaError> {
     let mut c = settings.client_config();
     c.set("group.id", group_id)
         .set("enable.auto.commit", "false")
@@ -127,7 +135,12 @@ impl Message {
             .headers()
             .map(|hs| {
                 hs.iter()
-                    .map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec).unwrap_or_default()))
+                    .map(|h| {
+                        (
+                            h.key.to_string(),
+                            h.value.map(<[u8]>::to_vec).unwrap_or_default(),
+                        )
+                    })
                     .collect()
             })
             .unwrap_or_default();
@@ -142,7 +155,9 @@ impl Message {
     }
 
     pub fn key_str(&self) -> Option<&str> {
-        self.key.as_deref().and_then(|k| std::str::from_utf8(k).ok())
+        self.key
+            .as_deref()
+            .and_then(|k| std::str::from_utf8(k).ok())
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
@@ -198,13 +213,20 @@ impl Producer {
     ) -> Result<(i32, i64), KafkaError> {
         let mut hs = OwnedHeaders::new_with_capacity(headers.len());
         for (k, v) in headers {
-            hs = hs.insert(Header { key: k, value: Some(*v) });
+            hs = hs.insert(Header {
+                key: k,
+                value: Some(*v),
+            });
         }
         let mut rec: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic).key(key).headers(hs);
         if let Some(v) = value {
             rec = rec.payload(v);
         }
-        match self.inner.send(rec, Timeout::After(self.send_timeout)).await {
+        match self
+            .inner
+            .send(rec, Timeout::After(self.send_timeout))
+            .await
+        {
             Ok(delivery) => Ok((delivery.partition, delivery.offset)),
             Err((e, _)) => Err(KafkaError::Send {
                 topic: topic.to_string(),
@@ -216,7 +238,12 @@ impl Producer {
     /// Sends many records concurrently (pipelined, order per partition kept by the
     /// idempotent producer) and waits until all are acknowledged.
     pub async fn send_all(&self, records: &[Outgoing<'_>]) -> Result<Vec<(i32, i64)>, KafkaError> {
-        try_join_all(records.iter().map(|r| self.send(r.topic, r.key, r.value, r.headers))).await
+        try_join_all(
+            records
+                .iter()
+                .map(|r| self.send(r.topic, r.key, r.value, r.headers)),
+        )
+        .await
     }
 }
 
@@ -232,7 +259,10 @@ pub struct Reader {
 impl Reader {
     /// `starts`: (topic, partition, first offset to read). Partitions already at their end
     /// are skipped.
-    pub fn new(settings: &KafkaSettings, starts: &[(String, i32, i64)]) -> Result<Self, KafkaError> {
+    pub fn new(
+        settings: &KafkaSettings,
+        starts: &[(String, i32, i64)],
+    ) -> Result<Self, KafkaError> {
         let mut c = settings.client_config();
         c.set("group.id", "ingot-reader-unused")
             .set("enable.auto.commit", "false")
@@ -242,7 +272,11 @@ impl Reader {
         let mut tpl = TopicPartitionList::new();
         let mut remaining = BTreeMap::new();
         for (topic, partition, start) in starts {
-            let (low, high) = consumer.fetch_watermarks(topic, *partition, Timeout::After(Duration::from_secs(10)))?;
+            let (low, high) = consumer.fetch_watermarks(
+                topic,
+                *partition,
+                Timeout::After(Duration::from_secs(10)),
+            )?;
             let from = (*start).max(low);
             if from < high {
                 tpl.add_partition_offset(topic, *partition, Offset::Offset(from))?;
@@ -252,7 +286,10 @@ impl Reader {
         if tpl.count() > 0 {
             consumer.assign(&tpl)?;
         }
-        Ok(Reader { consumer, remaining })
+        Ok(Reader {
+            consumer,
+            remaining,
+        })
     }
 
     /// The next record, or `None` once every partition reached the end it had at start.
@@ -264,7 +301,9 @@ impl Reader {
             let m = self.consumer.recv().await?;
             let msg = Message::from_borrowed(&m);
             let k = (msg.topic.clone(), msg.partition);
-            let Some(&end) = self.remaining.get(&k) else { continue };
+            let Some(&end) = self.remaining.get(&k) else {
+                continue;
+            };
             if msg.offset + 1 >= end {
                 self.remaining.remove(&k);
             }

@@ -14,14 +14,14 @@ mod avro;
 mod client;
 mod topology;
 
-pub use avro::{AvroCodec, Schemas, SchemaError};
+pub use avro::{AvroCodec, SchemaError, Schemas};
 pub use client::{
-    create_consumer, header_str, KafkaError, KafkaSettings, Message, OutgoingRecord, Producer, Reader,
-    OP_DELETE, OP_HEADER,
+    create_consumer, header_str, KafkaError, KafkaSettings, Message, OutgoingRecord, Producer,
+    Reader, OP_DELETE, OP_HEADER,
 };
-pub use rdkafka::consumer::{Consumer, StreamConsumer};
-pub use rdkafka::message::{BorrowedMessage, Headers, Message as RdMessage};
 pub use rdkafka::consumer::CommitMode;
+pub use rdkafka::consumer::{Consumer, StreamConsumer};
 pub use rdkafka::error::KafkaError as RdKafkaError;
+pub use rdkafka::message::{BorrowedMessage, Headers, Message as RdMessage};
 pub use rdkafka::{Offset, TopicPartitionList};
-pub use topology::{Topology, TopicSpec, TopologyError};
+pub use topology::{TopicSpec, Topology, TopologyError};

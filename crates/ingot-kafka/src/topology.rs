@@ -60,19 +60,30 @@ impl Topology {
             .client_config()
             .create()
             .map_err(KafkaError::from)?;
-        let retention: Vec<String> = self.topics.iter().map(|t| t.retention_ms.to_string()).collect();
+        let retention: Vec<String> = self
+            .topics
+            .iter()
+            .map(|t| t.retention_ms.to_string())
+            .collect();
         let new_topics: Vec<NewTopic> = self
             .topics
             .iter()
             .zip(&retention)
             .map(|(t, r)| {
-                NewTopic::new(&t.name, t.partitions, TopicReplication::Fixed(settings.replication_factor))
-                    .set("cleanup.policy", &t.cleanup_policy)
-                    .set("retention.ms", r)
+                NewTopic::new(
+                    &t.name,
+                    t.partitions,
+                    TopicReplication::Fixed(settings.replication_factor),
+                )
+                .set("cleanup.policy", &t.cleanup_policy)
+                .set("retention.ms", r)
             })
             .collect();
         let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
-        let results = admin.create_topics(new_topics.iter(), &opts).await.map_err(KafkaError::from)?;
+        let results = admin
+            .create_topics(new_topics.iter(), &opts)
+            .await
+            .map_err(KafkaError::from)?;
         let mut created = Vec::new();
         for r in results {
             match r {
@@ -97,14 +108,31 @@ mod tests {
     #[test]
     fn builtin_topology_declares_every_topic() {
         let t = Topology::builtin();
-        for name in ["raw.shopify", "raw.woocommerce", "raw.netsuite", "raw.dlq", "normalized.order", "normalized.customer", "normalized.product", "_schemas"] {
+        for name in [
+            "raw.shopify",
+            "raw.woocommerce",
+            "raw.netsuite",
+            "raw.dlq",
+            "normalized.order",
+            "normalized.customer",
+            "normalized.product",
+            "_schemas",
+        ] {
             assert!(t.topic(name).is_some(), "{name} missing");
         }
-        assert_eq!(t.topic("normalized.order").unwrap().cleanup_policy, "compact");
+        assert_eq!(
+            t.topic("normalized.order").unwrap().cleanup_policy,
+            "compact"
+        );
         // the raw topics are the system of record: kept 100 years, never -1 (Tansu 0.6
         // deletes every record of a topic with retention.ms = -1 at each maintenance)
         for topic in &t.topics {
-            assert!(topic.retention_ms >= 3_153_600_000_000, "{} retention {}", topic.name, topic.retention_ms);
+            assert!(
+                topic.retention_ms >= 3_153_600_000_000,
+                "{} retention {}",
+                topic.name,
+                topic.retention_ms
+            );
         }
     }
 }

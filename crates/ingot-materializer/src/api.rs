@@ -37,7 +37,11 @@ pub struct ApiState {
 
 impl ApiState {
     pub fn new(view: View, tenants: &[Tenant]) -> Self {
-        ApiState { view, auth: Auth::new(tenants), metrics: None }
+        ApiState {
+            view,
+            auth: Auth::new(tenants),
+            metrics: None,
+        }
     }
 
     /// Sets the Prometheus renderer for `/metrics`.
@@ -71,12 +75,18 @@ enum ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, msg) = match self {
-            ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "missing or unknown API key".to_string()),
+            ApiError::Unauthorized => (
+                StatusCode::UNAUTHORIZED,
+                "missing or unknown API key".to_string(),
+            ),
             ApiError::NotFound => (StatusCode::NOT_FOUND, "not found".to_string()),
             ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, m),
             ApiError::Internal(m) => {
                 tracing::error!(component = "api", error = %m, "internal error");
-                (StatusCode::INTERNAL_SERVER_ERROR, "internal error".to_string())
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal error".to_string(),
+                )
             }
         };
         (status, Json(json!({"error": msg}))).into_response()
@@ -111,7 +121,11 @@ async fn metrics(State(s): State<ApiState>) -> Response {
 }
 
 async fn openapi() -> Response {
-    ([("content-type", "application/json")], include_str!("openapi.json")).into_response()
+    (
+        [("content-type", "application/json")],
+        include_str!("openapi.json"),
+    )
+        .into_response()
 }
 
 fn model(resource: &str) -> Result<Model, ApiError> {
@@ -123,7 +137,10 @@ fn present(mut v: Value, include_remote_data: bool) -> Value {
         let raw = obj.remove("remote_data");
         if include_remote_data {
             let parsed = raw
-                .and_then(|r| r.as_str().map(|s| serde_json::from_str(s).unwrap_or(Value::String(s.to_string()))))
+                .and_then(|r| {
+                    r.as_str()
+                        .map(|s| serde_json::from_str(s).unwrap_or(Value::String(s.to_string())))
+                })
                 .unwrap_or(Value::Null);
             obj.insert("remote_data".into(), parsed);
         }
@@ -157,7 +174,10 @@ async fn get_one(
     if !visible {
         return Err(ApiError::NotFound);
     }
-    Ok(Json(json!({"data": present(rec, params.include_remote_data), "freshness": s.freshness()})).into_response())
+    Ok(
+        Json(json!({"data": present(rec, params.include_remote_data), "freshness": s.freshness()}))
+            .into_response(),
+    )
 }
 
 #[derive(Deserialize, Default)]
@@ -183,7 +203,9 @@ fn time_param(name: &str, v: &Option<String>) -> Result<Option<i64>, ApiError> {
             ingot_model::parse_time(s, false)
                 .ok()
                 .and_then(|t| t.timestamp_nanos_opt())
-                .ok_or_else(|| ApiError::BadRequest(format!("{name}: expected an RFC 3339 time, got {s:?}")))
+                .ok_or_else(|| {
+                    ApiError::BadRequest(format!("{name}: expected an RFC 3339 time, got {s:?}"))
+                })
         })
         .transpose()
 }
@@ -194,7 +216,9 @@ fn encode_cursor(nanos: i64, id: &str) -> String {
 
 fn decode_cursor(c: &str) -> Result<(i64, String), ApiError> {
     let bad = || ApiError::BadRequest("cursor: not a cursor this API returned".into());
-    let text = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(c).map_err(|_| bad())?;
+    let text = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(c)
+        .map_err(|_| bad())?;
     let text = String::from_utf8(text).map_err(|_| bad())?;
     let (n, id) = text.split_once(':').ok_or_else(bad)?;
     Ok((n.parse().map_err(|_| bad())?, id.to_string()))
@@ -211,7 +235,9 @@ async fn list(
     let Query(p) = params.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let limit = p.limit.unwrap_or(50);
     if !(1..=500).contains(&limit) {
-        return Err(ApiError::BadRequest("limit: must be between 1 and 500".into()));
+        return Err(ApiError::BadRequest(
+            "limit: must be between 1 and 500".into(),
+        ));
     }
     let q = ListQuery {
         tenant_id: who.tenant_id.clone(),
@@ -231,7 +257,11 @@ async fn list(
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?
         .map_err(|e| ApiError::Internal(e.to_string()))?;
-    let data: Vec<Value> = page.records.into_iter().map(|r| present(r, p.include_remote_data)).collect();
+    let data: Vec<Value> = page
+        .records
+        .into_iter()
+        .map(|r| present(r, p.include_remote_data))
+        .collect();
     Ok(Json(json!({
         "data": data,
         "next_cursor": page.next.map(|(n, id)| encode_cursor(n, &id)),

@@ -1,4 +1,7 @@
-use ingot_kafka::{AvroCodec, Consumer, KafkaError, KafkaSettings, Message, Offset, StreamConsumer, TopicPartitionList};
+use ingot_kafka::{
+    AvroCodec, Consumer, KafkaError, KafkaSettings, Message, Offset, StreamConsumer,
+    TopicPartitionList,
+};
 use ingot_model::{Model, RecordKey};
 use ingot_store::{decode_offset, encode_offset, offset_key, Batch, Store};
 use serde_json::Value;
@@ -19,7 +22,12 @@ pub enum ViewError {
     #[error(transparent)]
     Kafka(#[from] KafkaError),
     #[error("normalized record {topic}/{partition}@{offset} unreadable: {reason}")]
-    BadRecord { topic: String, partition: i32, offset: i64, reason: String },
+    BadRecord {
+        topic: String,
+        partition: i32,
+        offset: i64,
+        reason: String,
+    },
 }
 
 /// The materialized view: records by `<model>/<id>`, an index by (`modified_at`, `id`)
@@ -81,7 +89,10 @@ impl View {
         let mut offsets = BTreeMap::new();
         for (k, v) in store.scan_prefix(OFFSETS, b"")? {
             if let (Some(pos), Some(off)) = (k.iter().position(|b| *b == 0), decode_offset(&v)) {
-                if let (Ok(topic), Ok(p)) = (std::str::from_utf8(&k[..pos]), k[pos + 1..].try_into().map(i32::from_be_bytes)) {
+                if let (Ok(topic), Ok(p)) = (
+                    std::str::from_utf8(&k[..pos]),
+                    k[pos + 1..].try_into().map(i32::from_be_bytes),
+                ) {
                     offsets.insert((topic.to_string(), p), off);
                 }
             }
@@ -99,7 +110,11 @@ impl View {
     }
 
     pub fn next_offset(&self, topic: &str, partition: i32) -> Option<i64> {
-        self.offsets.read().expect("offsets lock").get(&(topic.to_string(), partition)).copied()
+        self.offsets
+            .read()
+            .expect("offsets lock")
+            .get(&(topic.to_string(), partition))
+            .copied()
     }
 
     /// True once the view reached the end of every normalized partition at least once.
@@ -129,8 +144,14 @@ impl View {
                 continue;
             }
             next.insert(pos, m.offset + 1);
-            batch.put(OFFSETS, offset_key(&m.topic, m.partition), encode_offset(m.offset + 1));
-            let Some(model) = Model::from_normalized_topic(&m.topic) else { continue };
+            batch.put(
+                OFFSETS,
+                offset_key(&m.topic, m.partition),
+                encode_offset(m.offset + 1),
+            );
+            let Some(model) = Model::from_normalized_topic(&m.topic) else {
+                continue;
+            };
             let bad = |reason: &str| ViewError::BadRecord {
                 topic: m.topic.clone(),
                 partition: m.partition,
@@ -153,7 +174,11 @@ impl View {
                     // tombstone: a deleted record is a stub of its identity. Its last
                     // content is not kept: compaction removes it from the topic, so a view
                     // rebuilt from the topic could not show it (same answers after a rebuild).
-                    let header = |name: &str| m.header(name).map(|v| Value::String(v.to_string())).unwrap_or(Value::Null);
+                    let header = |name: &str| {
+                        m.header(name)
+                            .map(|v| Value::String(v.to_string()))
+                            .unwrap_or(Value::Null)
+                    };
                     serde_json::json!({
                         "id": id,
                         "remote_id": key.remote_id,
@@ -173,7 +198,11 @@ impl View {
             }
             let n = parse_nanos(new.get("modified_at")).unwrap_or(0);
             batch.put(BY_MODIFIED, index_key(model, n, &id), Vec::new());
-            batch.put(RECORDS, rk.clone(), serde_json::to_vec(&new).expect("json serializes"));
+            batch.put(
+                RECORDS,
+                rk.clone(),
+                serde_json::to_vec(&new).expect("json serializes"),
+            );
             pending.insert(rk, new);
             applied += 1;
         }
@@ -190,7 +219,10 @@ impl View {
         if let (Some(c), Some(r)) = (&q.connection_id, &q.remote_id) {
             let id = RecordKey::new(c.clone(), model, r.clone()).record_id();
             let rec = self.get(model, &id)?.filter(|v| self.matches(v, q));
-            return Ok(Page { records: rec.into_iter().collect(), next: None });
+            return Ok(Page {
+                records: rec.into_iter().collect(),
+                next: None,
+            });
         }
         let prefix = format!("{model}\0").into_bytes();
         let start = match &q.after {
@@ -216,7 +248,8 @@ impl View {
             if rest.len() < 8 {
                 return true;
             }
-            let nanos = (u64::from_be_bytes(rest[..8].try_into().expect("8 bytes")) ^ (1 << 63)) as i64;
+            let nanos =
+                (u64::from_be_bytes(rest[..8].try_into().expect("8 bytes")) ^ (1 << 63)) as i64;
             if q.modified_before.is_some_and(|b| nanos >= b) {
                 return false;
             }
@@ -241,7 +274,10 @@ impl View {
         if let Some(e) = err {
             return Err(e);
         }
-        Ok(Page { records, next: if more { last } else { None } })
+        Ok(Page {
+            records,
+            next: if more { last } else { None },
+        })
     }
 
     fn matches(&self, v: &Value, q: &ListQuery) -> bool {
@@ -254,10 +290,16 @@ impl View {
                 return false;
             }
         }
-        if q.connection_id.as_deref().is_some_and(|c| s("connection_id") != Some(c)) {
+        if q.connection_id
+            .as_deref()
+            .is_some_and(|c| s("connection_id") != Some(c))
+        {
             return false;
         }
-        if q.remote_id.as_deref().is_some_and(|r| s("remote_id") != Some(r)) {
+        if q.remote_id
+            .as_deref()
+            .is_some_and(|r| s("remote_id") != Some(r))
+        {
             return false;
         }
         if !q.include_deleted && v.get("remote_deleted").and_then(Value::as_bool) == Some(true) {
@@ -265,12 +307,12 @@ impl View {
         }
         let updated = parse_nanos(v.get("remote_updated_at"));
         if let Some(a) = q.remote_updated_after {
-            if !updated.is_some_and(|u| u > a) {
+            if updated.is_none_or(|u| u <= a) {
                 return false;
             }
         }
         if let Some(b) = q.remote_updated_before {
-            if !updated.is_some_and(|u| u < b) {
+            if updated.is_none_or(|u| u >= b) {
                 return false;
             }
         }
@@ -287,13 +329,18 @@ pub struct Materializer {
 
 impl Materializer {
     pub fn new(view: View, settings: KafkaSettings, codec: AvroCodec) -> Self {
-        Materializer { view, settings, codec }
+        Materializer {
+            view,
+            settings,
+            codec,
+        }
     }
 
     /// Consumes every partition of every normalized topic (no consumer group: each replica
     /// builds the whole view) until `shutdown` turns true.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) -> Result<(), ViewError> {
-        let consumer: StreamConsumer = ingot_kafka::create_consumer(&self.settings, "ingot-materializer")?;
+        let consumer: StreamConsumer =
+            ingot_kafka::create_consumer(&self.settings, "ingot-materializer")?;
         let mut tpl = TopicPartitionList::new();
         let mut not_eof: HashSet<(String, i32)> = HashSet::new();
         for model in Model::ALL {
@@ -303,7 +350,8 @@ impl Materializer {
                     Some(o) => Offset::Offset(o),
                     None => Offset::Beginning,
                 };
-                tpl.add_partition_offset(&topic, p, offset).map_err(KafkaError::from)?;
+                tpl.add_partition_offset(&topic, p, offset)
+                    .map_err(KafkaError::from)?;
                 not_eof.insert((topic.clone(), p));
             }
         }
@@ -345,18 +393,22 @@ impl Materializer {
             let mut decoded = Vec::with_capacity(batch.len());
             for m in batch {
                 let v = match &m.value {
-                    Some(bytes) => Some(self.codec.decode_record(bytes).await.map_err(|e| ViewError::BadRecord {
-                        topic: m.topic.clone(),
-                        partition: m.partition,
-                        offset: m.offset,
-                        reason: e.to_string(),
+                    Some(bytes) => Some(self.codec.decode_record(bytes).await.map_err(|e| {
+                        ViewError::BadRecord {
+                            topic: m.topic.clone(),
+                            partition: m.partition,
+                            offset: m.offset,
+                            reason: e.to_string(),
+                        }
                     })?),
                     None => None,
                 };
                 decoded.push((m, v));
             }
             let view = self.view.clone();
-            let n = tokio::task::spawn_blocking(move || view.apply(&decoded)).await.expect("view writer panicked")?;
+            let n = tokio::task::spawn_blocking(move || view.apply(&decoded))
+                .await
+                .expect("view writer panicked")?;
             metrics::counter!("ingot_materializer_applied_total").increment(n as u64);
         }
     }
@@ -365,7 +417,9 @@ impl Materializer {
         // PartitionEOF carries only the partition number; a partition counts as caught
         // up once its number reported EOF (all normalized topics share partition numbers).
         if not_eof.is_empty() && !self.view.is_caught_up() {
-            self.view.caught_up.store(true, std::sync::atomic::Ordering::Release);
+            self.view
+                .caught_up
+                .store(true, std::sync::atomic::Ordering::Release);
             tracing::info!(component = "materializer", "view caught up");
         }
     }

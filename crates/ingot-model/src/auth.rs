@@ -26,7 +26,11 @@ pub struct Principal {
 impl Principal {
     /// May this caller see records of `connection_id` owned by `tenant_id`?
     pub fn may_read(&self, tenant_id: &str, connection_id: &str) -> bool {
-        self.tenant_id == tenant_id && self.connections.as_ref().is_none_or(|c| c.contains(connection_id))
+        self.tenant_id == tenant_id
+            && self
+                .connections
+                .as_ref()
+                .is_none_or(|c| c.contains(connection_id))
     }
 }
 
@@ -48,7 +52,9 @@ impl Auth {
                 keys.insert(Sha256::digest(k.as_bytes()).into(), p.clone());
             }
         }
-        Auth { keys: Arc::new(keys) }
+        Auth {
+            keys: Arc::new(keys),
+        }
     }
 
     /// The principal of an `Authorization` header value (`Bearer <key>`), if any.
@@ -66,8 +72,16 @@ mod tests {
     #[test]
     fn keys_map_to_their_tenant_and_limits() {
         let auth = Auth::new(&[
-            Tenant { id: "acme".into(), api_keys: vec!["k1".into()], connections: None },
-            Tenant { id: "globex".into(), api_keys: vec!["k2".into()], connections: Some(vec!["g-1".into()]) },
+            Tenant {
+                id: "acme".into(),
+                api_keys: vec!["k1".into()],
+                connections: None,
+            },
+            Tenant {
+                id: "globex".into(),
+                api_keys: vec!["k2".into()],
+                connections: Some(vec!["g-1".into()]),
+            },
         ]);
         let a = auth.principal(Some("Bearer k1")).unwrap();
         assert_eq!(a.tenant_id, "acme");

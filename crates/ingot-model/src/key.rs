@@ -86,7 +86,9 @@ impl Model {
     }
 
     pub fn from_normalized_topic(topic: &str) -> Option<Model> {
-        topic.strip_prefix("normalized.").and_then(|m| m.parse().ok())
+        topic
+            .strip_prefix("normalized.")
+            .and_then(|m| m.parse().ok())
     }
 }
 
@@ -129,7 +131,11 @@ pub struct RecordKey {
 const ID_NAMESPACE: Uuid = Uuid::from_u128(0x6a1e_0b7c_4f7e_4c54_9d0e_1c2b_3a4f_5e60);
 
 impl RecordKey {
-    pub fn new(connection_id: impl Into<String>, model: Model, remote_id: impl Into<String>) -> Self {
+    pub fn new(
+        connection_id: impl Into<String>,
+        model: Model,
+        remote_id: impl Into<String>,
+    ) -> Self {
         RecordKey {
             connection_id: connection_id.into(),
             model,
@@ -145,7 +151,11 @@ impl RecordKey {
 
 impl fmt::Display for RecordKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}/{}", self.connection_id, self.model, self.remote_id)
+        write!(
+            f,
+            "{}/{}/{}",
+            self.connection_id, self.model, self.remote_id
+        )
     }
 }
 

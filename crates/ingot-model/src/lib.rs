@@ -23,5 +23,5 @@ pub use connection::{ConnectionSpec, Credentials};
 pub use key::{Model, Provider, RecordKey, RecordKeyError};
 pub use models::*;
 pub use raw::{RawEvent, RawOp, RawSource};
-pub use version::{decide, Decision, Version};
 pub use time::{format_utc, parse_time, TimeError};
+pub use version::{decide, Decision, Version};

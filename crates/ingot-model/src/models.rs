@@ -221,7 +221,10 @@ impl RecordData {
         serde_json::to_value(self).expect("record data serializes")
     }
 
-    pub fn from_json(model: crate::Model, value: serde_json::Value) -> Result<Self, serde_json::Error> {
+    pub fn from_json(
+        model: crate::Model,
+        value: serde_json::Value,
+    ) -> Result<Self, serde_json::Error> {
         Ok(match model {
             crate::Model::Order => RecordData::Order(serde_json::from_value(value)?),
             crate::Model::Customer => RecordData::Customer(serde_json::from_value(value)?),
@@ -252,7 +255,10 @@ impl NormalizedRecord {
 
     /// Reads the flat JSON form back (unknown fields are ignored, so old readers accept
     /// records with newer optional fields).
-    pub fn from_json(model: crate::Model, value: serde_json::Value) -> Result<Self, serde_json::Error> {
+    pub fn from_json(
+        model: crate::Model,
+        value: serde_json::Value,
+    ) -> Result<Self, serde_json::Error> {
         let meta: RecordMeta = serde_json::from_value(value.clone())?;
         let data = RecordData::from_json(model, value)?;
         Ok(NormalizedRecord { meta, data })
@@ -296,6 +302,9 @@ mod tests {
         let json = rec.to_json();
         assert_eq!(json["remote_id"], "820982911946154508");
         assert_eq!(json["name"], "Shirt");
-        assert_eq!(NormalizedRecord::from_json(crate::Model::Product, json).unwrap(), rec);
+        assert_eq!(
+            NormalizedRecord::from_json(crate::Model::Product, json).unwrap(),
+            rec
+        );
     }
 }

@@ -28,7 +28,12 @@ pub struct Version {
 
 impl Version {
     fn order_key(&self) -> (i64, bool, i32, i64) {
-        (self.updated_at_nanos, self.deleted, self.raw_partition, self.raw_offset)
+        (
+            self.updated_at_nanos,
+            self.deleted,
+            self.raw_partition,
+            self.raw_offset,
+        )
     }
 
     /// True when `self` and `other` carry the same content (both deleted, or equal hashes).
@@ -83,14 +88,20 @@ mod tests {
         assert_eq!(decide(Some(&stored), &v(100, false, 4, 2)), Decision::Drop);
         // 3. same content: nothing emitted (duplicate delivery / no-op save)
         assert_eq!(decide(Some(&stored), &v(100, false, 5, 1)), Decision::Drop);
-        assert_eq!(decide(Some(&stored), &v(200, false, 7, 1)), Decision::Absorb);
+        assert_eq!(
+            decide(Some(&stored), &v(200, false, 7, 1)),
+            Decision::Absorb
+        );
         // 4. a delete is emitted; an upsert not after it does not resurrect
         let deleted = v(150, true, 8, 0);
         assert_eq!(decide(Some(&stored), &deleted), Decision::Emit);
         assert_eq!(decide(Some(&deleted), &v(150, false, 9, 3)), Decision::Drop);
         assert_eq!(decide(Some(&deleted), &v(149, false, 9, 3)), Decision::Drop);
         assert_eq!(decide(Some(&deleted), &v(151, false, 9, 3)), Decision::Emit);
-        assert_eq!(decide(Some(&deleted), &v(160, true, 9, 0)), Decision::Absorb);
+        assert_eq!(
+            decide(Some(&deleted), &v(160, true, 9, 0)),
+            Decision::Absorb
+        );
         // first sight of a key always emits (a delete of an unknown record is a tombstone)
         assert_eq!(decide(None, &deleted), Decision::Emit);
     }

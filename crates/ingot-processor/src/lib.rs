@@ -16,10 +16,12 @@ mod state;
 
 use chrono::Utc;
 use ingot_kafka::{
-    create_consumer, AvroCodec, Consumer, KafkaError, KafkaSettings, Message, Producer, StreamConsumer,
-    TopicPartitionList, OP_DELETE, OP_HEADER,
+    create_consumer, AvroCodec, Consumer, KafkaError, KafkaSettings, Message, Producer,
+    StreamConsumer, TopicPartitionList, OP_DELETE, OP_HEADER,
 };
-use ingot_model::{decide, Decision, Model, NormalizedRecord, Provider, RawEvent, RecordKey, RecordMeta, Version};
+use ingot_model::{
+    decide, Decision, Model, NormalizedRecord, Provider, RawEvent, RecordKey, RecordMeta, Version,
+};
 use ingot_standardize::{mapping_for, Outcome, Standardized};
 use ingot_store::Store;
 use std::collections::HashMap;
@@ -27,7 +29,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 use tokio::sync::watch;
 
-pub use state::{StateStore, RestoreStats};
+pub use state::{RestoreStats, StateStore};
 
 /// Kafka headers the processor writes on normalized records.
 pub const HEADER_UPDATED_AT: &str = "ingot-remote-updated-at";
@@ -49,7 +51,12 @@ pub enum ProcessorError {
     #[error("schema: {0}")]
     Schema(#[from] ingot_kafka::SchemaError),
     #[error("changelog {topic}/{partition}@{offset} unreadable: {reason}")]
-    Changelog { topic: String, partition: i32, offset: i64, reason: String },
+    Changelog {
+        topic: String,
+        partition: i32,
+        offset: i64,
+        reason: String,
+    },
 }
 
 /// How the processor runs.
@@ -98,9 +105,23 @@ pub struct Processor {
 
 enum Planned {
     /// A normalized record (value) or tombstone (None) to produce, and the version to store.
-    Emit { topic: String, key: String, value: Option<Vec<u8>>, headers: Vec<(&'static str, String)>, version: Version },
-    Absorb { key: String, version: Version },
-    Dlq { key: Vec<u8>, value: Vec<u8>, reason: String, source: String },
+    Emit {
+        topic: String,
+        key: String,
+        value: Option<Vec<u8>>,
+        headers: Vec<(&'static str, String)>,
+        version: Version,
+    },
+    Absorb {
+        key: String,
+        version: Version,
+    },
+    Dlq {
+        key: Vec<u8>,
+        value: Vec<u8>,
+        reason: String,
+        source: String,
+    },
     /// A topic the mapping does not handle (counted by reason).
     Skip,
     /// Not newer than the stored version.
@@ -109,11 +130,19 @@ enum Planned {
 
 impl Processor {
     /// Opens the state and restores it from the normalized topics (the changelog).
-    pub async fn open(cfg: ProcessorConfig, settings: KafkaSettings, codec: AvroCodec) -> Result<Self, ProcessorError> {
+    pub async fn open(
+        cfg: ProcessorConfig,
+        settings: KafkaSettings,
+        codec: AvroCodec,
+    ) -> Result<Self, ProcessorError> {
         let store = Store::open(&cfg.state_dir, state::COLUMN_FAMILIES)?;
         let state = StateStore::new(store);
         let stats = state.restore(&settings, &codec).await?;
-        tracing::info!(component = "processor", restored = stats.records, "state restored from changelog");
+        tracing::info!(
+            component = "processor",
+            restored = stats.records,
+            "state restored from changelog"
+        );
         Ok(Processor {
             producer: Producer::new(&settings)?,
             cfg,
@@ -124,7 +153,10 @@ impl Processor {
     }
 
     /// Consumes until `shutdown` turns true. Returns the totals.
-    pub async fn run(self, mut shutdown: watch::Receiver<bool>) -> Result<BatchStats, ProcessorError> {
+    pub async fn run(
+        self,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> Result<BatchStats, ProcessorError> {
         let consumer: StreamConsumer = create_consumer(&self.settings, &self.cfg.group_id)?;
         let topics: Vec<String> = self.cfg.providers.iter().map(|p| p.raw_topic()).collect();
         let refs: Vec<&str> = topics.iter().map(String::as_str).collect();
@@ -157,11 +189,14 @@ impl Processor {
             let mut tpl = TopicPartitionList::new();
             let mut next: HashMap<(String, i32), i64> = HashMap::new();
             for m in &batch {
-                let e = next.entry((m.topic.clone(), m.partition)).or_insert(m.offset + 1);
+                let e = next
+                    .entry((m.topic.clone(), m.partition))
+                    .or_insert(m.offset + 1);
                 *e = (*e).max(m.offset + 1);
             }
             for ((t, p), o) in next {
-                tpl.add_partition_offset(&t, p, ingot_kafka::Offset::Offset(o)).map_err(KafkaError::from)?;
+                tpl.add_partition_offset(&t, p, ingot_kafka::Offset::Offset(o))
+                    .map_err(KafkaError::from)?;
             }
             consumer
                 .commit(&tpl, rdkafka_commit_mode())
@@ -174,7 +209,10 @@ impl Processor {
     /// Standardizes, applies the version rule, produces, then stores the new state.
     /// Public so tests and benchmarks can drive it with messages read any way.
     pub async fn process_batch(&self, batch: &[Message]) -> Result<BatchStats, ProcessorError> {
-        let mut stats = BatchStats { received: batch.len() as u64, ..Default::default() };
+        let mut stats = BatchStats {
+            received: batch.len() as u64,
+            ..Default::default()
+        };
         let mut overlay: HashMap<String, Version> = HashMap::new();
         let mut plans = Vec::with_capacity(batch.len());
         for m in batch {
@@ -192,28 +230,55 @@ impl Processor {
         let mut outgoing = Vec::new();
         for p in &plans {
             match p {
-                Planned::Emit { topic, key, value, headers, .. } => {
-                    outgoing.push((topic.as_str(), key.as_bytes(), value.as_deref(), headers.iter().map(|(k, v)| (*k, v.as_bytes())).collect::<Vec<_>>()))
-                }
-                Planned::Dlq { key, value, reason, source } => outgoing.push((
+                Planned::Emit {
+                    topic,
+                    key,
+                    value,
+                    headers,
+                    ..
+                } => outgoing.push((
+                    topic.as_str(),
+                    key.as_bytes(),
+                    value.as_deref(),
+                    headers
+                        .iter()
+                        .map(|(k, v)| (*k, v.as_bytes()))
+                        .collect::<Vec<_>>(),
+                )),
+                Planned::Dlq {
+                    key,
+                    value,
+                    reason,
+                    source,
+                } => outgoing.push((
                     DLQ_TOPIC,
                     key.as_slice(),
                     Some(value.as_slice()),
-                    vec![(HEADER_DLQ_REASON, reason.as_bytes()), ("ingot-source", source.as_bytes())],
+                    vec![
+                        (HEADER_DLQ_REASON, reason.as_bytes()),
+                        ("ingot-source", source.as_bytes()),
+                    ],
                 )),
                 Planned::Absorb { .. } | Planned::Skip | Planned::Drop => {}
             }
         }
         let records: Vec<ingot_kafka::OutgoingRecord<'_>> = outgoing
             .iter()
-            .map(|(t, k, v, h)| ingot_kafka::OutgoingRecord { topic: t, key: k, value: *v, headers: h })
+            .map(|(t, k, v, h)| ingot_kafka::OutgoingRecord {
+                topic: t,
+                key: k,
+                value: *v,
+                headers: h,
+            })
             .collect();
         self.producer.send_all(&records).await?;
         // 2. then make the state durable
         let versions: Vec<(String, Version)> = plans
             .iter()
             .filter_map(|p| match p {
-                Planned::Emit { key, version, .. } | Planned::Absorb { key, version } => Some((key.clone(), *version)),
+                Planned::Emit { key, version, .. } | Planned::Absorb { key, version } => {
+                    Some((key.clone(), *version))
+                }
                 _ => None,
             })
             .collect();
@@ -225,7 +290,11 @@ impl Processor {
         Ok(stats)
     }
 
-    async fn plan(&self, m: &Message, overlay: &mut HashMap<String, Version>) -> Result<Planned, ProcessorError> {
+    async fn plan(
+        &self,
+        m: &Message,
+        overlay: &mut HashMap<String, Version>,
+    ) -> Result<Planned, ProcessorError> {
         let source = format!("{}/{}@{}", m.topic, m.partition, m.offset);
         let dlq = |reason: String| {
             tracing::warn!(component = "processor", %source, %reason, "raw event dead-lettered");
@@ -256,13 +325,22 @@ impl Processor {
             }
             Err(e) => return dlq(e.to_string()),
         };
-        let key = RecordKey::new(&event.connection_id, standardized.model(), standardized.remote_id());
+        let key = RecordKey::new(
+            &event.connection_id,
+            standardized.model(),
+            standardized.remote_id(),
+        );
         let key_str = key.to_string();
-        let (version, emit) = match self.version_and_output(&event, m, &key, standardized, mapping.mapping_version()).await {
+        let (version, emit) = match self
+            .version_and_output(&event, m, &key, standardized, mapping.mapping_version())
+            .await
+        {
             Ok(v) => v,
             // a record that does not fit its schema is a mapping bug for this payload: the
             // event is dead-lettered, the pipeline goes on
-            Err(ProcessorError::Schema(e @ ingot_kafka::SchemaError::Mismatch { .. })) => return dlq(e.to_string()),
+            Err(ProcessorError::Schema(e @ ingot_kafka::SchemaError::Mismatch { .. })) => {
+                return dlq(e.to_string())
+            }
             Err(e) => return Err(e),
         };
         let stored = match overlay.get(&key_str) {
@@ -270,7 +348,9 @@ impl Processor {
             None => {
                 let state = self.state.clone();
                 let k = key_str.clone();
-                tokio::task::spawn_blocking(move || state.get_version(&k)).await.expect("state reader panicked")?
+                tokio::task::spawn_blocking(move || state.get_version(&k))
+                    .await
+                    .expect("state reader panicked")?
             }
         };
         let decision = decide(stored.as_ref(), &version);
@@ -278,12 +358,21 @@ impl Processor {
             Decision::Drop => Planned::Drop,
             Decision::Absorb => {
                 overlay.insert(key_str.clone(), version);
-                Planned::Absorb { key: key_str, version }
+                Planned::Absorb {
+                    key: key_str,
+                    version,
+                }
             }
             Decision::Emit => {
                 overlay.insert(key_str.clone(), version);
                 let (value, headers) = emit;
-                Planned::Emit { topic: key.model.normalized_topic(), key: key_str, value, headers, version }
+                Planned::Emit {
+                    topic: key.model.normalized_topic(),
+                    key: key_str,
+                    value,
+                    headers,
+                    version,
+                }
             }
         })
     }
@@ -324,7 +413,12 @@ impl Processor {
                 headers.push((OP_HEADER, OP_DELETE.to_string()));
                 (version, (None, headers))
             }
-            Standardized::Upsert { remote_id, remote_created_at, remote_updated_at, data } => {
+            Standardized::Upsert {
+                remote_id,
+                remote_created_at,
+                remote_updated_at,
+                data,
+            } => {
                 let version = Version {
                     updated_at_nanos: nanos(&remote_updated_at),
                     deleted: false,
@@ -352,7 +446,10 @@ impl Processor {
                     },
                     data,
                 };
-                let value = self.codec.encode_record(key.model, record.to_json()).await?;
+                let value = self
+                    .codec
+                    .encode_record(key.model, record.to_json())
+                    .await?;
                 let mut headers = lineage(&updated);
                 headers.push((OP_HEADER, "upsert".to_string()));
                 (version, (Some(value), headers))
@@ -363,7 +460,11 @@ impl Processor {
 
 /// Nanoseconds since the epoch, saturating outside 1677–2262.
 pub fn nanos(t: &chrono::DateTime<Utc>) -> i64 {
-    t.timestamp_nanos_opt().unwrap_or(if t.timestamp() < 0 { i64::MIN } else { i64::MAX })
+    t.timestamp_nanos_opt().unwrap_or(if t.timestamp() < 0 {
+        i64::MIN
+    } else {
+        i64::MAX
+    })
 }
 
 fn is_eof(e: &ingot_kafka::RdKafkaError) -> bool {
@@ -387,7 +488,8 @@ fn record_metrics(s: &BatchStats) {
     metrics::counter!("ingot_processor_received_total").increment(s.received);
     metrics::counter!("ingot_processor_emitted_total").increment(s.emitted);
     metrics::counter!("ingot_processor_absorbed_total").increment(s.absorbed);
-    metrics::counter!("ingot_processor_dropped_total", "reason" => "version_rule").increment(s.dropped);
+    metrics::counter!("ingot_processor_dropped_total", "reason" => "version_rule")
+        .increment(s.dropped);
     metrics::counter!("ingot_processor_dead_lettered_total").increment(s.dead_lettered);
 }
 

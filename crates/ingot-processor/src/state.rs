@@ -31,20 +31,31 @@ impl StateStore {
             .and_then(|b| serde_json::from_slice(&b).ok()))
     }
 
-    pub fn put_versions(&self, versions: &[(String, Version)]) -> Result<(), ingot_store::StoreError> {
+    pub fn put_versions(
+        &self,
+        versions: &[(String, Version)],
+    ) -> Result<(), ingot_store::StoreError> {
         if versions.is_empty() {
             return Ok(());
         }
         let mut b = Batch::new();
         for (k, v) in versions {
-            b.put("versions", k.as_bytes().to_vec(), serde_json::to_vec(v).expect("version serializes"));
+            b.put(
+                "versions",
+                k.as_bytes().to_vec(),
+                serde_json::to_vec(v).expect("version serializes"),
+            );
         }
         self.store.write(b)
     }
 
     /// Reads every normalized topic from where the last restore stopped to its end, and
     /// keeps the greater of the stored and the changelog version per key.
-    pub async fn restore(&self, settings: &KafkaSettings, codec: &AvroCodec) -> Result<RestoreStats, ProcessorError> {
+    pub async fn restore(
+        &self,
+        settings: &KafkaSettings,
+        codec: &AvroCodec,
+    ) -> Result<RestoreStats, ProcessorError> {
         let mut starts = Vec::new();
         for model in Model::ALL {
             let topic = model.normalized_topic();
@@ -60,19 +71,28 @@ impl StateStore {
         let mut reader = Reader::new(settings, &starts)?;
         let mut stats = RestoreStats::default();
         let mut batch = Batch::new();
-        let mut pending: std::collections::HashMap<String, Version> = std::collections::HashMap::new();
+        let mut pending: std::collections::HashMap<String, Version> =
+            std::collections::HashMap::new();
         while let Some(m) = reader.next().await? {
-            let Some(key) = m.key_str().map(str::to_string) else { continue };
+            let Some(key) = m.key_str().map(str::to_string) else {
+                continue;
+            };
             let version = changelog_version(&m, codec).await?;
             let current = match pending.get(&key) {
                 Some(v) => Some(*v),
                 None => self.get_version(&key)?,
             };
-            let newer = current.is_none_or(|c| ingot_model::decide(Some(&c), &version) != ingot_model::Decision::Drop);
+            let newer = current.is_none_or(|c| {
+                ingot_model::decide(Some(&c), &version) != ingot_model::Decision::Drop
+            });
             if newer {
                 pending.insert(key, version);
             }
-            batch.put("changelog", offset_key(&m.topic, m.partition), encode_offset(m.offset + 1));
+            batch.put(
+                "changelog",
+                offset_key(&m.topic, m.partition),
+                encode_offset(m.offset + 1),
+            );
             stats.records += 1;
             if batch.len() > 5000 {
                 self.flush(&mut batch, &mut pending)?;
@@ -82,9 +102,17 @@ impl StateStore {
         Ok(stats)
     }
 
-    fn flush(&self, batch: &mut Batch, pending: &mut std::collections::HashMap<String, Version>) -> Result<(), ingot_store::StoreError> {
+    fn flush(
+        &self,
+        batch: &mut Batch,
+        pending: &mut std::collections::HashMap<String, Version>,
+    ) -> Result<(), ingot_store::StoreError> {
         for (k, v) in pending.drain() {
-            batch.put("versions", k.into_bytes(), serde_json::to_vec(&v).expect("version serializes"));
+            batch.put(
+                "versions",
+                k.into_bytes(),
+                serde_json::to_vec(&v).expect("version serializes"),
+            );
         }
         self.store.write(std::mem::take(batch))
     }
@@ -118,10 +146,12 @@ async fn changelog_version(m: &Message, codec: &AvroCodec) -> Result<Version, Pr
             })
         }
         Some(bytes) => {
-            let model = Model::from_normalized_topic(&m.topic).ok_or_else(|| bad("not a normalized topic".into()))?;
+            let model = Model::from_normalized_topic(&m.topic)
+                .ok_or_else(|| bad("not a normalized topic".into()))?;
             let json = codec.decode_record(bytes).await?;
             let rec = NormalizedRecord::from_json(model, json).map_err(|e| bad(e.to_string()))?;
-            let at = ingot_model::parse_time(&rec.meta.remote_updated_at, true).map_err(|e| bad(e.to_string()))?;
+            let at = ingot_model::parse_time(&rec.meta.remote_updated_at, true)
+                .map_err(|e| bad(e.to_string()))?;
             Ok(Version {
                 updated_at_nanos: crate::nanos(&at),
                 deleted: false,

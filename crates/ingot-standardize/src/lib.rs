@@ -18,6 +18,7 @@ use chrono::{DateTime, Utc};
 use ingot_model::{Model, Provider, RawEvent, RecordData};
 
 /// One standardized version of a record, or its deletion.
+#[allow(clippy::large_enum_variant)] // produced and consumed one at a time
 #[derive(Debug, Clone, PartialEq)]
 pub enum Standardized {
     Upsert {
@@ -45,12 +46,15 @@ impl Standardized {
 
     pub fn remote_id(&self) -> &str {
         match self {
-            Standardized::Upsert { remote_id, .. } | Standardized::Delete { remote_id, .. } => remote_id,
+            Standardized::Upsert { remote_id, .. } | Standardized::Delete { remote_id, .. } => {
+                remote_id
+            }
         }
     }
 }
 
 /// The result of standardizing one raw event.
+#[allow(clippy::large_enum_variant)] // produced and consumed one at a time
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
     Record(Standardized),

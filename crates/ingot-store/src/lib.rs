@@ -9,7 +9,9 @@
 //!
 //! Calls block: async callers run them in `spawn_blocking` or a dedicated thread.
 
-use rocksdb::{ColumnFamilyDescriptor, Direction, IteratorMode, Options, WriteBatch, WriteOptions, DB};
+use rocksdb::{
+    ColumnFamilyDescriptor, Direction, IteratorMode, Options, WriteBatch, WriteOptions, DB,
+};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -21,6 +23,9 @@ pub enum StoreError {
     #[error("unknown column family {0}")]
     UnknownColumnFamily(String),
 }
+
+/// A key and its value.
+pub type KeyValue = (Vec<u8>, Vec<u8>);
 
 /// A RocksDB database with named column families.
 #[derive(Clone)]
@@ -39,7 +44,8 @@ impl Batch {
         Self::default()
     }
     pub fn put(&mut self, cf: &str, key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) {
-        self.ops.push((cf.to_string(), key.into(), Some(value.into())));
+        self.ops
+            .push((cf.to_string(), key.into(), Some(value.into())));
     }
     pub fn delete(&mut self, cf: &str, key: impl Into<Vec<u8>>) {
         self.ops.push((cf.to_string(), key.into(), None));
@@ -98,7 +104,10 @@ impl Store {
         start: &[u8],
         mut f: impl FnMut(&[u8], &[u8]) -> bool,
     ) -> Result<(), StoreError> {
-        for item in self.db.iterator_cf(self.cf(cf)?, IteratorMode::From(start, Direction::Forward)) {
+        for item in self
+            .db
+            .iterator_cf(self.cf(cf)?, IteratorMode::From(start, Direction::Forward))
+        {
             let (k, v) = item?;
             if !f(&k, &v) {
                 break;
@@ -108,7 +117,11 @@ impl Store {
     }
 
     /// Every (key, value) whose key starts with `prefix`.
-    pub fn scan_prefix(&self, cf: &str, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    pub fn scan_prefix(
+        &self,
+        cf: &str,
+        prefix: &[u8],
+    ) -> Result<Vec<KeyValue>, StoreError> {
         let mut out = Vec::new();
         self.scan_from(cf, prefix, |k, v| {
             if !k.starts_with(prefix) {
@@ -154,12 +167,18 @@ mod tests {
             let mut bad = Batch::new();
             bad.put("data", b"k2".to_vec(), b"v2".to_vec());
             bad.put("nope", b"x".to_vec(), b"y".to_vec());
-            assert!(matches!(s.write(bad), Err(StoreError::UnknownColumnFamily(_))));
+            assert!(matches!(
+                s.write(bad),
+                Err(StoreError::UnknownColumnFamily(_))
+            ));
         }
         let s = Store::open(dir.path(), &["data", "offsets"]).unwrap();
         assert_eq!(s.get("data", b"k1").unwrap().as_deref(), Some(&b"v1"[..]));
         assert_eq!(s.get("data", b"k2").unwrap(), None);
-        let off = s.get("offsets", &offset_key("raw.shopify", 2)).unwrap().unwrap();
+        let off = s
+            .get("offsets", &offset_key("raw.shopify", 2))
+            .unwrap()
+            .unwrap();
         assert_eq!(decode_offset(&off), Some(41));
     }
 

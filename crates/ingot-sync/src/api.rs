@@ -29,6 +29,7 @@ fn error(status: StatusCode, msg: impl Into<String>) -> Response {
     (status, Json(json!({"error": msg.into()}))).into_response()
 }
 
+#[allow(clippy::result_large_err)] // the Err is the ready-made HTTP answer
 fn principal(s: &ApiState, headers: &HeaderMap) -> Result<Arc<Principal>, Response> {
     s.auth
         .principal(headers.get("authorization").and_then(|v| v.to_str().ok()))
@@ -50,6 +51,7 @@ fn public(spec: &ConnectionSpec) -> Value {
     })
 }
 
+#[allow(clippy::result_large_err)]
 fn owned(s: &ApiState, who: &Principal, id: &str) -> Result<ConnectionSpec, Response> {
     s.engine
         .connection(id)
@@ -63,7 +65,10 @@ fn engine_error(e: EngineError) -> Response {
         EngineError::Invalid(m) => error(StatusCode::BAD_REQUEST, m),
         other => {
             tracing::error!(component = "connections-api", error = %other, "storage error");
-            error(StatusCode::SERVICE_UNAVAILABLE, "storage unavailable, retry")
+            error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "storage unavailable, retry",
+            )
         }
     }
 }
@@ -98,7 +103,10 @@ async fn create(
     }
     spec.tenant = who.tenant_id.clone();
     if spec.api_base_url().is_none() && !spec.sync_disabled {
-        return error(StatusCode::BAD_REQUEST, "base_url (or shop_domain for Shopify) is required unless sync_disabled");
+        return error(
+            StatusCode::BAD_REQUEST,
+            "base_url (or shop_domain for Shopify) is required unless sync_disabled",
+        );
     }
     match s.engine.upsert_connection(spec.clone()).await {
         Ok(true) => (StatusCode::CREATED, Json(public(&spec))).into_response(),
@@ -112,11 +120,21 @@ async fn list(State(s): State<ApiState>, headers: HeaderMap) -> Response {
         Ok(p) => p,
         Err(r) => return r,
     };
-    let data: Vec<Value> = s.engine.connections().iter().filter(|c| who.may_read(&c.tenant, &c.id)).map(public).collect();
+    let data: Vec<Value> = s
+        .engine
+        .connections()
+        .iter()
+        .filter(|c| who.may_read(&c.tenant, &c.id))
+        .map(public)
+        .collect();
     Json(json!({"data": data})).into_response()
 }
 
-async fn get_one(State(s): State<ApiState>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+async fn get_one(
+    State(s): State<ApiState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
     let who = match principal(&s, &headers) {
         Ok(p) => p,
         Err(r) => return r,
@@ -150,12 +168,20 @@ async fn resync(State(s): State<ApiState>, headers: HeaderMap, Path(id): Path<St
         return r;
     }
     match s.engine.resync(&id).await {
-        Ok(()) => (StatusCode::ACCEPTED, Json(json!({"status": "historical sync restarted"}))).into_response(),
+        Ok(()) => (
+            StatusCode::ACCEPTED,
+            Json(json!({"status": "historical sync restarted"})),
+        )
+            .into_response(),
         Err(e) => engine_error(e),
     }
 }
 
-async fn sync_status(State(s): State<ApiState>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+async fn sync_status(
+    State(s): State<ApiState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
     let who = match principal(&s, &headers) {
         Ok(p) => p,
         Err(r) => return r,
@@ -167,7 +193,12 @@ async fn sync_status(State(s): State<ApiState>, headers: HeaderMap, Path(id): Pa
         .engine
         .status(&id)
         .into_iter()
-        .map(|(m, st)| (m.resource().to_string(), serde_json::to_value(st).expect("status serializes")))
+        .map(|(m, st)| {
+            (
+                m.resource().to_string(),
+                serde_json::to_value(st).expect("status serializes"),
+            )
+        })
         .collect();
     Json(json!({"connection_id": id, "models": models})).into_response()
 }

@@ -1,6 +1,8 @@
 use crate::status::{Backfill, ModelStatus, SyncState};
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
-use ingot_connectors::{connector_for, Connector, ConnectorConfig, ConnectorError, Deletion, RemoteRecord, Window};
+use ingot_connectors::{
+    connector_for, Connector, ConnectorConfig, ConnectorError, Deletion, RemoteRecord, Window,
+};
 use ingot_kafka::{AvroCodec, KafkaError, KafkaSettings, Producer, Reader};
 use ingot_model::{format_utc, ConnectionSpec, Model, RawEvent, RecordKey};
 use std::collections::{BTreeMap, HashMap};
@@ -21,7 +23,11 @@ pub enum EngineError {
     #[error("schema: {0}")]
     Schema(#[from] ingot_kafka::SchemaError),
     #[error("control record {topic}@{offset} unreadable: {reason}")]
-    Corrupt { topic: String, offset: i64, reason: String },
+    Corrupt {
+        topic: String,
+        offset: i64,
+        reason: String,
+    },
     #[error("connection {0:?} not found")]
     NotFound(String),
     #[error("invalid connection: {0}")]
@@ -51,6 +57,9 @@ impl Default for SyncSettings {
     }
 }
 
+/// A connection's running sync and its wake-up signal.
+type SyncTask = (JoinHandle<()>, Arc<Notify>);
+
 struct Inner {
     kafka: KafkaSettings,
     producer: Producer,
@@ -58,7 +67,7 @@ struct Inner {
     settings: SyncSettings,
     connections: RwLock<BTreeMap<String, ConnectionSpec>>,
     statuses: RwLock<HashMap<(String, Model), ModelStatus>>,
-    tasks: Mutex<HashMap<String, (JoinHandle<()>, Arc<Notify>)>>,
+    tasks: Mutex<HashMap<String, SyncTask>>,
     changes: watch::Sender<u64>,
 }
 
@@ -78,28 +87,39 @@ fn parse_utc(s: &str) -> Option<DateTime<Utc>> {
 
 impl Engine {
     /// Reads the connections and checkpoints back from their control topics.
-    pub async fn open(kafka: KafkaSettings, codec: AvroCodec, settings: SyncSettings) -> Result<Engine, EngineError> {
+    pub async fn open(
+        kafka: KafkaSettings,
+        codec: AvroCodec,
+        settings: SyncSettings,
+    ) -> Result<Engine, EngineError> {
         let mut connections = BTreeMap::new();
         for m in kafka.read_all(CONNECTIONS_TOPIC).await? {
-            let Some(id) = m.key_str().map(str::to_string) else { continue };
+            let Some(id) = m.key_str().map(str::to_string) else {
+                continue;
+            };
             match &m.value {
                 None => {
                     connections.remove(&id);
                 }
                 Some(v) => {
-                    let spec: ConnectionSpec = serde_json::from_slice(v).map_err(|e| EngineError::Corrupt {
-                        topic: CONNECTIONS_TOPIC.into(),
-                        offset: m.offset,
-                        reason: e.to_string(),
-                    })?;
+                    let spec: ConnectionSpec =
+                        serde_json::from_slice(v).map_err(|e| EngineError::Corrupt {
+                            topic: CONNECTIONS_TOPIC.into(),
+                            offset: m.offset,
+                            reason: e.to_string(),
+                        })?;
                     connections.insert(id, spec);
                 }
             }
         }
         let mut statuses = HashMap::new();
         for m in kafka.read_all(SYNC_TOPIC).await? {
-            let Some((conn, model)) = m.key_str().and_then(|k| k.rsplit_once('/')) else { continue };
-            let Ok(model) = model.parse::<Model>() else { continue };
+            let Some((conn, model)) = m.key_str().and_then(|k| k.rsplit_once('/')) else {
+                continue;
+            };
+            let Ok(model) = model.parse::<Model>() else {
+                continue;
+            };
             match &m.value {
                 None => {
                     statuses.remove(&(conn.to_string(), model));
@@ -132,11 +152,22 @@ impl Engine {
     }
 
     pub fn connections(&self) -> Vec<ConnectionSpec> {
-        self.inner.connections.read().expect("lock").values().cloned().collect()
+        self.inner
+            .connections
+            .read()
+            .expect("lock")
+            .values()
+            .cloned()
+            .collect()
     }
 
     pub fn connection(&self, id: &str) -> Option<ConnectionSpec> {
-        self.inner.connections.read().expect("lock").get(id).cloned()
+        self.inner
+            .connections
+            .read()
+            .expect("lock")
+            .get(id)
+            .cloned()
     }
 
     /// Per-model status of a connection.
@@ -146,7 +177,12 @@ impl Engine {
             .settings
             .models
             .iter()
-            .map(|m| (*m, st.get(&(id.to_string(), *m)).cloned().unwrap_or_default()))
+            .map(|m| {
+                (
+                    *m,
+                    st.get(&(id.to_string(), *m)).cloned().unwrap_or_default(),
+                )
+            })
             .collect()
     }
 
@@ -154,7 +190,9 @@ impl Engine {
     /// starts its historical sync at once. Returns true when it did not exist.
     pub async fn upsert_connection(&self, spec: ConnectionSpec) -> Result<bool, EngineError> {
         if spec.id.is_empty() || spec.id.contains('/') {
-            return Err(EngineError::Invalid("id must be non-empty and contain no '/'".into()));
+            return Err(EngineError::Invalid(
+                "id must be non-empty and contain no '/'".into(),
+            ));
         }
         let existed = self.inner.connections.read().expect("lock").get(&spec.id) == Some(&spec);
         if existed {
@@ -162,8 +200,15 @@ impl Engine {
         }
         let created = self.connection(&spec.id).is_none();
         let value = serde_json::to_vec(&spec).expect("spec serializes");
-        self.inner.producer.send(CONNECTIONS_TOPIC, spec.id.as_bytes(), Some(&value), &[]).await?;
-        self.inner.connections.write().expect("lock").insert(spec.id.clone(), spec.clone());
+        self.inner
+            .producer
+            .send(CONNECTIONS_TOPIC, spec.id.as_bytes(), Some(&value), &[])
+            .await?;
+        self.inner
+            .connections
+            .write()
+            .expect("lock")
+            .insert(spec.id.clone(), spec.clone());
         self.inner.changes.send_modify(|n| *n += 1);
         self.start(&spec);
         Ok(created)
@@ -174,7 +219,10 @@ impl Engine {
         if self.connection(id).is_none() {
             return Err(EngineError::NotFound(id.to_string()));
         }
-        self.inner.producer.send(CONNECTIONS_TOPIC, id.as_bytes(), None, &[]).await?;
+        self.inner
+            .producer
+            .send(CONNECTIONS_TOPIC, id.as_bytes(), None, &[])
+            .await?;
         self.inner.connections.write().expect("lock").remove(id);
         self.inner.changes.send_modify(|n| *n += 1);
         if let Some((task, _)) = self.inner.tasks.lock().expect("lock").remove(id) {
@@ -185,7 +233,9 @@ impl Engine {
 
     /// Starts a fresh historical sync of every model of a connection.
     pub async fn resync(&self, id: &str) -> Result<(), EngineError> {
-        let spec = self.connection(id).ok_or_else(|| EngineError::NotFound(id.to_string()))?;
+        let spec = self
+            .connection(id)
+            .ok_or_else(|| EngineError::NotFound(id.to_string()))?;
         if let Some((task, _)) = self.inner.tasks.lock().expect("lock").remove(id) {
             task.abort();
         }
@@ -232,13 +282,27 @@ impl Engine {
         tasks.insert(id, (task, wake));
     }
 
-    async fn persist(&self, connection: &str, model: Model, status: ModelStatus) -> Result<(), EngineError> {
+    async fn persist(
+        &self,
+        connection: &str,
+        model: Model,
+        status: ModelStatus,
+    ) -> Result<(), EngineError> {
         let value = serde_json::to_vec(&status).expect("status serializes");
         self.inner
             .producer
-            .send(SYNC_TOPIC, status_key(connection, model).as_bytes(), Some(&value), &[])
+            .send(
+                SYNC_TOPIC,
+                status_key(connection, model).as_bytes(),
+                Some(&value),
+                &[],
+            )
             .await?;
-        self.inner.statuses.write().expect("lock").insert((connection.to_string(), model), status);
+        self.inner
+            .statuses
+            .write()
+            .expect("lock")
+            .insert((connection.to_string(), model), status);
         Ok(())
     }
 
@@ -270,18 +334,31 @@ impl Engine {
                 let status = self.get_status(&spec.id, model);
                 let due = match (&status.cursor, status.state) {
                     (None, _) => Duration::ZERO,
-                    (Some(_), SyncState::Failed) => self.inner.settings.retry_after_failure.min(interval),
+                    (Some(_), SyncState::Failed) => {
+                        self.inner.settings.retry_after_failure.min(interval)
+                    }
                     (Some(_), _) => status
                         .last_success
                         .as_deref()
                         .and_then(parse_utc)
-                        .map(|t| (t + ChronoDuration::from_std(interval).unwrap_or_default() - Utc::now()).to_std().unwrap_or(Duration::ZERO))
+                        .map(|t| {
+                            (t + ChronoDuration::from_std(interval).unwrap_or_default()
+                                - Utc::now())
+                            .to_std()
+                            .unwrap_or(Duration::ZERO)
+                        })
                         .unwrap_or(Duration::ZERO),
                 };
                 let wait = if status.cursor.is_some() && status.state == SyncState::Failed {
                     // retry a failed run after a pause measured from its start
-                    let started = status.last_run_started.as_deref().and_then(parse_utc).unwrap_or_else(Utc::now);
-                    (started + ChronoDuration::from_std(due).unwrap_or_default() - Utc::now()).to_std().unwrap_or(Duration::ZERO)
+                    let started = status
+                        .last_run_started
+                        .as_deref()
+                        .and_then(parse_utc)
+                        .unwrap_or_else(Utc::now);
+                    (started + ChronoDuration::from_std(due).unwrap_or_default() - Utc::now())
+                        .to_std()
+                        .unwrap_or(Duration::ZERO)
                 } else {
                     due
                 };
@@ -307,13 +384,23 @@ impl Engine {
     }
 
     /// Writes listed records as raw events and waits for the acknowledgements.
-    async fn write_records(&self, spec: &ConnectionSpec, source: &str, records: &[RemoteRecord]) -> Result<(), EngineError> {
+    async fn write_records(
+        &self,
+        spec: &ConnectionSpec,
+        source: &str,
+        records: &[RemoteRecord],
+    ) -> Result<(), EngineError> {
         let topic = spec.provider.raw_topic();
         let received_at = format_utc(&Utc::now());
         let mut encoded = Vec::with_capacity(records.len());
         for r in records {
             let ev = RawEvent {
-                event_id: format!("{source}:{}:{}:{}", r.model, r.remote_id, format_utc(&r.updated_at)),
+                event_id: format!(
+                    "{source}:{}:{}:{}",
+                    r.model,
+                    r.remote_id,
+                    format_utc(&r.updated_at)
+                ),
                 tenant_id: spec.tenant.clone(),
                 connection_id: spec.id.clone(),
                 provider: spec.provider.as_str().to_string(),
@@ -330,7 +417,12 @@ impl Engine {
         self.send_raw(&topic, &encoded).await
     }
 
-    async fn write_deletions(&self, spec: &ConnectionSpec, source: &str, deletions: &[Deletion]) -> Result<(), EngineError> {
+    async fn write_deletions(
+        &self,
+        spec: &ConnectionSpec,
+        source: &str,
+        deletions: &[Deletion],
+    ) -> Result<(), EngineError> {
         let topic = spec.provider.raw_topic();
         let received_at = format_utc(&Utc::now());
         let mut encoded = Vec::with_capacity(deletions.len());
@@ -354,18 +446,37 @@ impl Engine {
         self.send_raw(&topic, &encoded).await
     }
 
-    async fn send_raw(&self, topic: &str, encoded: &[(String, Vec<u8>)]) -> Result<(), EngineError> {
+    async fn send_raw(
+        &self,
+        topic: &str,
+        encoded: &[(String, Vec<u8>)],
+    ) -> Result<(), EngineError> {
         let recs: Vec<ingot_kafka::OutgoingRecord<'_>> = encoded
             .iter()
-            .map(|(k, v)| ingot_kafka::OutgoingRecord { topic, key: k.as_bytes(), value: Some(v), headers: &[] })
+            .map(|(k, v)| ingot_kafka::OutgoingRecord {
+                topic,
+                key: k.as_bytes(),
+                value: Some(v),
+                headers: &[],
+            })
             .collect();
         self.inner.producer.send_all(&recs).await?;
         Ok(())
     }
 
     /// Marks a run failed (or partial for a historical sync) with the error; the cursor stays.
-    async fn fail(&self, spec: &ConnectionSpec, model: Model, mut status: ModelStatus, error: &ConnectorError) -> Result<(), EngineError> {
-        status.state = if status.backfill.is_some() { SyncState::Partial } else { SyncState::Failed };
+    async fn fail(
+        &self,
+        spec: &ConnectionSpec,
+        model: Model,
+        mut status: ModelStatus,
+        error: &ConnectorError,
+    ) -> Result<(), EngineError> {
+        status.state = if status.backfill.is_some() {
+            SyncState::Partial
+        } else {
+            SyncState::Failed
+        };
         status.last_error = Some(error.to_string());
         metrics::counter!("ingot_sync_runs_total", "result" => "failed", "provider" => spec.provider.as_str()).increment(1);
         self.persist(&spec.id, model, status).await
@@ -373,7 +484,12 @@ impl Engine {
 
     /// The historical sync: windows from `to − history` to `to`, oldest first, a checkpoint
     /// after every acknowledged page. Resumes at its checkpoint.
-    async fn backfill(&self, spec: &ConnectionSpec, connector: &dyn Connector, model: Model) -> Result<(), EngineError> {
+    async fn backfill(
+        &self,
+        spec: &ConnectionSpec,
+        connector: &dyn Connector,
+        model: Model,
+    ) -> Result<(), EngineError> {
         let mut status = self.get_status(&spec.id, model);
         let now = Utc::now();
         let mut bf = match status.backfill.clone() {
@@ -392,7 +508,9 @@ impl Engine {
             }
         };
         let (Some(from), Some(to)) = (parse_utc(&bf.from), parse_utc(&bf.to)) else {
-            return Err(EngineError::Invalid("unreadable backfill checkpoint".into()));
+            return Err(EngineError::Invalid(
+                "unreadable backfill checkpoint".into(),
+            ));
         };
         status.state = SyncState::Syncing;
         status.phase = Some("backfill".into());
@@ -402,14 +520,20 @@ impl Engine {
         while bf.windows_done < bf.windows_total {
             let start = from + self.inner.settings.window * bf.windows_done as i32;
             let end = (start + self.inner.settings.window).min(to);
-            let window = Window { from: start, to: end };
+            let window = Window {
+                from: start,
+                to: end,
+            };
             loop {
                 let page = match connector.list(model, &window, bf.page.as_ref()).await {
                     Ok(p) => p,
                     Err(ConnectorError::Unsupported(_)) => break,
                     Err(e) => {
                         status.backfill = Some(bf.clone());
-                        return self.fail(spec, model, status, &e).await.and(Err(EngineError::Invalid(e.to_string())));
+                        return self
+                            .fail(spec, model, status, &e)
+                            .await
+                            .and(Err(EngineError::Invalid(e.to_string())));
                     }
                 };
                 self.write_records(spec, "backfill", &page.items).await?;
@@ -419,7 +543,8 @@ impl Engine {
                 if last_page {
                     bf.windows_done += 1;
                 }
-                status.progress_percent = Some(100.0 * f64::from(bf.windows_done) / f64::from(bf.windows_total.max(1)));
+                status.progress_percent =
+                    Some(100.0 * f64::from(bf.windows_done) / f64::from(bf.windows_total.max(1)));
                 status.backfill = Some(bf.clone());
                 self.persist(&spec.id, model, status.clone()).await?;
                 if last_page {
@@ -428,9 +553,22 @@ impl Engine {
             }
         }
         // deletions that happened during the history window
-        if let Err(e) = self.deletions(spec, connector, model, Window { from, to }, &mut status, "backfill").await {
+        if let Err(e) = self
+            .deletions(
+                spec,
+                connector,
+                model,
+                Window { from, to },
+                &mut status,
+                "backfill",
+            )
+            .await
+        {
             status.backfill = Some(bf);
-            return self.fail(spec, model, status, &e).await.and(Err(EngineError::Invalid(e.to_string())));
+            return self
+                .fail(spec, model, status, &e)
+                .await
+                .and(Err(EngineError::Invalid(e.to_string())));
         }
         status.state = SyncState::Done;
         status.cursor = Some(format_utc(&to));
@@ -471,13 +609,21 @@ impl Engine {
 
     /// A reconciliation run: everything modified in [cursor − overlap, now], then the
     /// deletion feed for the same window; the cursor moves to `now` only if all succeeded.
-    async fn reconcile(&self, spec: &ConnectionSpec, connector: &dyn Connector, model: Model) -> Result<(), EngineError> {
+    async fn reconcile(
+        &self,
+        spec: &ConnectionSpec,
+        connector: &dyn Connector,
+        model: Model,
+    ) -> Result<(), EngineError> {
         let mut status = self.get_status(&spec.id, model);
         let Some(cursor) = status.cursor.as_deref().and_then(parse_utc) else {
             return Err(EngineError::Invalid("reconcile without a cursor".into()));
         };
         let now = Utc::now();
-        let window = Window { from: cursor - self.inner.settings.overlap, to: now };
+        let window = Window {
+            from: cursor - self.inner.settings.overlap,
+            to: now,
+        };
         status.state = SyncState::Syncing;
         status.phase = Some("reconcile".into());
         status.last_run_started = Some(format_utc(&now));
@@ -487,7 +633,12 @@ impl Engine {
             let p = match connector.list(model, &window, page.as_ref()).await {
                 Ok(p) => p,
                 Err(ConnectorError::Unsupported(_)) => break,
-                Err(e) => return self.fail(spec, model, status, &e).await.and(Err(EngineError::Invalid(e.to_string()))),
+                Err(e) => {
+                    return self
+                        .fail(spec, model, status, &e)
+                        .await
+                        .and(Err(EngineError::Invalid(e.to_string())))
+                }
             };
             self.write_records(spec, "poll", &p.items).await?;
             status.records_seen += p.items.len() as u64;
@@ -496,8 +647,14 @@ impl Engine {
                 break;
             }
         }
-        if let Err(e) = self.deletions(spec, connector, model, window, &mut status, "poll").await {
-            return self.fail(spec, model, status, &e).await.and(Err(EngineError::Invalid(e.to_string())));
+        if let Err(e) = self
+            .deletions(spec, connector, model, window, &mut status, "poll")
+            .await
+        {
+            return self
+                .fail(spec, model, status, &e)
+                .await
+                .and(Err(EngineError::Invalid(e.to_string())));
         }
         status.state = SyncState::Done;
         status.cursor = Some(format_utc(&now));
@@ -515,9 +672,16 @@ impl Engine {
 
 /// Reads a compacted control topic's last value per key (used by processes that only
 /// watch connections, e.g. a separate ingest).
-pub async fn read_latest(kafka: &KafkaSettings, topic: &str) -> Result<BTreeMap<String, Vec<u8>>, KafkaError> {
+pub async fn read_latest(
+    kafka: &KafkaSettings,
+    topic: &str,
+) -> Result<BTreeMap<String, Vec<u8>>, KafkaError> {
     let mut out = BTreeMap::new();
-    let starts: Vec<(String, i32, i64)> = kafka.partitions(topic)?.into_iter().map(|p| (topic.to_string(), p, 0)).collect();
+    let starts: Vec<(String, i32, i64)> = kafka
+        .partitions(topic)?
+        .into_iter()
+        .map(|p| (topic.to_string(), p, 0))
+        .collect();
     let mut reader = Reader::new(kafka, &starts)?;
     while let Some(m) = reader.next().await? {
         if let Some(k) = m.key_str().map(str::to_string) {

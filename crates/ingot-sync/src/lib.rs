@@ -22,5 +22,7 @@ pub mod api;
 mod engine;
 mod status;
 
-pub use engine::{read_connections, Engine, EngineError, SyncSettings, CONNECTIONS_TOPIC, SYNC_TOPIC};
+pub use engine::{
+    read_connections, Engine, EngineError, SyncSettings, CONNECTIONS_TOPIC, SYNC_TOPIC,
+};
 pub use status::{Backfill, ModelStatus, SyncState};

@@ -45,7 +45,11 @@ impl Infra {
         let kafka = match &cfg.kafka {
             Some(k) => {
                 let mut s = KafkaSettings::new(&k.bootstrap_servers);
-                s.properties = k.properties.iter().map(|(a, b)| (a.clone(), b.0.clone())).collect();
+                s.properties = k
+                    .properties
+                    .iter()
+                    .map(|(a, b)| (a.clone(), b.0.clone()))
+                    .collect();
                 s.replication_factor = k.replication_factor;
                 s
             }
@@ -59,8 +63,8 @@ impl Infra {
                             port,
                             std::time::Duration::from_secs(cfg.embedded.compaction_interval_secs),
                         )
-                            .await
-                            .context("starting the embedded broker")?;
+                        .await
+                        .context("starting the embedded broker")?;
                         broker = Some(b);
                     }
                     #[cfg(not(feature = "embedded-broker"))]
@@ -69,7 +73,10 @@ impl Infra {
                 KafkaSettings::new(format!("127.0.0.1:{port}"))
             }
         };
-        let created = Topology::builtin().apply(&kafka).await.context("applying the topology")?;
+        let created = Topology::builtin()
+            .apply(&kafka)
+            .await
+            .context("applying the topology")?;
         if !created.is_empty() {
             tracing::info!(component = "topology", ?created, "topics created");
         }
@@ -78,8 +85,14 @@ impl Infra {
             None => {
                 let port = cfg.embedded.registry_port;
                 let task = if embedded == Embedded::Start {
-                    let reg = ingot_embedded::Registry::open(&kafka).await.context("opening the embedded schema registry")?;
-                    Some(reg.serve(port).await.context("serving the embedded schema registry")?)
+                    let reg = ingot_embedded::Registry::open(&kafka)
+                        .await
+                        .context("opening the embedded schema registry")?;
+                    Some(
+                        reg.serve(port)
+                            .await
+                            .context("serving the embedded schema registry")?,
+                    )
                 } else {
                     None
                 };
@@ -111,8 +124,18 @@ pub struct Stages {
 }
 
 impl Stages {
-    pub const ALL: Stages = Stages { ingest: true, processor: true, materializer: true, sync: true };
-    pub const NONE: Stages = Stages { ingest: false, processor: false, materializer: false, sync: false };
+    pub const ALL: Stages = Stages {
+        ingest: true,
+        processor: true,
+        materializer: true,
+        sync: true,
+    };
+    pub const NONE: Stages = Stages {
+        ingest: false,
+        processor: false,
+        materializer: false,
+        sync: false,
+    };
 }
 
 /// Running stages; [`Running::stop`] shuts them down.
@@ -155,7 +178,11 @@ impl Running {
 
 async fn futures_select_all(
     tasks: Vec<JoinHandle<anyhow::Result<()>>>,
-) -> (Result<anyhow::Result<()>, tokio::task::JoinError>, usize, Vec<JoinHandle<anyhow::Result<()>>>) {
+) -> (
+    Result<anyhow::Result<()>, tokio::task::JoinError>,
+    usize,
+    Vec<JoinHandle<anyhow::Result<()>>>,
+) {
     let mut set: Vec<_> = tasks;
     loop {
         if let Some(i) = set.iter().position(|t| t.is_finished()) {
@@ -205,7 +232,14 @@ pub async fn start(
     stages: Stages,
     metrics: Option<Arc<dyn Fn() -> String + Send + Sync>>,
 ) -> anyhow::Result<Running> {
-    start_with(cfg, infra, stages, metrics, &ingot_sync::SyncSettings::default()).await
+    start_with(
+        cfg,
+        infra,
+        stages,
+        metrics,
+        &ingot_sync::SyncSettings::default(),
+    )
+    .await
 }
 
 /// [`start`] with explicit sync settings (tests shorten windows and intervals).
@@ -221,7 +255,8 @@ pub async fn start_with(
     let mut tasks: Vec<JoinHandle<anyhow::Result<()>>> = Vec::new();
     let mut router = axum::Router::new();
     let mut view = None;
-    let static_specs: Vec<ingot_model::ConnectionSpec> = cfg.connections.iter().map(|c| c.spec()).collect();
+    let static_specs: Vec<ingot_model::ConnectionSpec> =
+        cfg.connections.iter().map(|c| c.spec()).collect();
     let connections = ingot_ingest::Connections::new(ingest_connections(&static_specs));
     let mut engine = None;
     if stages.sync {
@@ -229,7 +264,9 @@ pub async fn start_with(
             .await
             .context("starting the sync engine")?;
         for spec in &static_specs {
-            e.upsert_connection(spec.clone()).await.context("storing a configured connection")?;
+            e.upsert_connection(spec.clone())
+                .await
+                .context("storing a configured connection")?;
         }
         e.start_all();
         // ingest sees connections created through the API at once
@@ -246,16 +283,28 @@ pub async fn start_with(
                 conns.replace(ingest_connections(&e2.connections()));
             }
         }));
-        router = router.merge(ingot_sync::api::router(e.clone(), ingot_model::auth::Auth::new(&tenants(cfg))));
+        router = router.merge(ingot_sync::api::router(
+            e.clone(),
+            ingot_model::auth::Auth::new(&tenants(cfg)),
+        ));
         engine = Some(e);
     } else if stages.ingest {
         // a separate ingest process: configured connections plus those in the control topic
-        let (kafka, conns, statics, mut stop) = (infra.kafka.clone(), connections.clone(), static_specs.clone(), rx.clone());
+        let (kafka, conns, statics, mut stop) = (
+            infra.kafka.clone(),
+            connections.clone(),
+            static_specs.clone(),
+            rx.clone(),
+        );
         tasks.push(tokio::spawn(async move {
             loop {
                 if let Ok(stored) = ingot_sync::read_connections(&kafka).await {
                     let mut all = statics.clone();
-                    all.extend(stored.into_iter().filter(|s| !statics.iter().any(|c| c.id == s.id)));
+                    all.extend(
+                        stored
+                            .into_iter()
+                            .filter(|s| !statics.iter().any(|c| c.id == s.id)),
+                    );
                     conns.replace(ingest_connections(&all));
                 }
                 tokio::select! {
@@ -270,7 +319,9 @@ pub async fn start_with(
         if let Some(g) = &cfg.processor.group_id {
             pc.group_id = g.clone();
         }
-        let p = Processor::open(pc, infra.kafka.clone(), codec.clone()).await.context("starting the processor")?;
+        let p = Processor::open(pc, infra.kafka.clone(), codec.clone())
+            .await
+            .context("starting the processor")?;
         let rx = rx.clone();
         tasks.push(tokio::spawn(async move {
             p.run(rx).await.context("processor failed")?;
@@ -314,15 +365,26 @@ pub async fn start_with(
             }
         }));
     }
-    Ok(Running { http_addr, shutdown: tx, tasks, http, view, engine })
+    Ok(Running {
+        http_addr,
+        shutdown: tx,
+        tasks,
+        http,
+        view,
+        engine,
+    })
 }
 
-async fn trace_request(req: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+async fn trace_request(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let started = std::time::Instant::now();
     let res = next.run(req).await;
     tracing::debug!(component = "http", %method, %path, status = res.status().as_u16(), micros = started.elapsed().as_micros() as u64, "request");
-    metrics::counter!("ingot_http_requests_total", "status" => res.status().as_u16().to_string()).increment(1);
+    metrics::counter!("ingot_http_requests_total", "status" => res.status().as_u16().to_string())
+        .increment(1);
     res
 }

@@ -32,13 +32,24 @@ pub async fn run(records: usize, samples: usize) -> anyhow::Result<()> {
     let infra = Infra::start(&cfg, Embedded::Start).await?;
     let codec = infra.codec()?;
     let producer = Producer::new(&infra.kafka)?;
-    println!("ingot bench: {records} Shopify orders, embedded broker (sqlite) in {}", dir.display());
+    println!(
+        "ingot bench: {records} Shopify orders, embedded broker (sqlite) in {}",
+        dir.display()
+    );
 
     // 1. baseline
     let mut encoded = Vec::with_capacity(records);
     for i in 0..records {
         let id = 900_000_000_000_000_000u64 + i as u64;
-        let body = shopsim::order(id, 1000 + i as u64, None, &[(1, 11, "Parka", "249.00", 1)], "10.00", "paid", "2026-11-20T10:30:00-05:00");
+        let body = shopsim::order(
+            id,
+            1000 + i as u64,
+            None,
+            &[(1, 11, "Parka", "249.00", 1)],
+            "10.00",
+            "paid",
+            "2026-11-20T10:30:00-05:00",
+        );
         let ev = RawEvent {
             event_id: format!("bench-{i}"),
             tenant_id: "acme".into(),
@@ -58,19 +69,45 @@ pub async fn run(records: usize, samples: usize) -> anyhow::Result<()> {
     for chunk in encoded.chunks(500) {
         let recs: Vec<ingot_kafka::OutgoingRecord<'_>> = chunk
             .iter()
-            .map(|(k, v)| ingot_kafka::OutgoingRecord { topic: "raw.shopify", key: k.as_bytes(), value: Some(v), headers: &[] })
+            .map(|(k, v)| ingot_kafka::OutgoingRecord {
+                topic: "raw.shopify",
+                key: k.as_bytes(),
+                value: Some(v),
+                headers: &[],
+            })
             .collect();
         producer.send_all(&recs).await?;
     }
     let base = t.elapsed();
     let base_rate = records as f64 / base.as_secs_f64();
-    println!("  baseline   produce raw (acks=all)      {:>8.0} records/s  ({:.2} s)", base_rate, base.as_secs_f64());
+    println!(
+        "  baseline   produce raw (acks=all)      {:>8.0} records/s  ({:.2} s)",
+        base_rate,
+        base.as_secs_f64()
+    );
 
     // 2. processor alone
     let t = Instant::now();
-    let proc_only = app::start(&cfg, &infra, Stages { processor: true, ..Stages::NONE }, None).await?;
+    let proc_only = app::start(
+        &cfg,
+        &infra,
+        Stages {
+            processor: true,
+            ..Stages::NONE
+        },
+        None,
+    )
+    .await?;
     let kafka = infra.kafka.clone();
-    wait_until("the processor", || Ok(kafka.end_offsets("normalized.order")?.iter().map(|(_, o)| *o).sum::<i64>() >= records as i64)).await?;
+    wait_until("the processor", || {
+        Ok(kafka
+            .end_offsets("normalized.order")?
+            .iter()
+            .map(|(_, o)| *o)
+            .sum::<i64>()
+            >= records as i64)
+    })
+    .await?;
     let proc = t.elapsed();
     let proc_rate = records as f64 / proc.as_secs_f64();
     println!(
@@ -83,15 +120,35 @@ pub async fn run(records: usize, samples: usize) -> anyhow::Result<()> {
 
     // 3. materializer alone
     let t = Instant::now();
-    let mat = app::start(&cfg, &infra, Stages { materializer: true, ..Stages::NONE }, None).await?;
+    let mat = app::start(
+        &cfg,
+        &infra,
+        Stages {
+            materializer: true,
+            ..Stages::NONE
+        },
+        None,
+    )
+    .await?;
     let view = mat.view.clone().expect("view");
     wait_until("the materializer", || {
-        Ok(view.freshness().iter().filter(|((t, _), _)| t == "normalized.order").map(|(_, o)| *o).sum::<i64>() >= records as i64)
+        Ok(view
+            .freshness()
+            .iter()
+            .filter(|((t, _), _)| t == "normalized.order")
+            .map(|(_, o)| *o)
+            .sum::<i64>()
+            >= records as i64)
     })
     .await?;
     let m = t.elapsed();
     let m_rate = records as f64 / m.as_secs_f64();
-    println!("  materializer normalized → view        {:>8.0} records/s  ({:.2} s, {:.2}× baseline)", m_rate, m.as_secs_f64(), m_rate / base_rate);
+    println!(
+        "  materializer normalized → view        {:>8.0} records/s  ({:.2} s, {:.2}× baseline)",
+        m_rate,
+        m.as_secs_f64(),
+        m_rate / base_rate
+    );
     mat.stop().await?;
 
     // 4. webhook → queryable
@@ -101,16 +158,48 @@ pub async fn run(records: usize, samples: usize) -> anyhow::Result<()> {
     let mut lat = Vec::new();
     for i in 0..samples {
         let id = 800_000_000_000_000_000u64 + i as u64;
-        let body = shopsim::order(id, 5000, None, &[(1, 11, "Parka", "249.00", 1)], "10.00", "paid", "2026-11-20T10:30:00-05:00");
-        let d = shopsim::delivery(SHOP, SECRET, "orders/create", &body, &format!("lat-{i}"), "2026-11-20T15:30:00Z");
-        let path = format!("{base_url}/v1/orders/{}", RecordKey::new(CONNECTION, Model::Order, id.to_string()).record_id());
+        let body = shopsim::order(
+            id,
+            5000,
+            None,
+            &[(1, 11, "Parka", "249.00", 1)],
+            "10.00",
+            "paid",
+            "2026-11-20T10:30:00-05:00",
+        );
+        let d = shopsim::delivery(
+            SHOP,
+            SECRET,
+            "orders/create",
+            &body,
+            &format!("lat-{i}"),
+            "2026-11-20T15:30:00Z",
+        );
+        let path = format!(
+            "{base_url}/v1/orders/{}",
+            RecordKey::new(CONNECTION, Model::Order, id.to_string()).record_id()
+        );
         let t = Instant::now();
-        anyhow::ensure!(shopsim::send(&client, &base_url, CONNECTION, &d).await? == 200, "webhook rejected");
+        anyhow::ensure!(
+            shopsim::send(&client, &base_url, CONNECTION, &d).await? == 200,
+            "webhook rejected"
+        );
         loop {
-            if client.get(&path).bearer_auth(API_KEY).send().await?.status().as_u16() == 200 {
+            if client
+                .get(&path)
+                .bearer_auth(API_KEY)
+                .send()
+                .await?
+                .status()
+                .as_u16()
+                == 200
+            {
                 break;
             }
-            anyhow::ensure!(t.elapsed() < Duration::from_secs(30), "record never became queryable");
+            anyhow::ensure!(
+                t.elapsed() < Duration::from_secs(30),
+                "record never became queryable"
+            );
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
         lat.push(t.elapsed());

@@ -62,7 +62,10 @@ fn default_max_body() -> usize {
 
 impl Default for HttpConfig {
     fn default() -> Self {
-        HttpConfig { listen: default_listen(), max_body_bytes: default_max_body() }
+        HttpConfig {
+            listen: default_listen(),
+            max_body_bytes: default_max_body(),
+        }
     }
 }
 
@@ -80,7 +83,9 @@ fn default_data_dir() -> PathBuf {
 
 impl Default for StorageConfig {
     fn default() -> Self {
-        StorageConfig { data_dir: default_data_dir() }
+        StorageConfig {
+            data_dir: default_data_dir(),
+        }
     }
 }
 
@@ -249,20 +254,30 @@ impl Config {
     /// Cross-field checks, all reported at once.
     pub fn validate(&self) -> anyhow::Result<()> {
         let mut problems = Vec::new();
-        let tenants: std::collections::HashSet<&str> = self.tenants.iter().map(|t| t.id.as_str()).collect();
+        let tenants: std::collections::HashSet<&str> =
+            self.tenants.iter().map(|t| t.id.as_str()).collect();
         let mut seen = std::collections::HashSet::new();
         for c in &self.connections {
             if !seen.insert(c.id.as_str()) {
                 problems.push(format!("connection {:?} is defined twice", c.id));
             }
             if c.id.contains('/') || c.id.is_empty() {
-                problems.push(format!("connection id {:?} must be non-empty and contain no '/'", c.id));
+                problems.push(format!(
+                    "connection id {:?} must be non-empty and contain no '/'",
+                    c.id
+                ));
             }
             if !tenants.contains(c.tenant.as_str()) {
-                problems.push(format!("connection {:?} names unknown tenant {:?}", c.id, c.tenant));
+                problems.push(format!(
+                    "connection {:?} names unknown tenant {:?}",
+                    c.id, c.tenant
+                ));
             }
             if c.provider != Provider::NetSuite && c.webhook_secrets.is_empty() {
-                problems.push(format!("connection {:?} ({}) needs at least one webhook secret", c.id, c.provider));
+                problems.push(format!(
+                    "connection {:?} ({}) needs at least one webhook secret",
+                    c.id, c.provider
+                ));
             }
             if let Some(tz) = &c.timezone {
                 if tz.parse::<chrono_tz::Tz>().is_err() {
@@ -303,17 +318,28 @@ webhook_secrets = ["test-secret-not-real"]
         let c = Config::from_toml(ISSUE_CONFIG).unwrap();
         assert_eq!(c.http.listen, "127.0.0.1:8080");
         assert_eq!(c.connections[0].provider, Provider::Shopify);
-        assert_eq!(c.connections[0].webhook_secrets[0].0, "test-secret-not-real");
+        assert_eq!(
+            c.connections[0].webhook_secrets[0].0,
+            "test-secret-not-real"
+        );
         assert!(c.kafka.is_none());
         let debug = format!("{c:?}");
-        assert!(!debug.contains("test-secret-not-real") && !debug.contains("test-api-key"), "{debug}");
+        assert!(
+            !debug.contains("test-secret-not-real") && !debug.contains("test-api-key"),
+            "{debug}"
+        );
     }
 
     #[test]
     fn unknown_keys_and_bad_references_are_errors() {
-        let err = Config::from_toml("[http]\nlisten = \"x\"\nlistne = \"y\"\n").unwrap_err().to_string();
+        let err = Config::from_toml("[http]\nlisten = \"x\"\nlistne = \"y\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("listne"), "{err}");
-        let err = Config::from_toml(&ISSUE_CONFIG.replace("tenant = \"acme\"", "tenant = \"nobody\"")).unwrap_err().to_string();
+        let err =
+            Config::from_toml(&ISSUE_CONFIG.replace("tenant = \"acme\"", "tenant = \"nobody\""))
+                .unwrap_err()
+                .to_string();
         assert!(err.contains("unknown tenant \"nobody\""), "{err}");
     }
 }

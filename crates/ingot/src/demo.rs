@@ -37,24 +37,42 @@ webhook_secrets = ["{SECRET}"]
 }
 
 async fn api_get(client: &reqwest::Client, base: &str, path: &str) -> anyhow::Result<(u16, Value)> {
-    let r = client.get(format!("{base}{path}")).bearer_auth(API_KEY).send().await?;
+    let r = client
+        .get(format!("{base}{path}"))
+        .bearer_auth(API_KEY)
+        .send()
+        .await?;
     let status = r.status().as_u16();
     let body = r.json::<Value>().await.unwrap_or(Value::Null);
     Ok((status, body))
 }
 
-pub async fn run(listen: String, data_dir: PathBuf, exit: bool, metrics: Arc<dyn Fn() -> String + Send + Sync>) -> anyhow::Result<()> {
+pub async fn run(
+    listen: String,
+    data_dir: PathBuf,
+    exit: bool,
+    metrics: Arc<dyn Fn() -> String + Send + Sync>,
+) -> anyhow::Result<()> {
     if data_dir.exists() {
-        std::fs::remove_dir_all(&data_dir).with_context(|| format!("wiping {}", data_dir.display()))?;
+        std::fs::remove_dir_all(&data_dir)
+            .with_context(|| format!("wiping {}", data_dir.display()))?;
     }
     let cfg = demo_config(&listen, &data_dir)?;
-    println!("== ingot demo: embedded broker, embedded schema registry, data in {}", data_dir.display());
+    println!(
+        "== ingot demo: embedded broker, embedded schema registry, data in {}",
+        data_dir.display()
+    );
     let started = Instant::now();
     let infra = Infra::start(&cfg, Embedded::Start).await?;
     let running = app::start(&cfg, &infra, Stages::ALL, Some(metrics)).await?;
     let addr = running.http_addr.context("http server not started")?;
     let base = format!("http://{addr}");
-    println!("   kafka {} · registry {} · API {base} (up in {} ms)", infra.kafka.bootstrap_servers, infra.registry_url, started.elapsed().as_millis());
+    println!(
+        "   kafka {} · registry {} · API {base} (up in {} ms)",
+        infra.kafka.bootstrap_servers,
+        infra.registry_url,
+        started.elapsed().as_millis()
+    );
     let client = reqwest::Client::new();
     println!("\n== the simulated shop {SHOP} sends signed webhooks:");
     let story = shopsim::story(SHOP, SECRET);
@@ -64,12 +82,29 @@ pub async fn run(listen: String, data_dir: PathBuf, exit: bool, metrics: Arc<dyn
         println!("   {status}  {:<16} {what}", d.topic);
     }
     let mut bad = story.deliveries[0].1.clone();
-    bad.headers.iter_mut().filter(|(k, _)| k == "X-Shopify-Hmac-Sha256").for_each(|(_, v)| *v = shopsim::sign("wrong-secret", &bad.body));
-    println!("   {}  {:<16} a forged delivery (wrong secret): rejected, nothing written", shopsim::send(&client, &base, CONNECTION, &bad).await?, bad.topic);
+    bad.headers
+        .iter_mut()
+        .filter(|(k, _)| k == "X-Shopify-Hmac-Sha256")
+        .for_each(|(_, v)| *v = shopsim::sign("wrong-secret", &bad.body));
+    println!(
+        "   {}  {:<16} a forged delivery (wrong secret): rejected, nothing written",
+        shopsim::send(&client, &base, CONNECTION, &bad).await?,
+        bad.topic
+    );
 
     // wait until the view reflects the whole story
-    let o1 = ingot_model::RecordKey::new(CONNECTION, ingot_model::Model::Order, story.updated_order_id.to_string()).record_id();
-    let o3 = ingot_model::RecordKey::new(CONNECTION, ingot_model::Model::Order, story.deleted_order_id.to_string()).record_id();
+    let o1 = ingot_model::RecordKey::new(
+        CONNECTION,
+        ingot_model::Model::Order,
+        story.updated_order_id.to_string(),
+    )
+    .record_id();
+    let o3 = ingot_model::RecordKey::new(
+        CONNECTION,
+        ingot_model::Model::Order,
+        story.deleted_order_id.to_string(),
+    )
+    .record_id();
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let (s1, b1) = api_get(&client, &base, &format!("/v1/orders/{o1}")).await?;
@@ -89,7 +124,10 @@ pub async fn run(listen: String, data_dir: PathBuf, exit: bool, metrics: Arc<dyn
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    println!("\n== all webhooks queryable {} ms after the first was sent", send_started.elapsed().as_millis());
+    println!(
+        "\n== all webhooks queryable {} ms after the first was sent",
+        send_started.elapsed().as_millis()
+    );
 
     println!("\n== GET /v1/orders (what the API returns now):");
     let (_, orders) = api_get(&client, &base, "/v1/orders").await?;
@@ -112,12 +150,22 @@ pub async fn run(listen: String, data_dir: PathBuf, exit: bool, metrics: Arc<dyn
     let (s3, _) = api_get(&client, &base, &format!("/v1/orders/{o3}")).await?;
     println!("   #1003 was deleted: GET /v1/orders/{o3} → {s3}");
     let (_, with_deleted) = api_get(&client, &base, "/v1/orders?include_deleted=true").await?;
-    println!("   with include_deleted=true: {} orders", with_deleted["data"].as_array().map_or(0, Vec::len));
+    println!(
+        "   with include_deleted=true: {} orders",
+        with_deleted["data"].as_array().map_or(0, Vec::len)
+    );
 
     println!("\n== GET /v1/customers:");
     let (_, custs) = api_get(&client, &base, "/v1/customers").await?;
     for c in custs["data"].as_array().into_iter().flatten() {
-        println!("   {} {} <{}>  {}, {}", c["first_name"].as_str().unwrap_or(""), c["last_name"].as_str().unwrap_or(""), c["email"].as_str().unwrap_or(""), c["default_address"]["city"].as_str().unwrap_or(""), c["default_address"]["country_code"].as_str().unwrap_or(""));
+        println!(
+            "   {} {} <{}>  {}, {}",
+            c["first_name"].as_str().unwrap_or(""),
+            c["last_name"].as_str().unwrap_or(""),
+            c["email"].as_str().unwrap_or(""),
+            c["default_address"]["city"].as_str().unwrap_or(""),
+            c["default_address"]["country_code"].as_str().unwrap_or("")
+        );
     }
     println!("\n== GET /v1/products:");
     let (_, prods) = api_get(&client, &base, "/v1/products").await?;
@@ -126,17 +174,33 @@ pub async fn run(listen: String, data_dir: PathBuf, exit: bool, metrics: Arc<dyn
             .as_array()
             .into_iter()
             .flatten()
-            .map(|v| format!("{} {} ({} in stock)", v["sku"].as_str().unwrap_or(""), v["price"].as_str().unwrap_or(""), v["inventory_quantity"]))
+            .map(|v| {
+                format!(
+                    "{} {} ({} in stock)",
+                    v["sku"].as_str().unwrap_or(""),
+                    v["price"].as_str().unwrap_or(""),
+                    v["inventory_quantity"]
+                )
+            })
             .collect();
-        println!("   {}: {}", p["name"].as_str().unwrap_or(""), variants.join(", "));
+        println!(
+            "   {}: {}",
+            p["name"].as_str().unwrap_or(""),
+            variants.join(", ")
+        );
     }
     println!("\n== one record in full: GET /v1/orders/{o1}");
     let (_, one) = api_get(&client, &base, &format!("/v1/orders/{o1}")).await?;
     println!("{}", serde_json::to_string_pretty(&one["data"])?);
-    println!("\n== freshness (next normalized offset per partition): {}", one["freshness"]);
+    println!(
+        "\n== freshness (next normalized offset per partition): {}",
+        one["freshness"]
+    );
 
     println!("\n== try it yourself:");
-    println!("   curl -s -H 'Authorization: Bearer {API_KEY}' '{base}/v1/orders' | python3 -m json.tool");
+    println!(
+        "   curl -s -H 'Authorization: Bearer {API_KEY}' '{base}/v1/orders' | python3 -m json.tool"
+    );
     println!("   curl -s -H 'Authorization: Bearer {API_KEY}' '{base}/v1/orders/{o1}?include_remote_data=true'");
     println!("   curl -s -H 'Authorization: Bearer {API_KEY}' '{base}/v1/customers?limit=1'");
     println!("   curl -s -H 'Authorization: Bearer {API_KEY}' '{base}/v1/orders?include_deleted=true&modified_after=2020-01-01T00:00:00Z'");

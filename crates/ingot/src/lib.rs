@@ -5,8 +5,8 @@
 //! the end-to-end tests drive the same functions.
 
 pub mod app;
-pub mod config;
 pub mod bench;
+pub mod config;
 pub mod demo;
 pub mod progress;
 pub mod shopsim;

@@ -8,7 +8,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 #[derive(Parser)]
-#[command(name = "ingot", version, about = "Self-hosted unified API engine for commerce and ERP data")]
+#[command(
+    name = "ingot",
+    version,
+    about = "Self-hosted unified API engine for commerce and ERP data"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -94,9 +98,13 @@ enum TopicsCommand {
 }
 
 fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("INGOT_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rdkafka=warn,tansu=warn,libsql=warn"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_target(false).init();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("INGOT_LOG").unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new("info,rdkafka=warn,tansu=warn,libsql=warn")
+    });
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .init();
 }
 
 fn install_metrics() -> anyhow::Result<Arc<dyn Fn() -> String + Send + Sync>> {
@@ -130,23 +138,60 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     init_tracing();
     match cli.command {
-        Command::Run { config } => serve(Config::load(Some(&config))?, Embedded::Start, Some(Stages::ALL)).await,
-        Command::Infra { config } => serve(Config::load(Some(&config))?, Embedded::Start, None).await,
+        Command::Run { config } => {
+            serve(
+                Config::load(Some(&config))?,
+                Embedded::Start,
+                Some(Stages::ALL),
+            )
+            .await
+        }
+        Command::Infra { config } => {
+            serve(Config::load(Some(&config))?, Embedded::Start, None).await
+        }
         Command::Ingest { config } => {
-            serve(Config::load(Some(&config))?, Embedded::Connect, Some(Stages { ingest: true, ..Stages::NONE })).await
+            serve(
+                Config::load(Some(&config))?,
+                Embedded::Connect,
+                Some(Stages {
+                    ingest: true,
+                    ..Stages::NONE
+                }),
+            )
+            .await
         }
         Command::Process { config } => {
-            serve(Config::load(Some(&config))?, Embedded::Connect, Some(Stages { processor: true, ..Stages::NONE })).await
+            serve(
+                Config::load(Some(&config))?,
+                Embedded::Connect,
+                Some(Stages {
+                    processor: true,
+                    ..Stages::NONE
+                }),
+            )
+            .await
         }
         Command::Materialize { config } => {
-            serve(Config::load(Some(&config))?, Embedded::Connect, Some(Stages { materializer: true, sync: true, ..Stages::NONE })).await
+            serve(
+                Config::load(Some(&config))?,
+                Embedded::Connect,
+                Some(Stages {
+                    materializer: true,
+                    sync: true,
+                    ..Stages::NONE
+                }),
+            )
+            .await
         }
         Command::Topics { command, config } => {
             let cfg = Config::load(config.as_deref())?;
             match command {
                 TopicsCommand::List => {
                     for t in ingot_kafka::Topology::builtin().topics {
-                        println!("{:<22} partitions={} cleanup.policy={} retention.ms={}", t.name, t.partitions, t.cleanup_policy, t.retention_ms);
+                        println!(
+                            "{:<22} partitions={} cleanup.policy={} retention.ms={}",
+                            t.name, t.partitions, t.cleanup_policy, t.retention_ms
+                        );
                     }
                     Ok(())
                 }
@@ -158,8 +203,17 @@ async fn main() -> anyhow::Result<()> {
                 }
             }
         }
-        Command::SyncStatus { api, key, connection, follow } => ingot::progress::watch(&api, &key, &connection, follow).await,
+        Command::SyncStatus {
+            api,
+            key,
+            connection,
+            follow,
+        } => ingot::progress::watch(&api, &key, &connection, follow).await,
         Command::Bench { records, samples } => ingot::bench::run(records, samples).await,
-        Command::Demo { listen, data_dir, exit } => ingot::demo::run(listen, data_dir, exit, install_metrics()?).await,
+        Command::Demo {
+            listen,
+            data_dir,
+            exit,
+        } => ingot::demo::run(listen, data_dir, exit, install_metrics()?).await,
     }
 }

@@ -8,9 +8,13 @@ use std::time::Duration;
 
 pub async fn watch(api: &str, key: &str, connection: &str, follow: bool) -> anyhow::Result<()> {
     let client = reqwest::Client::new();
-    let url = format!("{}/v1/connections/{connection}/sync-status", api.trim_end_matches('/'));
+    let url = format!(
+        "{}/v1/connections/{connection}/sync-status",
+        api.trim_end_matches('/')
+    );
     let multi = MultiProgress::new();
-    let style = ProgressStyle::with_template("{prefix:>10} [{bar:40}] {pos:>3}% {msg}")?.progress_chars("=> ");
+    let style = ProgressStyle::with_template("{prefix:>10} [{bar:40}] {pos:>3}% {msg}")?
+        .progress_chars("=> ");
     let mut bars: BTreeMap<String, ProgressBar> = BTreeMap::new();
     loop {
         let resp = client.get(&url).bearer_auth(key).send().await?;
@@ -27,7 +31,10 @@ pub async fn watch(api: &str, key: &str, connection: &str, follow: bool) -> anyh
             });
             let state = st["state"].as_str().unwrap_or("?");
             bar.set_position(st["progress_percent"].as_f64().unwrap_or(0.0) as u64);
-            let mut msg = format!("{state} · {} records · {} deletions", st["records_seen"], st["deletions_seen"]);
+            let mut msg = format!(
+                "{state} · {} records · {} deletions",
+                st["records_seen"], st["deletions_seen"]
+            );
             if let Some(c) = st["cursor"].as_str() {
                 msg.push_str(&format!(" · cursor {c}"));
             }

@@ -26,7 +26,14 @@ pub fn sign(secret: &str, body: &[u8]) -> String {
 
 /// Builds a signed delivery of `body` for `topic`. `event_id` is `X-Shopify-Event-Id`
 /// (equal ids mark duplicate deliveries).
-pub fn delivery(shop_domain: &str, secret: &str, topic: &str, body: &Value, event_id: &str, triggered_at: &str) -> Delivery {
+pub fn delivery(
+    shop_domain: &str,
+    secret: &str,
+    topic: &str,
+    body: &Value,
+    event_id: &str,
+    triggered_at: &str,
+) -> Delivery {
     let body = serde_json::to_vec(body).expect("json serializes");
     Delivery {
         topic: topic.to_string(),
@@ -35,7 +42,10 @@ pub fn delivery(shop_domain: &str, secret: &str, topic: &str, body: &Value, even
             ("X-Shopify-Hmac-Sha256".into(), sign(secret, &body)),
             ("X-Shopify-Shop-Domain".into(), shop_domain.into()),
             ("X-Shopify-API-Version".into(), "2026-04".into()),
-            ("X-Shopify-Webhook-Id".into(), uuid::Uuid::new_v4().to_string()),
+            (
+                "X-Shopify-Webhook-Id".into(),
+                uuid::Uuid::new_v4().to_string(),
+            ),
             ("X-Shopify-Event-Id".into(), event_id.into()),
             ("X-Shopify-Triggered-At".into(), triggered_at.into()),
             ("Content-Type".into(), "application/json".into()),
@@ -48,7 +58,15 @@ fn money_set(amount: &str) -> Value {
     json!({"shop_money": {"amount": amount, "currency_code": "USD"}, "presentment_money": {"amount": amount, "currency_code": "USD"}})
 }
 
-fn address(first: &str, last: &str, street: &str, city: &str, province: &str, code: &str, zip: &str) -> Value {
+fn address(
+    first: &str,
+    last: &str,
+    street: &str,
+    city: &str,
+    province: &str,
+    code: &str,
+    zip: &str,
+) -> Value {
     json!({
         "first_name": first, "last_name": last, "name": format!("{first} {last}"),
         "address1": street, "address2": null, "city": city, "province": province,
@@ -208,41 +226,180 @@ pub struct Story {
 
 /// Creates, updates, a duplicate delivery, an out-of-order (older) update and a delete.
 pub fn story(shop_domain: &str, secret: &str) -> Story {
-    let d = |topic: &str, body: &Value, event: &str, at: &str| delivery(shop_domain, secret, topic, body, event, at);
-    let ada = customer(7_408_123_456_789_001, "Ada", "Lovelace", "ada@example.com", "2026-11-01T09:00:00-05:00");
-    let grace = customer(7_408_123_456_789_002, "Grace", "Hopper", "grace@example.com", "2026-11-02T09:00:00-05:00");
-    let parka = product(8_812_345_678_901_001, "Alpine Parka", "249.00", "2026-11-03T09:00:00-05:00");
-    let beanie = product(8_812_345_678_901_002, "Merino Beanie", "29.50", "2026-11-03T09:05:00-05:00");
+    let d = |topic: &str, body: &Value, event: &str, at: &str| {
+        delivery(shop_domain, secret, topic, body, event, at)
+    };
+    let ada = customer(
+        7_408_123_456_789_001,
+        "Ada",
+        "Lovelace",
+        "ada@example.com",
+        "2026-11-01T09:00:00-05:00",
+    );
+    let grace = customer(
+        7_408_123_456_789_002,
+        "Grace",
+        "Hopper",
+        "grace@example.com",
+        "2026-11-02T09:00:00-05:00",
+    );
+    let parka = product(
+        8_812_345_678_901_001,
+        "Alpine Parka",
+        "249.00",
+        "2026-11-03T09:00:00-05:00",
+    );
+    let beanie = product(
+        8_812_345_678_901_002,
+        "Merino Beanie",
+        "29.50",
+        "2026-11-03T09:05:00-05:00",
+    );
     let o1 = 820_982_911_946_154_508u64;
     let o2 = 820_982_911_946_154_509u64;
     let o3 = 820_982_911_946_154_510u64;
-    let lines1 = [(8_812_345_678_901_001, 88_123_456_789_010_011, "Alpine Parka - Small", "249.00", 1), (8_812_345_678_901_002, 88_123_456_789_010_021, "Merino Beanie - Small", "29.50", 2)];
-    let lines2 = [(8_812_345_678_901_002, 88_123_456_789_010_022, "Merino Beanie - Large", "29.50", 3)];
-    let order1 = order(o1, 1001, Some(&ada), &lines1, "10.00", "pending", "2026-11-20T10:00:00-05:00");
-    let order1_paid = order(o1, 1001, Some(&ada), &lines1, "10.00", "paid", "2026-11-20T10:30:00-05:00");
-    let order2 = order(o2, 1002, Some(&grace), &lines2, "5.00", "paid", "2026-11-21T12:00:00-05:00");
-    let order2_stale = order(o2, 1002, Some(&grace), &lines2, "5.00", "pending", "2026-11-21T11:00:00-05:00");
-    let order3 = order(o3, 1003, None, &lines2, "5.00", "paid", "2026-11-22T08:00:00-05:00");
-    let dup = d("orders/updated", &order1_paid, "evt-order1-paid", "2026-11-20T15:30:00.123456789Z");
+    let lines1 = [
+        (
+            8_812_345_678_901_001,
+            88_123_456_789_010_011,
+            "Alpine Parka - Small",
+            "249.00",
+            1,
+        ),
+        (
+            8_812_345_678_901_002,
+            88_123_456_789_010_021,
+            "Merino Beanie - Small",
+            "29.50",
+            2,
+        ),
+    ];
+    let lines2 = [(
+        8_812_345_678_901_002,
+        88_123_456_789_010_022,
+        "Merino Beanie - Large",
+        "29.50",
+        3,
+    )];
+    let order1 = order(
+        o1,
+        1001,
+        Some(&ada),
+        &lines1,
+        "10.00",
+        "pending",
+        "2026-11-20T10:00:00-05:00",
+    );
+    let order1_paid = order(
+        o1,
+        1001,
+        Some(&ada),
+        &lines1,
+        "10.00",
+        "paid",
+        "2026-11-20T10:30:00-05:00",
+    );
+    let order2 = order(
+        o2,
+        1002,
+        Some(&grace),
+        &lines2,
+        "5.00",
+        "paid",
+        "2026-11-21T12:00:00-05:00",
+    );
+    let order2_stale = order(
+        o2,
+        1002,
+        Some(&grace),
+        &lines2,
+        "5.00",
+        "pending",
+        "2026-11-21T11:00:00-05:00",
+    );
+    let order3 = order(
+        o3,
+        1003,
+        None,
+        &lines2,
+        "5.00",
+        "paid",
+        "2026-11-22T08:00:00-05:00",
+    );
+    let dup = d(
+        "orders/updated",
+        &order1_paid,
+        "evt-order1-paid",
+        "2026-11-20T15:30:00.123456789Z",
+    );
     let deliveries = vec![
-        ("customer Ada created".into(), d("customers/create", &ada, "evt-c1", "2026-11-01T14:00:00Z")),
-        ("customer Grace created".into(), d("customers/create", &grace, "evt-c2", "2026-11-02T14:00:00Z")),
-        ("product Alpine Parka created".into(), d("products/create", &parka, "evt-p1", "2026-11-03T14:00:00Z")),
-        ("product Merino Beanie created".into(), d("products/create", &beanie, "evt-p2", "2026-11-03T14:05:00Z")),
-        ("order #1001 created (pending)".into(), d("orders/create", &order1, "evt-o1", "2026-11-20T15:00:00Z")),
-        ("order #1002 created (paid, 12:00)".into(), d("orders/create", &order2, "evt-o2", "2026-11-21T17:00:00Z")),
-        ("order #1003 created (guest)".into(), d("orders/create", &order3, "evt-o3", "2026-11-22T13:00:00Z")),
+        (
+            "customer Ada created".into(),
+            d("customers/create", &ada, "evt-c1", "2026-11-01T14:00:00Z"),
+        ),
+        (
+            "customer Grace created".into(),
+            d("customers/create", &grace, "evt-c2", "2026-11-02T14:00:00Z"),
+        ),
+        (
+            "product Alpine Parka created".into(),
+            d("products/create", &parka, "evt-p1", "2026-11-03T14:00:00Z"),
+        ),
+        (
+            "product Merino Beanie created".into(),
+            d("products/create", &beanie, "evt-p2", "2026-11-03T14:05:00Z"),
+        ),
+        (
+            "order #1001 created (pending)".into(),
+            d("orders/create", &order1, "evt-o1", "2026-11-20T15:00:00Z"),
+        ),
+        (
+            "order #1002 created (paid, 12:00)".into(),
+            d("orders/create", &order2, "evt-o2", "2026-11-21T17:00:00Z"),
+        ),
+        (
+            "order #1003 created (guest)".into(),
+            d("orders/create", &order3, "evt-o3", "2026-11-22T13:00:00Z"),
+        ),
         ("order #1001 updated (paid)".into(), dup.clone()),
         ("order #1001 update delivered again (duplicate)".into(), dup),
-        ("order #1002 stale update arrives late (pending, 11:00)".into(), d("orders/updated", &order2_stale, "evt-o2-stale", "2026-11-21T16:00:00Z")),
-        ("order #1003 deleted".into(), d("orders/delete", &json!({"id": o3}), "evt-o3-del", "2026-11-23T09:00:00Z")),
+        (
+            "order #1002 stale update arrives late (pending, 11:00)".into(),
+            d(
+                "orders/updated",
+                &order2_stale,
+                "evt-o2-stale",
+                "2026-11-21T16:00:00Z",
+            ),
+        ),
+        (
+            "order #1003 deleted".into(),
+            d(
+                "orders/delete",
+                &json!({"id": o3}),
+                "evt-o3-del",
+                "2026-11-23T09:00:00Z",
+            ),
+        ),
     ];
-    Story { deliveries, updated_order_id: o1, stale_order_id: o2, deleted_order_id: o3 }
+    Story {
+        deliveries,
+        updated_order_id: o1,
+        stale_order_id: o2,
+        deleted_order_id: o3,
+    }
 }
 
 /// POSTs a delivery to `<base>/webhooks/shopify/<connection>`; returns the status code.
-pub async fn send(client: &reqwest::Client, base: &str, connection_id: &str, d: &Delivery) -> reqwest::Result<u16> {
-    let mut req = client.post(format!("{base}/webhooks/shopify/{connection_id}")).body(d.body.clone());
+pub async fn send(
+    client: &reqwest::Client,
+    base: &str,
+    connection_id: &str,
+    d: &Delivery,
+) -> reqwest::Result<u16> {
+    let mut req = client
+        .post(format!("{base}/webhooks/shopify/{connection_id}"))
+        .body(d.body.clone());
     for (k, v) in &d.headers {
         req = req.header(k, v);
     }
@@ -258,8 +415,17 @@ mod tests {
         let s = story("demo.myshopify.com", "test-secret-not-real");
         assert_eq!(s.deliveries.len(), 11);
         for (_, d) in &s.deliveries {
-            let sig = &d.headers.iter().find(|(k, _)| k == "X-Shopify-Hmac-Sha256").unwrap().1;
-            assert!(ingot_ingest::verify_hmac_base64(sig, &d.body, &["test-secret-not-real".into()]));
+            let sig = &d
+                .headers
+                .iter()
+                .find(|(k, _)| k == "X-Shopify-Hmac-Sha256")
+                .unwrap()
+                .1;
+            assert!(ingot_ingest::verify_hmac_base64(
+                sig,
+                &d.body,
+                &["test-secret-not-real".into()]
+            ));
         }
         let o: Value = serde_json::from_slice(&s.deliveries[4].1.body).unwrap();
         assert_eq!(o["total_price"], "318.00");

@@ -44,15 +44,26 @@ pub fn raw_event(provider: &str, topic: &str, payload: Vec<u8>) -> RawEvent {
 /// Compares `actual` with the reviewed golden file `tests/golden/<name>.json`.
 /// `INGOT_BLESS=1` writes the file instead (then review the diff like code).
 pub fn assert_golden(name: &str, actual: &serde_json::Value) {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(format!("{name}.json"));
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(format!("{name}.json"));
     let pretty = serde_json::to_string_pretty(actual).unwrap() + "\n";
     if std::env::var_os("INGOT_BLESS").is_some() {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(&path, pretty).unwrap();
         return;
     }
-    let expected = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("golden file {} missing ({e}); run with INGOT_BLESS=1 and review", path.display()));
+    let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "golden file {} missing ({e}); run with INGOT_BLESS=1 and review",
+            path.display()
+        )
+    });
     let expected: serde_json::Value = serde_json::from_str(&expected).unwrap();
-    assert_eq!(&expected, actual, "standardized output differs from {}", path.display());
+    assert_eq!(
+        &expected,
+        actual,
+        "standardized output differs from {}",
+        path.display()
+    );
 }
