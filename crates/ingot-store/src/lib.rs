@@ -117,11 +117,7 @@ impl Store {
     }
 
     /// Every (key, value) whose key starts with `prefix`.
-    pub fn scan_prefix(
-        &self,
-        cf: &str,
-        prefix: &[u8],
-    ) -> Result<Vec<KeyValue>, StoreError> {
+    pub fn scan_prefix(&self, cf: &str, prefix: &[u8]) -> Result<Vec<KeyValue>, StoreError> {
         let mut out = Vec::new();
         self.scan_from(cf, prefix, |k, v| {
             if !k.starts_with(prefix) {
