@@ -17,7 +17,7 @@ pub enum BrokerError {
 }
 
 /// The in-process Tansu broker (sqlite storage, so data and committed offsets survive a
-/// restart). It runs on its own tokio runtime (one worker thread), so that stopping it
+/// restart). It runs on its own tokio runtime (two worker threads), so that stopping it
 /// stops everything it spawned — connection handlers and the maintenance task included —
 /// as a process exit would. Dropping it stops the broker.
 pub struct EmbeddedBroker {
@@ -55,7 +55,7 @@ impl EmbeddedBroker {
         let listener = Url::parse(&format!("tcp://127.0.0.1:{port}"))
             .map_err(|e| BrokerError::Tansu(e.to_string()))?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
+            .worker_threads(2)
             .thread_name("embedded-broker")
             .enable_all()
             .build()

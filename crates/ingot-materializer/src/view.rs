@@ -410,6 +410,7 @@ impl Materializer {
                 .await
                 .expect("view writer panicked")?;
             metrics::counter!("ingot_materializer_applied_total").increment(n as u64);
+            tracing::debug!(component = "materializer", applied = n, "batch applied");
         }
     }
 
