@@ -28,6 +28,17 @@ impl Default for RetryPolicy {
     }
 }
 
+impl RetryPolicy {
+    /// The default policy with the connection's attempt budget (`max_attempts`, at least 1).
+    pub fn from_config(config: &crate::ConnectorConfig) -> Self {
+        let mut policy = RetryPolicy::default();
+        if let Some(n) = config.max_attempts {
+            policy.max_attempts = n.max(1);
+        }
+        policy
+    }
+}
+
 /// A successful response: status, headers, body.
 #[derive(Debug, Clone)]
 pub struct Response {

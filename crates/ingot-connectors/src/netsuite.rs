@@ -87,29 +87,8 @@ pub const ITEM_COLUMNS: &str =
      createddate, lastmodifieddate";
 
 /// `DeletedRecord.type` values (record type ids) of sellable items, read as Product
-/// deletions (same list as the NetSuite mapping's `ITEM_RECORD_TYPES`).
-pub const ITEM_RECORD_TYPES: &[&str] = &[
-    "inventoryitem",
-    "lotnumberedinventoryitem",
-    "serializedinventoryitem",
-    "noninventoryitem",
-    "noninventorysaleitem",
-    "noninventoryresaleitem",
-    "noninventorypurchaseitem",
-    "servicesaleitem",
-    "serviceresaleitem",
-    "servicepurchaseitem",
-    "otherchargesaleitem",
-    "otherchargeresaleitem",
-    "otherchargepurchaseitem",
-    "assemblyitem",
-    "lotnumberedassemblyitem",
-    "serializedassemblyitem",
-    "kititem",
-    "itemgroup",
-    "giftcertificateitem",
-    "downloaditem",
-];
+/// deletions: the NetSuite mapping's list, so both sides agree.
+pub use ingot_standardize::netsuite::ITEM_RECORD_TYPES;
 
 /// Datetime columns rewritten to RFC 3339 with the account offset.
 const TIME_COLUMNS: &[&str] = &[
@@ -280,10 +259,7 @@ fn parse_local(s: &str, tz: Tz, not_before: Option<DateTime<Utc>>) -> Option<Dat
 impl NetSuiteConnector {
     /// A connector with the default retry policy (attempts from `config.max_attempts`).
     pub fn new(config: ConnectorConfig) -> Self {
-        let mut policy = RetryPolicy::default();
-        if let Some(n) = config.max_attempts {
-            policy.max_attempts = n.max(1);
-        }
+        let policy = RetryPolicy::from_config(&config);
         Self::with_policy(config, policy)
     }
 

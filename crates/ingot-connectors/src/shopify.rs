@@ -311,10 +311,7 @@ impl ShopifyConnector {
     /// simulator), token `config.access_token`, `config.page_size` (default and max 250)
     /// and `config.max_attempts` (default 5).
     pub fn new(config: ConnectorConfig) -> Self {
-        let mut policy = RetryPolicy::default();
-        if let Some(n) = config.max_attempts {
-            policy.max_attempts = n.max(1);
-        }
+        let policy = RetryPolicy::from_config(&config);
         let page_size = config
             .page_size
             .unwrap_or(MAX_PAGE_SIZE)

@@ -145,10 +145,7 @@ fn floor_sec(t: DateTime<Utc>) -> NaiveDateTime {
 impl WooCommerceConnector {
     /// A connector with the default retry policy (attempts from `config.max_attempts`).
     pub fn new(config: ConnectorConfig) -> Self {
-        let mut policy = RetryPolicy::default();
-        if let Some(n) = config.max_attempts {
-            policy.max_attempts = n.max(1);
-        }
+        let policy = RetryPolicy::from_config(&config);
         Self::with_policy(config, policy)
     }
 

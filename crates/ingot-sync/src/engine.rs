@@ -11,6 +11,16 @@ use std::time::Duration;
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 
+/// One raw event to write for the sync.
+struct RawItem<'a> {
+    model: Model,
+    remote_id: &'a str,
+    topic: &'a str,
+    payload: &'a [u8],
+    event_id: String,
+    triggered_at: Option<String>,
+}
+
 /// Compacted control topic: key = connection id, value = `ConnectionSpec` JSON, tombstone = deleted.
 pub const CONNECTIONS_TOPIC: &str = "ingot.connections";
 /// Compacted checkpoint topic: key = `<connection_id>/<model>`, value = `ModelStatus` JSON.
@@ -390,71 +400,73 @@ impl Engine {
         source: &str,
         records: &[RemoteRecord],
     ) -> Result<(), EngineError> {
-        let topic = spec.provider.raw_topic();
-        let received_at = format_utc(&Utc::now());
-        let mut encoded = Vec::with_capacity(records.len());
-        for r in records {
-            let ev = RawEvent {
-                event_id: format!(
-                    "{source}:{}:{}:{}",
-                    r.model,
-                    r.remote_id,
-                    format_utc(&r.updated_at)
-                ),
-                tenant_id: spec.tenant.clone(),
-                connection_id: spec.id.clone(),
-                provider: spec.provider.as_str().to_string(),
-                topic: r.topic.clone(),
-                source: source.to_string(),
-                api_version: None,
-                received_at: received_at.clone(),
-                triggered_at: None,
-                payload: r.payload.clone(),
-            };
-            let key = RecordKey::new(&spec.id, r.model, &r.remote_id).to_string();
-            encoded.push((key, self.inner.codec.encode_raw(&topic, &ev).await?));
-        }
-        self.send_raw(&topic, &encoded).await
+        let raw = records.iter().map(|r| RawItem {
+            model: r.model,
+            remote_id: &r.remote_id,
+            topic: &r.topic,
+            payload: &r.payload,
+            event_id: format!(
+                "{source}:{}:{}:{}",
+                r.model,
+                r.remote_id,
+                format_utc(&r.updated_at)
+            ),
+            triggered_at: None,
+        });
+        self.write_raw(spec, source, raw).await
     }
 
+    /// Writes deletions from a deletion feed as raw delete events (their time in
+    /// `triggered_at`, which the mappings read as the deletion time).
     async fn write_deletions(
         &self,
         spec: &ConnectionSpec,
         source: &str,
         deletions: &[Deletion],
     ) -> Result<(), EngineError> {
+        let raw = deletions.iter().map(|d| {
+            let at = format_utc(&d.deleted_at);
+            RawItem {
+                model: d.model,
+                remote_id: &d.remote_id,
+                topic: &d.topic,
+                payload: &d.payload,
+                event_id: format!("{source}:delete:{}:{}:{at}", d.model, d.remote_id),
+                triggered_at: Some(at),
+            }
+        });
+        self.write_raw(spec, source, raw).await
+    }
+
+    async fn write_raw<'a>(
+        &self,
+        spec: &ConnectionSpec,
+        source: &str,
+        items: impl Iterator<Item = RawItem<'a>>,
+    ) -> Result<(), EngineError> {
         let topic = spec.provider.raw_topic();
         let received_at = format_utc(&Utc::now());
-        let mut encoded = Vec::with_capacity(deletions.len());
-        for d in deletions {
-            let at = format_utc(&d.deleted_at);
+        let mut encoded = Vec::new();
+        for item in items {
             let ev = RawEvent {
-                event_id: format!("{source}:delete:{}:{}:{at}", d.model, d.remote_id),
+                event_id: item.event_id,
                 tenant_id: spec.tenant.clone(),
                 connection_id: spec.id.clone(),
                 provider: spec.provider.as_str().to_string(),
-                topic: d.topic.clone(),
+                topic: item.topic.to_string(),
                 source: source.to_string(),
                 api_version: None,
                 received_at: received_at.clone(),
-                triggered_at: Some(at),
-                payload: d.payload.clone(),
+                triggered_at: item.triggered_at,
+                payload: item.payload.to_vec(),
             };
-            let key = RecordKey::new(&spec.id, d.model, &d.remote_id).to_string();
+            let key = RecordKey::new(&spec.id, item.model, item.remote_id).to_string();
             encoded.push((key, self.inner.codec.encode_raw(&topic, &ev).await?));
         }
-        self.send_raw(&topic, &encoded).await
-    }
-
-    async fn send_raw(
-        &self,
-        topic: &str,
-        encoded: &[(String, Vec<u8>)],
-    ) -> Result<(), EngineError> {
         let recs: Vec<ingot_kafka::OutgoingRecord<'_>> = encoded
             .iter()
             .map(|(k, v)| ingot_kafka::OutgoingRecord {
-                topic,
+                topic: &topic,
                 key: k.as_bytes(),
                 value: Some(v),
                 headers: &[],
