@@ -11,35 +11,7 @@ use serde_json::{json, Value};
 
 const PROVIDER: &str = "woocommerce";
 
-/// The JSON form of a standardize result that golden files hold.
-fn outcome_json(r: Result<Outcome, StandardizeError>) -> Value {
-    match r {
-        Ok(Outcome::Record(Standardized::Upsert {
-            remote_id,
-            remote_created_at,
-            remote_updated_at,
-            data,
-        })) => json!({
-            "kind": "upsert",
-            "remote_id": remote_id,
-            "remote_created_at": remote_created_at.map(|t| ingot_model::format_utc(&t)),
-            "remote_updated_at": ingot_model::format_utc(&remote_updated_at),
-            "data": data.to_json(),
-        }),
-        Ok(Outcome::Record(Standardized::Delete {
-            model,
-            remote_id,
-            deleted_at,
-        })) => json!({
-            "kind": "delete",
-            "model": model.as_str(),
-            "remote_id": remote_id,
-            "deleted_at": ingot_model::format_utc(&deleted_at),
-        }),
-        Ok(Outcome::Skip(reason)) => json!({ "skip": reason }),
-        Err(e) => json!({ "error": e.to_string() }),
-    }
-}
+use support::{outcome_json, upsert};
 
 fn run(topic: &str, payload: Vec<u8>) -> Result<Outcome, StandardizeError> {
     WooCommerceMapping.standardize(&support::raw_event(PROVIDER, topic, payload))
@@ -47,23 +19,6 @@ fn run(topic: &str, payload: Vec<u8>) -> Result<Outcome, StandardizeError> {
 
 fn run_value(topic: &str, payload: &Value) -> Result<Outcome, StandardizeError> {
     run(topic, serde_json::to_vec(payload).unwrap())
-}
-
-fn upsert(r: Result<Outcome, StandardizeError>) -> (String, Option<String>, String, RecordData) {
-    match r {
-        Ok(Outcome::Record(Standardized::Upsert {
-            remote_id,
-            remote_created_at,
-            remote_updated_at,
-            data,
-        })) => (
-            remote_id,
-            remote_created_at.map(|t| ingot_model::format_utc(&t)),
-            ingot_model::format_utc(&remote_updated_at),
-            data,
-        ),
-        other => panic!("expected an upsert, got {other:?}"),
-    }
 }
 
 fn order_of(r: Result<Outcome, StandardizeError>) -> Order {

@@ -1,7 +1,9 @@
 //! Shared by the golden tests: where the shared fixtures are, raw events, golden files.
 #![allow(dead_code)]
 
-use ingot_model::RawEvent;
+use ingot_model::{RawEvent, RecordData};
+use ingot_standardize::{Outcome, StandardizeError, Standardized};
+use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 
 /// `$INGOT_FIXTURES_DIR`, else `<workspace>/../shared/fixtures`. `None` (and a printed
@@ -66,4 +68,54 @@ pub fn assert_golden(name: &str, actual: &serde_json::Value) {
         "standardized output differs from {}",
         path.display()
     );
+}
+
+/// The JSON form of a standardize result that golden files hold.
+pub fn outcome_json(r: Result<Outcome, StandardizeError>) -> Value {
+    match r {
+        Ok(Outcome::Record(Standardized::Upsert {
+            remote_id,
+            remote_created_at,
+            remote_updated_at,
+            data,
+        })) => json!({
+            "kind": "upsert",
+            "remote_id": remote_id,
+            "remote_created_at": remote_created_at.map(|t| ingot_model::format_utc(&t)),
+            "remote_updated_at": ingot_model::format_utc(&remote_updated_at),
+            "data": data.to_json(),
+        }),
+        Ok(Outcome::Record(Standardized::Delete {
+            model,
+            remote_id,
+            deleted_at,
+        })) => json!({
+            "kind": "delete",
+            "model": model.as_str(),
+            "remote_id": remote_id,
+            "deleted_at": ingot_model::format_utc(&deleted_at),
+        }),
+        Ok(Outcome::Skip(reason)) => json!({ "skip": reason }),
+        Err(e) => json!({ "error": e.to_string() }),
+    }
+}
+
+/// The parts of an upsert (remote id, created, updated as RFC 3339 UTC, data); panics otherwise.
+pub fn upsert(
+    r: Result<Outcome, StandardizeError>,
+) -> (String, Option<String>, String, RecordData) {
+    match r {
+        Ok(Outcome::Record(Standardized::Upsert {
+            remote_id,
+            remote_created_at,
+            remote_updated_at,
+            data,
+        })) => (
+            remote_id,
+            remote_created_at.map(|t| ingot_model::format_utc(&t)),
+            ingot_model::format_utc(&remote_updated_at),
+            data,
+        ),
+        other => panic!("expected an upsert, got {other:?}"),
+    }
 }
