@@ -1263,3 +1263,180 @@ async fn woocommerce_webhooks_flow_end_to_end() {
     assert_eq!(order["data"]["total_price"], "29.35");
     assert_eq!(order["data"]["remote_updated_at"], "2017-03-22T19:28:08Z");
 }
+
+// ---------------------------------------------------------------------------------------
+// The sync engine against the WooCommerce (store in UTC−5) and NetSuite (account in
+// America/Los_Angeles, minute precision) simulators. The expected records are what the
+// provider's mapping makes of everything the connector lists over the whole history
+// (the connector tests hold the connector to the simulator byte for byte).
+
+impl Harness {
+    async fn post_connection(&self, body: Value) {
+        let (s, v) = self.post_json("/v1/connections", &body).await;
+        assert_eq!(s, 201, "{v}");
+    }
+
+    async fn assert_mirrors_connector(
+        &self,
+        connection: &str,
+        provider: ingot_model::Provider,
+        config: ingot_connectors::ConnectorConfig,
+    ) {
+        let connector = ingot_connectors::connector_for(provider, config);
+        let mapping = ingot_standardize::mapping_for(provider);
+        let window = ingot_connectors::Window {
+            from: chrono::Utc::now() - chrono::Duration::days(3000),
+            to: chrono::Utc::now() + chrono::Duration::days(1),
+        };
+        for model in Model::ALL {
+            let mut expected = std::collections::BTreeMap::new();
+            let mut page = None;
+            loop {
+                let p = connector
+                    .list(model, &window, page.as_ref())
+                    .await
+                    .expect("connector lists");
+                for r in p.items {
+                    let ev = ingot_model::RawEvent {
+                        event_id: "x".into(),
+                        tenant_id: "acme".into(),
+                        connection_id: connection.into(),
+                        provider: provider.as_str().into(),
+                        topic: r.topic.clone(),
+                        source: "backfill".into(),
+                        api_version: None,
+                        received_at: "2026-01-01T00:00:00Z".into(),
+                        triggered_at: None,
+                        payload: r.payload.clone(),
+                    };
+                    match mapping.standardize(&ev) {
+                        Ok(ingot_standardize::Outcome::Record(
+                            ingot_standardize::Standardized::Upsert {
+                                remote_id, data, ..
+                            },
+                        )) => {
+                            expected.insert(remote_id, data.to_json());
+                        }
+                        other => panic!(
+                            "{provider} {model} {} does not standardize: {other:?}",
+                            r.remote_id
+                        ),
+                    }
+                }
+                page = p.next;
+                if page.is_none() {
+                    break;
+                }
+            }
+            assert!(
+                !expected.is_empty(),
+                "{provider} {model}: the simulator listed nothing"
+            );
+            let deadline = Instant::now() + Duration::from_secs(60);
+            let got = loop {
+                let got = self.all_records(model, connection).await;
+                if got.keys().eq(expected.keys()) || Instant::now() > deadline {
+                    break got;
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            };
+            let missing: Vec<&String> = expected.keys().filter(|k| !got.contains_key(*k)).collect();
+            let extra: Vec<&String> = got.keys().filter(|k| !expected.contains_key(*k)).collect();
+            assert!(
+                missing.is_empty() && extra.is_empty(),
+                "{provider} {model}: missing {missing:?}, extra {extra:?}"
+            );
+            for (id, fields) in &expected {
+                for (field, value) in fields.as_object().unwrap() {
+                    assert_eq!(
+                        &got[id][field], value,
+                        "{provider} {model} {id}: field {field}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_woocommerce_store_in_utc_minus_5_is_mirrored() {
+    let _serial = serial();
+    let h = Harness::start_with(fast_sync()).await;
+    let now = chrono::Utc::now();
+    let sim = ingot_testkit::woocommerce::WooSim::start(ingot_testkit::woocommerce::WooSimConfig {
+        seed: 21,
+        now: chrono::DateTime::from_timestamp(now.timestamp(), 0).unwrap(),
+        span_days: 700,
+        orders: 150,
+        customers: 40,
+        products: 30,
+        ..Default::default()
+    })
+    .await;
+    let (key, secret) = (
+        sim.config().consumer_key.clone(),
+        sim.config().consumer_secret.clone(),
+    );
+    h.post_connection(json!({
+        "id": "woo-sim", "provider": "woocommerce", "base_url": sim.base_url(),
+        "credentials": {"consumer_key": key, "consumer_secret": secret},
+        "webhook_secrets": ["woo-secret"], "history_days": 730, "poll_interval_secs": 3600
+    }))
+    .await;
+    h.wait_sync("woo-sim", |m| m["state"] == "done").await;
+    let config = ingot_connectors::ConnectorConfig {
+        base_url: sim.base_url().to_string(),
+        consumer_key: Some(key),
+        consumer_secret: Some(secret),
+        ..Default::default()
+    };
+    h.assert_mirrors_connector("woo-sim", ingot_model::Provider::WooCommerce, config)
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_netsuite_account_in_los_angeles_is_polled_and_mirrored() {
+    let _serial = serial();
+    let h = Harness::start_with(fast_sync()).await;
+    let now = chrono::Utc::now();
+    let sim =
+        ingot_testkit::netsuite::NetSuiteSim::start(ingot_testkit::netsuite::NetSuiteSimConfig {
+            seed: 22,
+            now: chrono::DateTime::from_timestamp(now.timestamp(), 0).unwrap(),
+            span_days: 700,
+            sales_orders: 150,
+            other_transactions: 20,
+            customers: 40,
+            items: 30,
+            deleted: 5,
+            ..Default::default()
+        })
+        .await;
+    let token = sim.config().token.clone();
+    h.post_connection(json!({
+        "id": "ns-sim", "provider": "netsuite", "base_url": sim.base_url(),
+        "credentials": {"access_token": token}, "timezone": "America/Los_Angeles",
+        "history_days": 730, "poll_interval_secs": 1
+    }))
+    .await;
+    h.wait_sync("ns-sim", |m| m["state"] == "done").await;
+    let config = ingot_connectors::ConnectorConfig {
+        base_url: sim.base_url().to_string(),
+        access_token: Some(token),
+        timezone: Some("America/Los_Angeles".into()),
+        ..Default::default()
+    };
+    h.assert_mirrors_connector("ns-sim", ingot_model::Provider::NetSuite, config.clone())
+        .await;
+
+    // a deletion in the account reaches the API through the DeletedRecord feed
+    let victim = sim.records(ingot_testkit::netsuite::NsTable::Customer)[0].id;
+    assert!(sim.delete(ingot_testkit::netsuite::NsTable::Customer, victim));
+    let path = format!(
+        "/v1/customers/{}",
+        RecordKey::new("ns-sim", Model::Customer, victim.to_string()).record_id()
+    );
+    h.wait_for(&path, |s, _| s == 404).await;
+    h.assert_mirrors_connector("ns-sim", ingot_model::Provider::NetSuite, config)
+        .await;
+}
