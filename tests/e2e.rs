@@ -376,6 +376,9 @@ async fn bad_input_gets_clear_errors_and_loses_nothing() {
         .filter(|(k, _)| k == "X-Shopify-Hmac-Sha256")
         .for_each(|(_, v)| *v = shopsim::sign("not-the-secret", &forged.body));
     assert_eq!(h.post(&forged).await, 401);
+    let mut no_topic = good.clone();
+    no_topic.headers.retain(|(k, _)| k != "X-Shopify-Topic");
+    assert_eq!(h.post(&no_topic).await, 400, "signed but unroutable");
     let mut unsigned = good.clone();
     unsigned
         .headers

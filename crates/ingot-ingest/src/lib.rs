@@ -118,8 +118,19 @@ async fn receive(
             metrics::counter!("ingot_ingest_rejected_total", "provider" => provider_label(conn.provider), "reason" => "signature").increment(1);
             return reply(StatusCode::UNAUTHORIZED, "invalid signature");
         }
+        Verdict::BadRequest(reason) => {
+            tracing::warn!(component = "ingest", connection_id = %conn.id, reason, "webhook refused");
+            return reply(StatusCode::BAD_REQUEST, reason);
+        }
         Verdict::Accepted(a) => a,
     };
+    if ingot_standardize::mapping_for(conn.provider)
+        .route(&accepted.topic)
+        .is_none()
+    {
+        // stored all the same (the raw topic is the system of record); the processor skips it
+        tracing::info!(component = "ingest", connection_id = %conn.id, topic = %accepted.topic, "topic not mapped: stored, will be skipped");
+    }
     let event_id = accepted
         .event_id
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());

@@ -24,6 +24,8 @@ pub enum Verdict {
     /// A liveness ping: acknowledge, write nothing.
     Ping,
     Unauthorized(&'static str),
+    /// Correctly signed but not a delivery ingot can route (e.g. no topic header).
+    BadRequest(&'static str),
 }
 
 pub trait WebhookVerifier: Send + Sync {
@@ -76,7 +78,7 @@ impl WebhookVerifier for Shopify {
             return Verdict::Unauthorized("signature mismatch");
         }
         let Some(topic) = header(headers, &["x-shopify-topic", "shopify-topic"]) else {
-            return Verdict::Unauthorized("missing X-Shopify-Topic");
+            return Verdict::BadRequest("missing X-Shopify-Topic");
         };
         Verdict::Accepted(Accepted {
             topic,
@@ -135,7 +137,7 @@ impl WebhookVerifier for WooCommerce {
             return Verdict::Unauthorized("signature mismatch");
         }
         let Some(topic) = header(headers, &["x-wc-webhook-topic"]) else {
-            return Verdict::Unauthorized("missing X-WC-Webhook-Topic");
+            return Verdict::BadRequest("missing X-WC-Webhook-Topic");
         };
         Verdict::Accepted(Accepted {
             topic,

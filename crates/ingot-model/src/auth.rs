@@ -59,7 +59,11 @@ impl Auth {
 
     /// The principal of an `Authorization` header value (`Bearer <key>`), if any.
     pub fn principal(&self, authorization: Option<&str>) -> Option<Arc<Principal>> {
-        let token = authorization?.strip_prefix("Bearer ")?.trim();
+        let (scheme, token) = authorization?.trim().split_once(' ')?;
+        if !scheme.eq_ignore_ascii_case("bearer") {
+            return None;
+        }
+        let token = token.trim();
         let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         self.keys.get(&digest).cloned()
     }
@@ -91,6 +95,11 @@ mod tests {
         assert!(g.may_read("globex", "g-1"));
         assert!(!g.may_read("globex", "g-2"));
         assert!(auth.principal(Some("Bearer nope")).is_none());
+        assert_eq!(
+            auth.principal(Some("bearer k1")).unwrap().tenant_id,
+            "acme",
+            "the scheme is case-insensitive (RFC 7235)"
+        );
         assert!(auth.principal(Some("k1")).is_none());
         assert!(auth.principal(None).is_none());
     }

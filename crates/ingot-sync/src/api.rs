@@ -1,7 +1,8 @@
 //! The connections API:
 //! - `POST /v1/connections` (a `ConnectionSpec` JSON; the tenant is the caller's) → 201 and
 //!   the connection (secrets omitted); the historical sync starts at once; 200 when an
-//!   identical connection exists; 409 when the id belongs to another tenant;
+//!   identical connection exists; 409 when another connection has that id (connections
+//!   are not replaced in place: DELETE first); 400 for another tenant's name;
 //! - `GET /v1/connections`, `GET /v1/connections/{id}` (404 for other tenants' ids);
 //! - `DELETE /v1/connections/{id}` → 204;
 //! - `POST /v1/connections/{id}/resync` → 202, a fresh historical sync;
@@ -96,12 +97,22 @@ async fn create(
         Ok(b) => b,
         Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
     };
-    if let Some(existing) = s.engine.connection(&spec.id) {
-        if existing.tenant != who.tenant_id {
-            return error(StatusCode::CONFLICT, "connection id already in use");
-        }
+    if !spec.tenant.is_empty() && spec.tenant != who.tenant_id {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "tenant: a connection belongs to the caller's tenant; omit the field",
+        );
     }
     spec.tenant = who.tenant_id.clone();
+    if let Some(existing) = s.engine.connection(&spec.id) {
+        if existing == spec {
+            return (StatusCode::OK, Json(public(&spec))).into_response();
+        }
+        return error(
+            StatusCode::CONFLICT,
+            "a connection with this id exists (configured or created earlier); DELETE it first or pick another id",
+        );
+    }
     if spec.api_base_url().is_none() && !spec.sync_disabled {
         return error(
             StatusCode::BAD_REQUEST,

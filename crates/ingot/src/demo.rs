@@ -197,7 +197,14 @@ pub async fn run(
         one["freshness"]
     );
 
-    println!("\n== try it yourself:");
+    println!(
+        "\n== try it yourself{}:",
+        if exit {
+            " (run without --exit to keep the API up)"
+        } else {
+            ""
+        }
+    );
     println!(
         "   curl -s -H 'Authorization: Bearer {API_KEY}' '{base}/v1/orders' | python3 -m json.tool"
     );
