@@ -471,8 +471,11 @@ fn is_eof(e: &ingot_kafka::RdKafkaError) -> bool {
     matches!(e, ingot_kafka::RdKafkaError::PartitionEOF(_))
 }
 
+/// Asynchronous: a synchronous commit blocks a runtime worker with no timeout when the
+/// broker is gone. A commit that is lost only means the batch is processed again, which
+/// the version rule makes harmless (at-least-once).
 fn rdkafka_commit_mode() -> ingot_kafka::CommitMode {
-    ingot_kafka::CommitMode::Sync
+    ingot_kafka::CommitMode::Async
 }
 
 fn add(t: &mut BatchStats, s: BatchStats) {
