@@ -98,12 +98,21 @@ enum TopicsCommand {
 }
 
 fn init_tracing() {
+    // rdkafka's default client context logs every partition EOF and the broker's shutdown
+    // as "global errors" (target `rdkafka::client`); ingot reports the failures that
+    // matter itself. `INGOT_LOG=info,rdkafka::client=error` shows them again.
     let filter = tracing_subscriber::EnvFilter::try_from_env("INGOT_LOG").unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new("info,rdkafka=warn,tansu=warn,libsql=warn")
+        tracing_subscriber::EnvFilter::new(
+            "warn,rdkafka::client=off,ingot=info,ingot_embedded=info,ingot_ingest=info,ingot_kafka=info,\
+             ingot_processor=info,ingot_materializer=info,ingot_sync=info,ingot_connectors=info,ingot_store=info",
+        )
     });
+    use std::io::IsTerminal;
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
         .init();
 }
 
