@@ -86,6 +86,10 @@ enum Command {
     Materialize {
         #[arg(long, short)]
         config: PathBuf,
+        /// A read replica: no sync engine and no connections API (run the sync engine in
+        /// one process per deployment).
+        #[arg(long)]
+        no_sync: bool,
     },
 }
 
@@ -180,13 +184,13 @@ async fn main() -> anyhow::Result<()> {
             )
             .await
         }
-        Command::Materialize { config } => {
+        Command::Materialize { config, no_sync } => {
             serve(
                 Config::load(Some(&config))?,
                 Embedded::Connect,
                 Some(Stages {
                     materializer: true,
-                    sync: true,
+                    sync: !no_sync,
                     ..Stages::NONE
                 }),
             )
