@@ -331,18 +331,8 @@ impl Processor {
             standardized.remote_id(),
         );
         let key_str = key.to_string();
-        let (version, emit) = match self
-            .version_and_output(&event, m, &key, standardized, mapping.mapping_version())
-            .await
-        {
-            Ok(v) => v,
-            // a record that does not fit its schema is a mapping bug for this payload: the
-            // event is dead-lettered, the pipeline goes on
-            Err(ProcessorError::Schema(e @ ingot_kafka::SchemaError::Mismatch { .. })) => {
-                return dlq(e.to_string())
-            }
-            Err(e) => return Err(e),
-        };
+        let (version, record, headers) =
+            self.version_and_output(&event, m, &key, standardized, mapping.mapping_version());
         let stored = match overlay.get(&key_str) {
             Some(v) => Some(*v),
             None => {
@@ -364,8 +354,20 @@ impl Processor {
                 }
             }
             Decision::Emit => {
+                // encode only what is emitted: most re-deliveries are dropped above
+                let value = match record {
+                    None => None,
+                    Some(r) => match self.codec.encode_record(key.model, r.to_json()).await {
+                        Ok(v) => Some(v),
+                        // a record that does not fit its schema is a mapping bug for this
+                        // payload: the event is dead-lettered, the pipeline goes on
+                        Err(e @ ingot_kafka::SchemaError::Mismatch { .. }) => {
+                            return dlq(e.to_string())
+                        }
+                        Err(e) => return Err(e.into()),
+                    },
+                };
                 overlay.insert(key_str.clone(), version);
-                let (value, headers) = emit;
                 Planned::Emit {
                     topic: key.model.normalized_topic(),
                     key: key_str,
@@ -377,15 +379,20 @@ impl Processor {
         })
     }
 
-    /// The version of a standardized record and the normalized output it would produce.
-    async fn version_and_output(
+    /// The version of a standardized record, the normalized record it would produce
+    /// (`None` for a delete: a tombstone) and the Kafka headers.
+    fn version_and_output(
         &self,
         event: &RawEvent,
         m: &Message,
         key: &RecordKey,
         s: Standardized,
         mapping_version: &str,
-    ) -> Result<(Version, (Option<Vec<u8>>, Vec<(&'static str, String)>)), ProcessorError> {
+    ) -> (
+        Version,
+        Option<NormalizedRecord>,
+        Vec<(&'static str, String)>,
+    ) {
         let modified_at = ingot_model::parse_time(&event.received_at, true)
             .map(|t| ingot_model::format_utc(&t))
             .unwrap_or_else(|_| ingot_model::format_utc(&Utc::now()));
@@ -399,7 +406,7 @@ impl Processor {
                 (HEADER_PROVIDER, event.provider.clone()),
             ]
         };
-        Ok(match s {
+        match s {
             Standardized::Delete { deleted_at, .. } => {
                 let at = ingot_model::format_utc(&deleted_at);
                 let version = Version {
@@ -411,7 +418,7 @@ impl Processor {
                 };
                 let mut headers = lineage(&at);
                 headers.push((OP_HEADER, OP_DELETE.to_string()));
-                (version, (None, headers))
+                (version, None, headers)
             }
             Standardized::Upsert {
                 remote_id,
@@ -446,15 +453,11 @@ impl Processor {
                     },
                     data,
                 };
-                let value = self
-                    .codec
-                    .encode_record(key.model, record.to_json())
-                    .await?;
                 let mut headers = lineage(&updated);
                 headers.push((OP_HEADER, "upsert".to_string()));
-                (version, (Some(value), headers))
+                (version, Some(record), headers)
             }
-        })
+        }
     }
 }
 
