@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
-# Installs what building ingot needs, idempotently, on a fresh Debian machine:
-# libclang (bindgen for RocksDB), a C/C++ toolchain and make (RocksDB, librdkafka).
-# The Kafka broker and schema registry need no install: ingot embeds them (Tansu, and its
-# own Confluent-compatible registry), compiled in by cargo.
+# Installs what building and testing ingot needs, idempotently, on a fresh Debian machine:
+# libclang (bindgen for RocksDB), a C/C++ toolchain and make (RocksDB, librdkafka), and
+# for the Apache Kafka broker of the suite (scripts/kafka.sh) Java 17+ and Maven.
+# The embedded broker and schema registry need no install: ingot embeds them (Tansu, and
+# its own Confluent-compatible registry), compiled in by cargo.
 set -euo pipefail
 need=()
 for pkg in libclang-dev build-essential make pkg-config; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
+command -v java >/dev/null || need+=(openjdk-17-jre-headless)
+command -v mvn >/dev/null || need+=(maven)
+command -v python3 >/dev/null || need+=(python3)
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing ${need[*]}"
   sudo_cmd=""
