@@ -1,0 +1,523 @@
+//! The endpoints API (`Authorization: Bearer <api key>`, tenant-scoped: another tenant's
+//! endpoint is a 404):
+//! - `POST /v1/webhook-endpoints` `{"url", "events"?, "connection_ids"?, "description"?}` →
+//!   201 with the endpoint and its `secret` (shown only here and on rotation);
+//! - `GET /v1/webhook-endpoints` → `{"data": [...]}`; `GET|PATCH|DELETE
+//!   /v1/webhook-endpoints/{id}` (PATCH: `url`, `events`, `connection_ids`, `description`,
+//!   `status` `enabled|disabled`; re-enabling resumes the paused deliveries);
+//! - `POST /v1/webhook-endpoints/{id}/rotate-secret` → `{"secret", "previous_secret_expires_at"}`;
+//!   the previous secret keeps signing until then;
+//! - `GET /v1/webhook-endpoints/{id}/deliveries?status=pending|delivered|failed&limit=1..100&cursor=`
+//!   → `{"data": [...], "next_cursor"}`, newest first, each with its attempts;
+//! - `POST /v1/webhook-endpoints/{id}/replay` `{"since", "until"}` (RFC 3339, `until`
+//!   exclusive, default now) → 202 `{"replayed": n}`;
+//! - `POST /v1/webhook-endpoints/{id}/test` → a signed `ping` sent at once → 200
+//!   `{"message_id", "delivered", "status_code", "latency_ms", "error"}`.
+
+use crate::endpoints::{validate_event_pattern, Endpoint, EndpointStatus, Secret, SigningSecret};
+use crate::engine::{blocking, replay, send_test, Shared};
+use crate::http::check_url_resolving;
+use crate::sign::generate_secret;
+use crate::store::{Delivery, DeliveryStatus};
+use crate::ForwarderError;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::Utc;
+use ingot_model::auth::Principal;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+type St = State<Arc<Shared>>;
+
+fn error(status: StatusCode, msg: impl Into<String>) -> Response {
+    (status, Json(json!({"error": msg.into()}))).into_response()
+}
+
+fn not_found() -> Response {
+    error(StatusCode::NOT_FOUND, "not found")
+}
+
+fn internal(e: ForwarderError) -> Response {
+    tracing::error!(component = "webhook-endpoints-api", error = %e, "storage error");
+    error(StatusCode::SERVICE_UNAVAILABLE, "storage unavailable, retry")
+}
+
+#[allow(clippy::result_large_err)] // the Err is the ready-made HTTP answer
+fn principal(s: &Shared, headers: &HeaderMap) -> Result<Arc<Principal>, Response> {
+    s.auth
+        .principal(headers.get("authorization").and_then(|v| v.to_str().ok()))
+        .ok_or_else(|| error(StatusCode::UNAUTHORIZED, "missing or unknown API key"))
+}
+
+#[allow(clippy::result_large_err)]
+fn owned(s: &Shared, who: &Principal, id: &str) -> Result<Endpoint, Response> {
+    s.endpoints
+        .get(id)
+        .filter(|e| e.tenant_id == who.tenant_id)
+        .ok_or_else(not_found)
+}
+
+/// An endpoint as the API shows it (no secrets).
+fn public(e: &Endpoint) -> Value {
+    json!({
+        "id": e.id,
+        "url": e.url,
+        "events": e.events,
+        "connection_ids": e.connection_ids,
+        "description": e.description,
+        "status": e.status,
+        "disabled_reason": e.disabled_reason,
+        "created_at": e.created_at,
+        "updated_at": e.updated_at,
+    })
+}
+
+fn delivery_view(d: &Delivery) -> Value {
+    json!({
+        "id": d.seq.to_string(),
+        "message_id": d.message_id,
+        "event_type": d.event_type,
+        "record_id": d.record_id,
+        "version": d.version,
+        "status": d.status,
+        "attempts": d.attempts,
+        "next_attempt_at": (d.status == DeliveryStatus::Pending)
+            .then(|| chrono::DateTime::from_timestamp_millis(d.next_attempt_ms))
+            .flatten()
+            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
+        "created_at": d.created_at,
+        "finished_at": d.finished_at,
+        "replay": d.replay,
+    })
+}
+
+/// The endpoints routes.
+pub(crate) fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/v1/webhook-endpoints", post(create).get(list))
+        .route(
+            "/v1/webhook-endpoints/{id}",
+            get(get_one).patch(patch).delete(delete),
+        )
+        .route("/v1/webhook-endpoints/{id}/rotate-secret", post(rotate))
+        .route("/v1/webhook-endpoints/{id}/deliveries", get(deliveries))
+        .route("/v1/webhook-endpoints/{id}/replay", post(replay_range))
+        .route("/v1/webhook-endpoints/{id}/test", post(test))
+        .with_state(shared)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateBody {
+    url: String,
+    #[serde(default)]
+    events: Option<Vec<String>>,
+    #[serde(default)]
+    connection_ids: Option<Vec<String>>,
+    #[serde(default)]
+    description: Option<String>,
+}
+
+/// Validates events and connections against the caller; returns the values to store.
+#[allow(clippy::result_large_err)]
+fn check_filters(
+    who: &Principal,
+    events: Option<Vec<String>>,
+    connection_ids: Option<Vec<String>>,
+) -> Result<(Vec<String>, Option<Vec<String>>), Response> {
+    let events = events.unwrap_or_else(|| vec!["*".to_string()]);
+    if events.is_empty() {
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            "events: give at least one event type, or omit it for all",
+        ));
+    }
+    for e in &events {
+        validate_event_pattern(e).map_err(|m| error(StatusCode::BAD_REQUEST, m))?;
+    }
+    // a key limited to some connections subscribes only to those
+    let connection_ids = match (&who.connections, connection_ids) {
+        (None, c) => c,
+        (Some(allowed), None) => {
+            let mut v: Vec<String> = allowed.iter().cloned().collect();
+            v.sort();
+            Some(v)
+        }
+        (Some(allowed), Some(c)) => {
+            if let Some(bad) = c.iter().find(|x| !allowed.contains(*x)) {
+                return Err(error(
+                    StatusCode::BAD_REQUEST,
+                    format!("connection_ids: this API key may not read connection {bad:?}"),
+                ));
+            }
+            Some(c)
+        }
+    };
+    Ok((events, connection_ids))
+}
+
+async fn create(
+    State(s): St,
+    headers: HeaderMap,
+    body: Result<Json<CreateBody>, JsonRejection>,
+) -> Response {
+    let who = match principal(&s, &headers) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let Json(b) = match body {
+        Ok(b) => b,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
+    };
+    if let Err(m) = check_url_resolving(&b.url, s.cfg.allow_insecure_urls).await {
+        return error(StatusCode::BAD_REQUEST, m);
+    }
+    let (events, connection_ids) = match check_filters(&who, b.events, b.connection_ids) {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let now = ingot_model::format_utc(&Utc::now());
+    let secret = generate_secret();
+    let e = Endpoint {
+        id: format!("ep_{}", uuid::Uuid::new_v4().simple()),
+        tenant_id: who.tenant_id.clone(),
+        url: b.url,
+        events,
+        connection_ids,
+        description: b.description,
+        status: EndpointStatus::Enabled,
+        disabled_reason: None,
+        secrets: vec![SigningSecret {
+            secret: Secret(secret.clone()),
+            expires_at: None,
+        }],
+        created_at: now.clone(),
+        updated_at: now,
+    };
+    let _g = s.endpoints.lock().await;
+    if let Err(err) = s.endpoints.put(&e.id, Some(&e)).await {
+        return internal(err);
+    }
+    let mut v = public(&e);
+    v["secret"] = json!(secret);
+    (StatusCode::CREATED, Json(v)).into_response()
+}
+
+async fn list(State(s): St, headers: HeaderMap) -> Response {
+    let who = match principal(&s, &headers) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let data: Vec<Value> = s
+        .endpoints
+        .all()
+        .iter()
+        .filter(|e| e.tenant_id == who.tenant_id)
+        .map(public)
+        .collect();
+    Json(json!({"data": data})).into_response()
+}
+
+async fn get_one(State(s): St, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    let who = match principal(&s, &headers) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    match owned(&s, &who, &id) {
+        Ok(e) => Json(public(&e)).into_response(),
+        Err(r) => r,
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PatchBody {
+    #[serde(default)]
+    url: Option<String>,
+    #[serde(default)]
+    events: Option<Vec<String>>,
+    /// `null` clears the filter (every connection), absent keeps it.
+    #[serde(default, with = "double_option")]
+    connection_ids: Option<Option<Vec<String>>>,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    status: Option<EndpointStatus>,
+}
+
+mod double_option {
+    use serde::{Deserialize, Deserializer};
+    pub fn deserialize<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+    where
+        D: Deserializer<'de>,
+        T: Deserialize<'de>,
+    {
+        Option::<T>::deserialize(d).map(Some)
+    }
+}
+
+async fn patch(
+    State(s): St,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Result<Json<PatchBody>, JsonRejection>,
+) -> Response {
+    let who = match principal(&s, &headers) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let Json(b) = match body {
+        Ok(b) => b,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
+    };
+    if let Some(u) = &b.url {
+        if let Err(m) = check_url_resolving(u, s.cfg.allow_insecure_urls).await {
+            return error(StatusCode::BAD_REQUEST, m);
+        }
+    }
+    let _g = s.endpoints.lock().await;
+    let mut e = match owned(&s, &who, &id) {
+        Ok(e) => e,
+        Err(r) => return r,
+    };
+    if b.events.is_some() || b.connection_ids.is_some() {
+        let conns = match b.connection_ids {
+            Some(c) => c,
+            None => e.connection_ids.clone(),
+        };
+        let events = b.events.or_else(|| Some(e.events.clone()));
+        match check_filters(&who, events, conns) {
+            Ok((ev, c)) => {
+                e.events = ev;
+                e.connection_ids = c;
+            }
+            Err(r) => return r,
+        }
+    }
+    if let Some(u) = b.url {
+        e.url = u;
+    }
+    if let Some(d) = b.description {
+        e.description = Some(d);
+    }
+    let re_enabled = b.status == Some(EndpointStatus::Enabled) && !e.enabled();
+    if let Some(st) = b.status {
+        e.status = st;
+        e.disabled_reason = match st {
+            EndpointStatus::Enabled => None,
+            EndpointStatus::Disabled => Some("disabled through the API".into()),
+        };
+    }
+    e.updated_at = ingot_model::format_utc(&Utc::now());
+    if re_enabled {
+        // a fresh start for the continuous-failure rule
+        let store = s.store.clone();
+        let ep = id.clone();
+        if let Err(err) = blocking(move || store.clear_health(&ep)).await {
+            return internal(err);
+        }
+    }
+    if let Err(err) = s.endpoints.put(&id, Some(&e)).await {
+        return internal(err);
+    }
+    Json(public(&e)).into_response()
+}
+
+async fn delete(State(s): St, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    let who = match principal(&s, &headers) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let _g = s.endpoints.lock().await;
+    if let Err(r) = owned(&s, &who, &id) {
+        return r;
+    }
+    match s.endpoints.put(&id, None).await {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => internal(e),
+    }
+}
+
+async fn rotate(State(s): St, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    let who = match principal(&s, &headers) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let _g = s.endpoints.lock().await;
+    let mut e = match owned(&s, &who, &id) {
+        Ok(e) => e,
+        Err(r) => return r,
+    };
+    let now = Utc::now();
+    let overlap = chrono::Duration::from_std(crate::config::secs(s.cfg.secret_overlap_secs))
+        .unwrap_or(chrono::Duration::hours(24));
+    let expires = ingot_model::format_utc(&(now + overlap));
+    let active: Vec<String> = e.active_secrets(now).iter().map(|x| x.to_string()).collect();
+    let mut secrets: Vec<SigningSecret> = e
+        .secrets
+        .into_iter()
+        .filter(|x| active.contains(&x.secret.0))
+        .map(|mut x| {
+            if x.expires_at.is_none() {
+                x.expires_at = Some(expires.clone());
+            }
+            x
+        })
+        .collect();
+    let secret = generate_secret();
+    secrets.insert(
+        0,
+        SigningSecret {
+            secret: Secret(secret.clone()),
+            expires_at: None,
+        },
+    );
+    e.secrets = secrets;
+    e.updated_at = ingot_model::format_utc(&now);
+    if let Err(err) = s.endpoints.put(&id, Some(&e)).await {
+        return internal(err);
+    }
+    Json(json!({"id": id, "secret": secret, "previous_secret_expires_at": expires}))
+        .into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeliveriesQuery {
+    #[serde(default)]
+    status: Option<String>,
+    #[serde(default)]
+    limit: Option<usize>,
+    #[serde(default)]
+    cursor: Option<String>,
+}
+
+async fn deliveries(
+    State(s): St,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    q: Result<Query<DeliveriesQuery>, QueryRejection>,
+) -> Response {
+    let who = match principal(&s, &headers) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    if let Err(r) = owned(&s, &who, &id) {
+        return r;
+    }
+    let Query(q) = match q {
+        Ok(q) => q,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
+    };
+    let status = match q.status.as_deref().map(|x| (x, DeliveryStatus::parse(x))) {
+        None => None,
+        Some((_, Some(st))) => Some(st),
+        Some((x, None)) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("status: {x:?} is not pending, delivered or failed"),
+            )
+        }
+    };
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=100).contains(&limit) {
+        return error(StatusCode::BAD_REQUEST, "limit: must be between 1 and 100");
+    }
+    let before = match q.cursor.as_deref().map(str::parse::<u64>) {
+        None => None,
+        Some(Ok(c)) => Some(c),
+        Some(Err(_)) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "cursor: not a cursor this API returned",
+            )
+        }
+    };
+    let store = s.store.clone();
+    let page = blocking(move || {
+        store.list(&id, before, limit, 10_000, |d| {
+            status.is_none_or(|st| d.status == st)
+        })
+    })
+    .await;
+    match page {
+        Ok((data, next)) => Json(json!({
+            "data": data.iter().map(delivery_view).collect::<Vec<_>>(),
+            "next_cursor": next.map(|n| n.to_string()),
+        }))
+        .into_response(),
+        Err(e) => internal(e),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReplayBody {
+    since: String,
+    #[serde(default)]
+    until: Option<String>,
+}
+
+async fn replay_range(
+    State(s): St,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Result<Json<ReplayBody>, JsonRejection>,
+) -> Response {
+    let who = match principal(&s, &headers) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let e = match owned(&s, &who, &id) {
+        Ok(e) => e,
+        Err(r) => return r,
+    };
+    let Json(b) = match body {
+        Ok(b) => b,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
+    };
+    let time = |name: &str, v: &str| {
+        ingot_model::parse_time(v, false)
+            .map_err(|_| error(StatusCode::BAD_REQUEST, format!("{name}: expected an RFC 3339 time, got {v:?}")))
+    };
+    let since = match time("since", &b.since) {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
+    let until = match b.until.as_deref().map(|u| time("until", u)).transpose() {
+        Ok(t) => t.unwrap_or_else(Utc::now),
+        Err(r) => return r,
+    };
+    if until <= since {
+        return error(StatusCode::BAD_REQUEST, "until: must be after since");
+    }
+    match replay(&s, &e, since, until).await {
+        Ok(n) => (StatusCode::ACCEPTED, Json(json!({"replayed": n}))).into_response(),
+        Err(err) => internal(err),
+    }
+}
+
+async fn test(State(s): St, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    let who = match principal(&s, &headers) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let e = match owned(&s, &who, &id) {
+        Ok(e) => e,
+        Err(r) => return r,
+    };
+    let (message_id, res) = send_test(&s, &e).await;
+    Json(json!({
+        "message_id": message_id,
+        "delivered": res.success(),
+        "status_code": res.status,
+        "latency_ms": res.latency.as_millis() as u64,
+        "error": res.error,
+    }))
+    .into_response()
+}
