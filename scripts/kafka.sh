@@ -77,9 +77,9 @@ transaction.state.log.num.partitions=3
 share.coordinator.state.topic.replication.factor=1
 share.coordinator.state.topic.min.isr=1
 group.initial.rebalance.delay.ms=0
-# one size limit with ingot's [kafka] max_message_bytes default (8 MiB)
-message.max.bytes=8388608
-replica.fetch.max.bytes=8388608
+# one size limit with ingot: topics get max.message.bytes from its config; this is the ceiling
+message.max.bytes=16777216
+replica.fetch.max.bytes=16777216
 # the compaction tests shorten segment.ms / delete.retention.ms per topic; the cleaner
 # must then look often
 log.cleaner.backoff.ms=200

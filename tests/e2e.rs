@@ -1,7 +1,12 @@
-//! End to end, in-process, over real sockets: the embedded Tansu broker (sqlite), the
-//! embedded schema registry, ingest, processor, materializer and API, each test on its
-//! own free loopback ports and temp dir. Webhooks are POSTed with reqwest; answers are
-//! read back through the HTTP API and from the Kafka topics.
+//! End to end, in-process, over real sockets: a broker, the embedded schema registry,
+//! ingest, processor, materializer and API, each test on its own free loopback ports and
+//! temp dir. Webhooks are POSTed with reqwest; answers are read back through the HTTP API
+//! and from the Kafka topics.
+//!
+//! Two brokers, one suite: by default each test starts the embedded Tansu broker
+//! (sqlite, at-least-once mode); with `INGOT_TEST_KAFKA=127.0.0.1:PORT` (an Apache Kafka
+//! started by `scripts/kafka.sh start`) every test runs against that broker instead, in
+//! exactly-once mode, after deleting and re-creating the topology's topics.
 //!
 //! Tests that use the shared fixtures (`../shared/fixtures`, or `$INGOT_FIXTURES_DIR`)
 //! print that they are skipped when the folder is absent; the others use the simulated shop.
@@ -9,266 +14,14 @@
 // Each test runs on its own runtime and holds the serial lock for its whole body on purpose.
 #![allow(clippy::await_holding_lock)]
 
-use ingot::app::{self, Embedded, Infra, Running, Stages};
-use ingot::config::Config;
+mod support;
+
 use ingot::shopsim;
 use ingot_model::{Model, RecordKey};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-
-const KEY: &str = "test-api-key";
-const OTHER_KEY: &str = "other-tenant-key";
-const SECRET: &str = "test-secret-not-real";
-const CONN: &str = "shop-1";
-
-/// The embedded broker keeps process-wide state (Tansu 0.6), so two brokers in one test
-/// process interfere: the tests of this binary run one at a time.
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// A free loopback port never handed out before in this process: librdkafka clients of
-/// an earlier test may still retry their old broker address for a while.
-fn free_port() -> u16 {
-    static USED: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
-    let mut used = USED.lock().unwrap_or_else(|e| e.into_inner());
-    loop {
-        let p = ingot_embedded::free_port().unwrap();
-        if !used.contains(&p) {
-            used.push(p);
-            return p;
-        }
-    }
-}
-
-struct Harness {
-    cfg: Config,
-    sync: ingot_sync::SyncSettings,
-    infra: Option<Infra>,
-    running: Option<Running>,
-    base: String,
-    client: reqwest::Client,
-    _dir: tempfile::TempDir,
-}
-
-fn config(dir: &Path, http: u16, kafka: u16, registry: u16, compaction: u64) -> Config {
-    Config::from_toml(&format!(
-        r#"
-[http]
-listen = "127.0.0.1:{http}"
-max_body_bytes = 200000
-[storage]
-data_dir = "{}"
-[embedded]
-kafka_port = {kafka}
-registry_port = {registry}
-compaction_interval_secs = {compaction}
-[processor]
-group_id = "ingot-processor-{kafka}"
-[[tenants]]
-id = "acme"
-api_keys = ["{KEY}"]
-[[tenants]]
-id = "globex"
-api_keys = ["{OTHER_KEY}"]
-[[connections]]
-id = "{CONN}"
-tenant = "acme"
-provider = "shopify"
-shop_domain = "demo.myshopify.com"
-webhook_secrets = ["old-secret-being-rotated-out", "{SECRET}"]
-[[connections]]
-id = "woo-1"
-tenant = "acme"
-provider = "woocommerce"
-base_url = "https://example.com"
-webhook_secrets = ["{SECRET}"]
-[[connections]]
-id = "globex-shop"
-tenant = "globex"
-provider = "shopify"
-webhook_secrets = ["globex-secret"]
-"#,
-        dir.display()
-    ))
-    .unwrap()
-}
-
-impl Harness {
-    async fn start() -> Harness {
-        Self::start_with(ingot_sync::SyncSettings::default()).await
-    }
-
-    async fn start_with(sync: ingot_sync::SyncSettings) -> Harness {
-        // compaction off (hourly) by default so tests can count versions per key
-        Self::start_full(sync, 3600).await
-    }
-
-    async fn start_full(sync: ingot_sync::SyncSettings, compaction_secs: u64) -> Harness {
-        let dir = tempfile::tempdir().unwrap();
-        let cfg = config(
-            dir.path(),
-            free_port(),
-            free_port(),
-            free_port(),
-            compaction_secs,
-        );
-        let mut h = Harness {
-            cfg,
-            sync,
-            infra: None,
-            running: None,
-            base: String::new(),
-            client: reqwest::Client::new(),
-            _dir: dir,
-        };
-        h.up().await;
-        h
-    }
-
-    async fn up(&mut self) {
-        let infra = Infra::start(&self.cfg, Embedded::Start)
-            .await
-            .expect("infra starts");
-        let running = app::start_with(&self.cfg, &infra, Stages::ALL, None, &self.sync)
-            .await
-            .expect("stages start");
-        self.base = format!("http://{}", running.http_addr.unwrap());
-        self.infra = Some(infra);
-        self.running = Some(running);
-    }
-
-    /// Stops every stage and the embedded broker and registry, as a process exit would.
-    async fn down(&mut self) {
-        if let Some(r) = self.running.take() {
-            r.stop().await.expect("clean stop");
-        }
-        self.infra = None;
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
-
-    fn data_dir(&self) -> PathBuf {
-        self.cfg.storage.data_dir.clone()
-    }
-
-    async fn post(&self, d: &shopsim::Delivery) -> u16 {
-        shopsim::send(&self.client, &self.base, CONN, d)
-            .await
-            .unwrap()
-    }
-
-    async fn get(&self, path: &str, key: &str) -> (u16, Value) {
-        let r = self
-            .client
-            .get(format!("{}{path}", self.base))
-            .bearer_auth(key)
-            .send()
-            .await
-            .unwrap();
-        let s = r.status().as_u16();
-        (s, r.json().await.unwrap_or(Value::Null))
-    }
-
-    /// Polls `path` until `pred` holds (the pipeline is asynchronous), or panics after 30 s.
-    async fn wait_for(&self, path: &str, pred: impl Fn(u16, &Value) -> bool) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let (s, v) = self.get(path, KEY).await;
-            if pred(s, &v) {
-                return v;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting on {path}: last {s} {v}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    fn kafka(&self) -> &ingot_kafka::KafkaSettings {
-        &self.infra.as_ref().unwrap().kafka
-    }
-
-    /// Every record on a topic for one record key, in log order.
-    async fn records_for(&self, topic: &str, key: &str) -> Vec<ingot_kafka::Message> {
-        let all = self.kafka().read_all(topic).await.unwrap();
-        all.into_iter()
-            .filter(|m| m.key_str() == Some(key))
-            .collect()
-    }
-
-    async fn raw_count(&self) -> i64 {
-        self.kafka()
-            .end_offsets("raw.shopify")
-            .unwrap()
-            .iter()
-            .map(|(_, o)| o)
-            .sum()
-    }
-}
-
-/// Paths where two JSON values differ (for readable assertion messages).
-fn json_diff(path: &str, a: &Value, b: &Value) -> Vec<String> {
-    match (a, b) {
-        (Value::Object(x), Value::Object(y)) => {
-            let keys: std::collections::BTreeSet<&String> = x.keys().chain(y.keys()).collect();
-            keys.into_iter()
-                .flat_map(|k| {
-                    json_diff(
-                        &format!("{path}.{k}"),
-                        x.get(k).unwrap_or(&Value::Null),
-                        y.get(k).unwrap_or(&Value::Null),
-                    )
-                })
-                .collect()
-        }
-        (Value::Array(x), Value::Array(y)) if x.len() == y.len() => x
-            .iter()
-            .zip(y)
-            .enumerate()
-            .flat_map(|(i, (p, q))| json_diff(&format!("{path}[{i}]"), p, q))
-            .collect(),
-        _ if a == b => vec![],
-        _ => vec![format!("{path}: {a} != {b}")],
-    }
-}
-
-fn order_id(remote: u64) -> String {
-    RecordKey::new(CONN, Model::Order, remote.to_string()).record_id()
-}
-
-fn delivery(topic: &str, body: &Value, event: &str) -> shopsim::Delivery {
-    shopsim::delivery(
-        "demo.myshopify.com",
-        SECRET,
-        topic,
-        body,
-        event,
-        "2026-11-20T15:00:00Z",
-    )
-}
-
-fn sample_order(id: u64, financial: &str, updated_at: &str) -> Value {
-    let c = shopsim::customer(
-        7_408_123_456_789_001,
-        "Ada",
-        "Lovelace",
-        "ada@example.com",
-        "2026-11-01T09:00:00-05:00",
-    );
-    shopsim::order(
-        id,
-        1001,
-        Some(&c),
-        &[(1, 11, "Parka", "249.00", 1), (2, 21, "Beanie", "29.50", 2)],
-        "10.00",
-        financial,
-        updated_at,
-    )
-}
+use support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_version_rule_holds_end_to_end() {
@@ -324,8 +77,8 @@ async fn the_version_rule_holds_end_to_end() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    // give the processor time to (wrongly) emit the stale/duplicate ones, then re-check
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // once the processor consumed the stale and duplicate ones, re-check
+    h.wait_processed().await;
     let versions = h.records_for("normalized.order", &key).await;
     assert_eq!(versions.len(), 2);
     let (_, again) = h.get(&path, KEY).await;
@@ -356,7 +109,7 @@ async fn the_version_rule_holds_end_to_end() {
     assert_eq!(live["data"], json!([]));
     // an update not after the deletion does not resurrect it
     assert_eq!(h.post(&delivery("orders/updated", &v2, "e5")).await, 200);
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    h.wait_processed().await;
     assert_eq!(h.get(&path, KEY).await.0, 404);
 }
 
@@ -584,7 +337,7 @@ async fn restart_and_lost_state_give_the_same_answers() {
     for (_, d) in &story.deliveries {
         assert_eq!(h.post(d).await, 200);
     }
-    tokio::time::sleep(Duration::from_millis(2000)).await;
+    h.wait_processed().await;
     assert_eq!(
         end(&h),
         versions_before,
@@ -1196,7 +949,7 @@ async fn woocommerce_webhooks_flow_end_to_end() {
         "customer_id 0 is a guest"
     );
     assert_eq!(d["remote_updated_at"], "2026-11-20T15:05:00Z");
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    h.wait_processed().await;
     assert_eq!(
         h.records_for("normalized.order", "woo-1/order/9001")
             .await

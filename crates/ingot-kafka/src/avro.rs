@@ -26,6 +26,14 @@ pub enum SchemaError {
     Decode(String),
 }
 
+impl SchemaError {
+    /// The registry could not be reached or answered an error a retry can cure: the
+    /// value itself may be fine, so it must be retried, never dead-lettered.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, SchemaError::Registry(_))
+    }
+}
+
 /// The parsed schemas ingot writes with.
 #[derive(Debug, Clone)]
 pub struct Schemas {
@@ -151,7 +159,13 @@ impl AvroCodec {
             .decode(Some(bytes))
             .await
             .map(|r| r.value)
-            .map_err(|e| SchemaError::Decode(e.to_string()))
+            .map_err(|e| {
+                if e.retriable {
+                    SchemaError::Registry(e.to_string())
+                } else {
+                    SchemaError::Decode(e.to_string())
+                }
+            })
     }
 
     pub async fn decode_raw(&self, bytes: &[u8]) -> Result<RawEvent, SchemaError> {

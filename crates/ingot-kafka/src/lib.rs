@@ -7,8 +7,12 @@
 //! Invariants:
 //! - a send returns only once the broker acknowledged it (`acks=all`, idempotence on);
 //! - a tombstone is a record with no value (never the bytes `null` or `{}`);
-//! - no code here calls DeleteRecords, CreatePartitions, DescribeGroups or timestamp
-//!   lookups (unsupported by the embedded broker).
+//! - the producer partitions with `murmur2_random` (the Java client's partitioner), so a
+//!   key lands where JVM producers and Kafka Streams would put it;
+//! - every consumer reads `read_committed` and commits offsets manually;
+//! - no code here calls DeleteRecords, CreatePartitions or DescribeGroups (unsupported by
+//!   the embedded broker); transactions and timestamp lookups are used only when
+//!   [`Capabilities`] says the broker has them.
 
 mod avro;
 mod client;
@@ -16,8 +20,9 @@ mod topology;
 
 pub use avro::{AvroCodec, SchemaError, Schemas};
 pub use client::{
-    create_consumer, header_str, KafkaError, KafkaSettings, Message, OutgoingRecord, Producer,
-    Reader, OP_DELETE, OP_HEADER,
+    create_consumer, create_group_consumer, header_str, Assignment, Capabilities, GroupConsumer,
+    KafkaError, KafkaSettings, Message, OutgoingRecord, Producer, Reader,
+    DEFAULT_MAX_MESSAGE_BYTES, OP_DELETE, OP_HEADER,
 };
 pub use rdkafka::consumer::CommitMode;
 pub use rdkafka::consumer::{Consumer, StreamConsumer};

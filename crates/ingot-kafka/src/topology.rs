@@ -1,5 +1,7 @@
 use crate::client::{KafkaError, KafkaSettings};
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::admin::{
+    AdminClient, AdminOptions, AlterConfig, NewTopic, ResourceSpecifier, TopicReplication,
+};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::types::RDKafkaErrorCode;
 use serde::Deserialize;
@@ -60,23 +62,25 @@ impl Topology {
             .client_config()
             .create()
             .map_err(KafkaError::from)?;
-        let retention: Vec<String> = self
+        let configs: Vec<Vec<(String, String)>> = self
             .topics
             .iter()
-            .map(|t| t.retention_ms.to_string())
+            .map(|t| t.configs(settings, &[]))
             .collect();
         let new_topics: Vec<NewTopic> = self
             .topics
             .iter()
-            .zip(&retention)
-            .map(|(t, r)| {
-                NewTopic::new(
+            .zip(&configs)
+            .map(|(t, cs)| {
+                let mut nt = NewTopic::new(
                     &t.name,
                     t.partitions,
                     TopicReplication::Fixed(settings.replication_factor),
-                )
-                .set("cleanup.policy", &t.cleanup_policy)
-                .set("retention.ms", r)
+                );
+                for (k, v) in cs {
+                    nt = nt.set(k, v);
+                }
+                nt
             })
             .collect();
         let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
@@ -98,6 +102,114 @@ impl Topology {
             }
         }
         Ok(created)
+    }
+
+    /// Deletes every topic of the topology that exists and waits until the broker no
+    /// longer lists them (tests reset a shared broker with it; never used by ingot).
+    pub async fn delete_all(&self, settings: &KafkaSettings) -> Result<(), TopologyError> {
+        let admin: AdminClient<DefaultClientContext> = settings
+            .client_config()
+            .create()
+            .map_err(KafkaError::from)?;
+        let existing = |s: &KafkaSettings| -> Result<Vec<String>, TopologyError> {
+            use rdkafka::consumer::Consumer;
+            let c: rdkafka::consumer::BaseConsumer =
+                s.client_config().create().map_err(KafkaError::from)?;
+            let md = c
+                .fetch_metadata(None, Duration::from_secs(10))
+                .map_err(KafkaError::from)?;
+            Ok(md
+                .topics()
+                .iter()
+                .map(|t| t.name().to_string())
+                .filter(|n| self.topic(n).is_some())
+                .collect())
+        };
+        let names = existing(settings)?;
+        if !names.is_empty() {
+            let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+            let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+            admin
+                .delete_topics(&refs, &opts)
+                .await
+                .map_err(KafkaError::from)?;
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let left = existing(settings)?;
+            if left.is_empty() {
+                return Ok(());
+            }
+            if std::time::Instant::now() > deadline {
+                return Err(TopologyError::Create {
+                    topic: left.join(","),
+                    reason: "still listed 60 s after deletion".into(),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Sets a topic's configuration to the topology's plus `overrides` (AlterConfigs
+    /// replaces a topic's whole configuration, so the topology's own entries are sent
+    /// too). Tests use it to force compaction (`segment.ms`, `delete.retention.ms`).
+    pub async fn alter(
+        &self,
+        settings: &KafkaSettings,
+        topic: &str,
+        overrides: &[(&str, &str)],
+    ) -> Result<(), TopologyError> {
+        let spec = self.topic(topic).ok_or_else(|| TopologyError::Create {
+            topic: topic.to_string(),
+            reason: "not in the topology".into(),
+        })?;
+        let admin: AdminClient<DefaultClientContext> = settings
+            .client_config()
+            .create()
+            .map_err(KafkaError::from)?;
+        let configs = spec.configs(settings, overrides);
+        let mut alter = AlterConfig::new(ResourceSpecifier::Topic(topic));
+        for (k, v) in &configs {
+            alter = alter.set(k, v);
+        }
+        let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+        for r in admin
+            .alter_configs([&alter], &opts)
+            .await
+            .map_err(KafkaError::from)?
+        {
+            if let Err((_, code)) = r {
+                return Err(TopologyError::Create {
+                    topic: topic.to_string(),
+                    reason: code.to_string(),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+impl TopicSpec {
+    /// The topic-level configuration ingot creates the topic with: cleanup policy,
+    /// retention, the message size limit of the settings, then `overrides`.
+    pub fn configs(
+        &self,
+        settings: &KafkaSettings,
+        overrides: &[(&str, &str)],
+    ) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = vec![
+            ("cleanup.policy".into(), self.cleanup_policy.clone()),
+            ("retention.ms".into(), self.retention_ms.to_string()),
+            (
+                "max.message.bytes".into(),
+                settings.max_message_bytes.to_string(),
+            ),
+        ];
+        for (k, v) in overrides {
+            out.retain(|(a, _)| a != k);
+            out.push((k.to_string(), v.to_string()));
+        }
+        out
     }
 }
 

@@ -33,7 +33,11 @@ pub struct ApiState {
     view: View,
     auth: Auth,
     metrics: Option<Arc<dyn Fn() -> String + Send + Sync>>,
+    readiness: Option<Readiness>,
 }
+
+/// A readiness check beyond the view's own: `Some(reason)` while not ready.
+pub type Readiness = Arc<dyn Fn() -> Option<String> + Send + Sync>;
 
 impl ApiState {
     pub fn new(view: View, tenants: &[Tenant]) -> Self {
@@ -41,7 +45,14 @@ impl ApiState {
             view,
             auth: Auth::new(tenants),
             metrics: None,
+            readiness: None,
         }
+    }
+
+    /// Adds a readiness check (e.g. "the processor makes progress") to `/readyz`.
+    pub fn with_readiness(mut self, check: Readiness) -> Self {
+        self.readiness = Some(check);
+        self
     }
 
     /// Sets the Prometheus renderer for `/metrics`.
@@ -106,11 +117,13 @@ pub fn router(state: ApiState) -> Router {
 }
 
 async fn readyz(State(s): State<ApiState>) -> Response {
-    if s.view.is_caught_up() {
-        (StatusCode::OK, "ready").into_response()
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "catching up").into_response()
+    if !s.view.is_caught_up() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "catching up").into_response();
     }
+    if let Some(reason) = s.readiness.as_ref().and_then(|check| check()) {
+        return (StatusCode::SERVICE_UNAVAILABLE, reason).into_response();
+    }
+    (StatusCode::OK, "ready").into_response()
 }
 
 async fn metrics(State(s): State<ApiState>) -> Response {

@@ -7,10 +7,16 @@
 //!   (kept, so `include_deleted` can show it), never removes history needed for paging;
 //! - every record is applied at most once per offset: a partition's records at or below
 //!   its stored offset are skipped (compaction on some brokers re-delivers offsets);
-//! - reads never block on Kafka: they see the view as of the offsets they report.
+//! - reads never block on Kafka: they see the view as of the offsets they report;
+//! - a value it can never use (undecodable, a key that is not a record key) is a poison
+//!   pill: it goes to `raw.dlq` with `ingot-dlq-reason` and `ingot-source` headers, is
+//!   acknowledged there before the offset that passes it is written, and the stage goes on.
 
 pub mod api;
 mod view;
 
-pub use api::{router, ApiState, Tenant};
-pub use view::{ListQuery, Materializer, Page, View, ViewError};
+pub use api::{router, ApiState, Readiness, Tenant};
+pub use view::{
+    unusable, Entry, ListQuery, Materializer, Page, View, ViewError, DLQ_TOPIC, HEADER_DLQ_REASON,
+    HEADER_SOURCE,
+};

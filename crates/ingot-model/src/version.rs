@@ -36,6 +36,45 @@ impl Version {
         )
     }
 
+    /// Length of [`Version::to_bytes`].
+    pub const ENCODED_LEN: usize = 54;
+    const FORMAT: u8 = 1;
+
+    /// The binary form stored in the processor's state and its changelog topic
+    /// (`ingot.processor.versions`): format byte 1, `updated_at_nanos` (i64 BE), deleted
+    /// (0/1), raw partition (i32 BE), raw offset (i64 BE), content hash (32 bytes).
+    pub fn to_bytes(&self) -> [u8; Self::ENCODED_LEN] {
+        let mut b = [0u8; Self::ENCODED_LEN];
+        b[0] = Self::FORMAT;
+        b[1..9].copy_from_slice(&self.updated_at_nanos.to_be_bytes());
+        b[9] = self.deleted as u8;
+        b[10..14].copy_from_slice(&self.raw_partition.to_be_bytes());
+        b[14..22].copy_from_slice(&self.raw_offset.to_be_bytes());
+        b[22..54].copy_from_slice(&self.content_hash);
+        b
+    }
+
+    /// Reads [`Version::to_bytes`]; also the JSON form of earlier releases' state.
+    /// `None` for anything else.
+    pub fn from_bytes(b: &[u8]) -> Option<Version> {
+        if b.len() == Self::ENCODED_LEN && b[0] == Self::FORMAT && b[9] <= 1 {
+            let i64_at = |i: usize| i64::from_be_bytes(b[i..i + 8].try_into().unwrap_or([0; 8]));
+            let mut content_hash = [0u8; 32];
+            content_hash.copy_from_slice(&b[22..54]);
+            return Some(Version {
+                updated_at_nanos: i64_at(1),
+                deleted: b[9] == 1,
+                raw_partition: i32::from_be_bytes(b[10..14].try_into().unwrap_or([0; 4])),
+                raw_offset: i64_at(14),
+                content_hash,
+            });
+        }
+        if b.first() == Some(&b'{') {
+            return serde_json::from_slice(b).ok();
+        }
+        None
+    }
+
     /// True when `self` and `other` carry the same content (both deleted, or equal hashes).
     pub fn same_content(&self, other: &Version) -> bool {
         self.deleted == other.deleted && (self.deleted || self.content_hash == other.content_hash)
@@ -76,6 +115,21 @@ mod tests {
             raw_offset: offset,
             content_hash: if deleted { [0; 32] } else { [content; 32] },
         }
+    }
+
+    #[test]
+    fn binary_form_round_trips_and_reads_legacy_json() {
+        let mut x = v(-5, true, 1 << 40, 0);
+        x.raw_partition = 7;
+        assert_eq!(Version::from_bytes(&x.to_bytes()), Some(x));
+        let y = v(i64::MAX, false, 3, 9);
+        assert_eq!(Version::from_bytes(&y.to_bytes()), Some(y));
+        let json = serde_json::to_vec(&y).unwrap();
+        assert_eq!(Version::from_bytes(&json), Some(y));
+        assert_eq!(Version::from_bytes(b"garbage"), None);
+        let mut bad = y.to_bytes();
+        bad[9] = 2;
+        assert_eq!(Version::from_bytes(&bad), None);
     }
 
     #[test]

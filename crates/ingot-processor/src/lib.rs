@@ -3,33 +3,48 @@
 //! and produces Avro records and tombstones to the compacted `normalized.<model>` topics.
 //! Raw events that cannot be standardized go to `raw.dlq` with the reason.
 //!
-//! Delivery: at-least-once with idempotent effects, correct on any broker (BROKER.md).
-//! For each batch: outputs are produced and acknowledged, then the state is written
-//! (one RocksDB batch), then the consumed offsets are committed. A crash anywhere
-//! re-processes the batch, which re-emits identical records or nothing.
+//! Delivery, per batch of raw events (one loop, two modes):
+//! - **at-least-once with idempotent effects** (any broker): outputs and the versions they
+//!   set are produced and acknowledged, then the state is written (one RocksDB batch),
+//!   then the consumed offsets are committed. A crash anywhere re-processes the batch,
+//!   which re-emits identical records or nothing.
+//! - **exactly-once** (brokers with transactions, [`ProcessorConfig::exactly_once`]): the
+//!   same outputs and the consumed offsets go in one transaction
+//!   (`send_offsets_to_transaction`); the state is written after the commit. Readers of
+//!   the normalized topics read `read_committed`, so an aborted batch is never seen.
 //!
-//! The normalized topics are the changelog of the state: on start the processor reads
-//! them from the last restored position to their end, so a lost state directory is
-//! rebuilt, never lost.
+//! A transient failure (broker or registry unreachable) aborts the batch, rewinds the
+//! consumer to the batch's first offsets and retries with backoff; nothing is
+//! dead-lettered for it.
+//!
+//! State and scale-out: the version state is changelogged to `ingot.processor.versions`
+//! (partition = the raw event's partition; raw topics and the changelog have the same
+//! partition count). Instances share one consumer group with the `range` assignor, so
+//! raw partition *p* of every provider belongs to one instance; before it handles a
+//! message of partition *p* for the first time since *p* was assigned (or since start),
+//! the instance restores partition *p* of the changelog to its end. Deletion markers are
+//! real values there, so no compaction erases them.
 
 mod state;
 
 use chrono::Utc;
 use ingot_kafka::{
-    create_consumer, AvroCodec, Consumer, KafkaError, KafkaSettings, Message, Producer,
-    StreamConsumer, TopicPartitionList, OP_DELETE, OP_HEADER,
+    create_group_consumer, AvroCodec, Consumer, GroupConsumer, KafkaError, KafkaSettings, Message,
+    Producer, TopicPartitionList, OP_DELETE, OP_HEADER,
 };
 use ingot_model::{
     decide, Decision, Model, NormalizedRecord, Provider, RawEvent, RecordKey, RecordMeta, Version,
 };
 use ingot_standardize::{mapping_for, Outcome, Standardized};
 use ingot_store::Store;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 
-pub use state::{RestoreStats, StateStore};
+pub use state::{RestoreStats, StateStore, VERSIONS_TOPIC};
 
 /// Kafka headers the processor writes on normalized records.
 pub const HEADER_UPDATED_AT: &str = "ingot-remote-updated-at";
@@ -57,6 +72,16 @@ pub enum ProcessorError {
         offset: i64,
         reason: String,
     },
+    /// Ours: the topics are not co-partitioned (fix the topology).
+    #[error("topics are not co-partitioned: {0}")]
+    Topology(String),
+}
+
+impl ProcessorError {
+    /// A failure of the broker, the network or the registry, which a retry can cure.
+    fn is_transient(&self) -> bool {
+        matches!(self, ProcessorError::Kafka(_) | ProcessorError::Schema(_))
+    }
 }
 
 /// How the processor runs.
@@ -70,6 +95,8 @@ pub struct ProcessorConfig {
     pub providers: Vec<Provider>,
     /// Most raw events handled per batch.
     pub max_batch: usize,
+    /// Exactly-once mode (transactions); needs a broker with transactions.
+    pub exactly_once: bool,
 }
 
 impl ProcessorConfig {
@@ -79,6 +106,7 @@ impl ProcessorConfig {
             state_dir,
             providers: Provider::ALL.to_vec(),
             max_batch: 500,
+            exactly_once: false,
         }
     }
 }
@@ -94,6 +122,21 @@ pub struct BatchStats {
     pub dead_lettered: u64,
 }
 
+/// Progress of a running processor, for readiness: when it last finished a batch, and
+/// whether it was idle (nothing to consume) then.
+#[derive(Debug, Default)]
+pub struct Progress {
+    /// Milliseconds since the epoch of the last finished batch or idle poll.
+    pub last_progress_ms: AtomicI64,
+}
+
+impl Progress {
+    fn touch(&self) {
+        self.last_progress_ms
+            .store(Utc::now().timestamp_millis(), Ordering::Release);
+    }
+}
+
 /// The processor stage.
 pub struct Processor {
     cfg: ProcessorConfig,
@@ -101,55 +144,107 @@ pub struct Processor {
     codec: AvroCodec,
     producer: Producer,
     state: StateStore,
+    progress: Arc<Progress>,
 }
 
-enum Planned {
-    /// A normalized record (value) or tombstone (None) to produce, and the version to store.
-    Emit {
-        topic: String,
-        key: String,
-        value: Option<Vec<u8>>,
-        headers: Vec<(&'static str, String)>,
-        version: Version,
-    },
-    Absorb {
-        key: String,
-        version: Version,
-    },
-    Dlq {
-        key: Vec<u8>,
-        value: Vec<u8>,
-        reason: String,
-        source: String,
-    },
-    /// A topic the mapping does not handle (counted by reason).
+/// One record to produce.
+struct Out {
+    topic: String,
+    partition: Option<i32>,
+    key: Vec<u8>,
+    value: Option<Vec<u8>>,
+    headers: Vec<(&'static str, Vec<u8>)>,
+}
+
+/// What a batch will produce and the state it will set.
+#[derive(Default)]
+struct Plan {
+    out: Vec<Out>,
+    versions: Vec<(String, Version)>,
+    stats: BatchStats,
+}
+
+/// A standardized raw event waiting for the version rule.
+struct Candidate {
+    key: RecordKey,
+    key_str: String,
+    raw_partition: i32,
+    version: Version,
+    record: Option<NormalizedRecord>,
+    headers: Vec<(&'static str, String)>,
+    source: String,
+    raw_key: Vec<u8>,
+    raw_value: Vec<u8>,
+}
+
+enum Step {
+    Candidate(Box<Candidate>),
+    Dlq(Out),
     Skip,
-    /// Not newer than the stored version.
-    Drop,
 }
 
 impl Processor {
-    /// Opens the state and restores it from the normalized topics (the changelog).
+    /// Opens the state, checks co-partitioning and prepares the producer (transactional in
+    /// exactly-once mode). State is restored per partition when it is first consumed.
     pub async fn open(
         cfg: ProcessorConfig,
         settings: KafkaSettings,
         codec: AvroCodec,
     ) -> Result<Self, ProcessorError> {
+        std::fs::create_dir_all(&cfg.state_dir).map_err(|e| {
+            ProcessorError::Topology(format!("state dir {}: {e}", cfg.state_dir.display()))
+        })?;
         let store = Store::open(&cfg.state_dir, state::COLUMN_FAMILIES)?;
         let state = StateStore::new(store);
-        let stats = state.restore(&settings, &codec).await?;
-        tracing::info!(
-            component = "processor",
-            restored = stats.records,
-            "state restored from changelog"
-        );
+        let changelog = settings.partitions(VERSIONS_TOPIC)?.len();
+        for p in &cfg.providers {
+            let raw = settings.partitions(&p.raw_topic())?.len();
+            if raw != changelog {
+                return Err(ProcessorError::Topology(format!(
+                    "{} has {raw} partitions, {VERSIONS_TOPIC} {changelog}: they must be equal",
+                    p.raw_topic()
+                )));
+            }
+        }
+        let producer = if cfg.exactly_once {
+            let id = format!("{}-{}", cfg.group_id, instance_id(&cfg.state_dir)?);
+            let p = Producer::transactional(&settings, &id).await?;
+            tracing::info!(component = "processor", transactional_id = %id, "exactly-once mode: outputs and consumed offsets commit in one transaction");
+            p
+        } else {
+            tracing::info!(
+                component = "processor",
+                "at-least-once mode with idempotent effects (no transactions)"
+            );
+            Producer::new(&settings)?
+        };
         Ok(Processor {
-            producer: Producer::new(&settings)?,
+            producer,
             cfg,
             settings,
             codec,
             state,
+            progress: Arc::new(Progress::default()),
         })
+    }
+
+    /// The processor's progress (for readiness).
+    pub fn progress(&self) -> Arc<Progress> {
+        self.progress.clone()
+    }
+
+    /// Restores every partition of the version changelog (tools and tests; `run`
+    /// restores each partition when it is first consumed).
+    pub async fn restore_all(&self) -> Result<RestoreStats, ProcessorError> {
+        let mut total = RestoreStats::default();
+        for p in self.settings.partitions(VERSIONS_TOPIC)? {
+            total.records += self
+                .state
+                .restore_partition(&self.settings, p)
+                .await?
+                .records;
+        }
+        Ok(total)
     }
 
     /// Consumes until `shutdown` turns true. Returns the totals.
@@ -157,21 +252,34 @@ impl Processor {
         self,
         mut shutdown: watch::Receiver<bool>,
     ) -> Result<BatchStats, ProcessorError> {
-        let consumer: StreamConsumer = create_consumer(&self.settings, &self.cfg.group_id)?;
+        let eos = self.cfg.exactly_once;
+        let (consumer, assignment) =
+            create_group_consumer(&self.settings, &self.cfg.group_id, !eos)?;
         let topics: Vec<String> = self.cfg.providers.iter().map(|p| p.raw_topic()).collect();
         let refs: Vec<&str> = topics.iter().map(String::as_str).collect();
         consumer.subscribe(&refs).map_err(KafkaError::from)?;
         let mut totals = BatchStats::default();
+        let mut restored: HashSet<i32> = HashSet::new();
+        let mut backoff = Duration::from_millis(100);
+        self.progress.touch();
         loop {
             let first = tokio::select! {
                 _ = shutdown.changed() => break,
-                m = consumer.recv() => m,
+                m = tokio::time::timeout(Duration::from_secs(1), consumer.recv()) => m,
             };
             let mut batch = Vec::new();
             match first {
-                Ok(m) => batch.push(Message::from_borrowed(&m)),
-                Err(rdkafka_err) if is_eof(&rdkafka_err) => continue,
-                Err(e) => {
+                Err(_) => {
+                    // idle: nothing arrived for a second
+                    self.progress.touch();
+                    continue;
+                }
+                Ok(Ok(m)) => batch.push(Message::from_borrowed(&m)),
+                Ok(Err(e)) if is_eof(&e) => {
+                    self.progress.touch();
+                    continue;
+                }
+                Ok(Err(e)) => {
                     tracing::warn!(component = "processor", error = %e, "consume error");
                     tokio::time::sleep(Duration::from_millis(200)).await;
                     continue;
@@ -184,132 +292,267 @@ impl Processor {
                     _ => break,
                 }
             }
-            let stats = self.process_batch(&batch).await?;
-            // offsets are committed only after outputs are acknowledged and state is written
-            let mut tpl = TopicPartitionList::new();
-            let mut next: HashMap<(String, i32), i64> = HashMap::new();
-            for m in &batch {
-                let e = next
-                    .entry((m.topic.clone(), m.partition))
-                    .or_insert(m.offset + 1);
-                *e = (*e).max(m.offset + 1);
+            // partitions revoked while the batch was collected now belong to another
+            // instance: their messages are left to it, their state must be restored again
+            // if they come back
+            for (topic, p) in assignment.take_revoked() {
+                restored.remove(&p);
+                batch.retain(|m| !(m.topic == topic && m.partition == p));
             }
-            for ((t, p), o) in next {
-                tpl.add_partition_offset(&t, p, ingot_kafka::Offset::Offset(o))
-                    .map_err(KafkaError::from)?;
+            if batch.is_empty() {
+                continue;
             }
-            consumer
-                .commit(&tpl, rdkafka_commit_mode())
-                .map_err(KafkaError::from)?;
-            add(&mut totals, stats);
+            let next = next_offsets(&batch);
+            match self
+                .handle_batch(&batch, &next, &consumer, &mut restored)
+                .await
+            {
+                Ok(stats) => {
+                    backoff = Duration::from_millis(100);
+                    if !eos {
+                        let mut tpl = TopicPartitionList::new();
+                        for ((t, p), o) in &next {
+                            tpl.add_partition_offset(t, *p, ingot_kafka::Offset::Offset(*o))
+                                .map_err(KafkaError::from)?;
+                        }
+                        consumer
+                            .commit(&tpl, rdkafka_commit_mode())
+                            .map_err(KafkaError::from)?;
+                        assignment.record_processed(&next);
+                    }
+                    add(&mut totals, stats);
+                    self.progress.touch();
+                }
+                Err(e) if e.is_transient() => {
+                    tracing::warn!(component = "processor", error = %e, retry_in_ms = backoff.as_millis() as u64, "batch failed; rewinding to retry it");
+                    rewind(&consumer, &batch);
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+                Err(e) => return Err(e),
+            }
         }
+        let _ = assignment;
         Ok(totals)
     }
 
-    /// Standardizes, applies the version rule, produces, then stores the new state.
-    /// Public so tests and benchmarks can drive it with messages read any way.
+    /// Restores what the batch needs, plans, produces (in a transaction in exactly-once
+    /// mode, with the consumed offsets `next`), then writes the state.
+    async fn handle_batch(
+        &self,
+        batch: &[Message],
+        next: &HashMap<(String, i32), i64>,
+        consumer: &GroupConsumer,
+        restored: &mut HashSet<i32>,
+    ) -> Result<BatchStats, ProcessorError> {
+        let partitions: HashSet<i32> = batch.iter().map(|m| m.partition).collect();
+        for p in partitions {
+            if !restored.contains(&p) {
+                let stats = self.state.restore_partition(&self.settings, p).await?;
+                tracing::info!(
+                    component = "processor",
+                    partition = p,
+                    records = stats.records,
+                    "state of partition restored from the version changelog"
+                );
+                restored.insert(p);
+            }
+        }
+        let plan = self.plan_batch(batch).await?;
+        if self.cfg.exactly_once {
+            self.producer.begin_transaction()?;
+            let produced = async {
+                self.produce(&plan).await?;
+                self.producer
+                    .commit_transaction(next, consumer)
+                    .await
+                    .map_err(ProcessorError::from)
+            }
+            .await;
+            if let Err(e) = produced {
+                if let Err(abort) = self.producer.abort_transaction().await {
+                    tracing::error!(component = "processor", error = %abort, "transaction abort failed");
+                    return Err(ProcessorError::Topology(format!(
+                        "transaction failed ({e}) and could not be aborted ({abort})"
+                    )));
+                }
+                return Err(e);
+            }
+        } else {
+            self.produce(&plan).await?;
+        }
+        self.write_state(plan.versions).await?;
+        record_metrics(&plan.stats);
+        Ok(plan.stats)
+    }
+
+    /// Standardizes, applies the version rule, produces and waits for the acks, then
+    /// stores the new state (at-least-once; no offsets). Public so tests and benchmarks
+    /// can drive it with messages read any way; the state of the messages' partitions
+    /// must have been restored.
     pub async fn process_batch(&self, batch: &[Message]) -> Result<BatchStats, ProcessorError> {
-        let mut stats = BatchStats {
-            received: batch.len() as u64,
-            ..Default::default()
-        };
-        let mut overlay: HashMap<String, Version> = HashMap::new();
-        let mut plans = Vec::with_capacity(batch.len());
-        for m in batch {
-            let plan = self.plan(m, &mut overlay).await?;
-            match &plan {
-                Planned::Emit { .. } => stats.emitted += 1,
-                Planned::Absorb { .. } => stats.absorbed += 1,
-                Planned::Dlq { .. } => stats.dead_lettered += 1,
-                Planned::Skip => stats.skipped += 1,
-                Planned::Drop => stats.dropped += 1,
-            }
-            plans.push(plan);
-        }
-        // 1. produce everything and wait for the acknowledgements
-        let mut outgoing = Vec::new();
-        for p in &plans {
-            match p {
-                Planned::Emit {
-                    topic,
-                    key,
-                    value,
-                    headers,
-                    ..
-                } => outgoing.push((
-                    topic.as_str(),
-                    key.as_bytes(),
-                    value.as_deref(),
-                    headers
-                        .iter()
-                        .map(|(k, v)| (*k, v.as_bytes()))
-                        .collect::<Vec<_>>(),
-                )),
-                Planned::Dlq {
-                    key,
-                    value,
-                    reason,
-                    source,
-                } => outgoing.push((
-                    DLQ_TOPIC,
-                    key.as_slice(),
-                    Some(value.as_slice()),
-                    vec![
-                        (HEADER_DLQ_REASON, reason.as_bytes()),
-                        ("ingot-source", source.as_bytes()),
-                    ],
-                )),
-                Planned::Absorb { .. } | Planned::Skip | Planned::Drop => {}
-            }
-        }
-        let records: Vec<ingot_kafka::OutgoingRecord<'_>> = outgoing
+        let plan = self.plan_batch(batch).await?;
+        self.produce(&plan).await?;
+        self.write_state(plan.versions).await?;
+        record_metrics(&plan.stats);
+        Ok(plan.stats)
+    }
+
+    /// Decodes, standardizes, applies the version rule (reading the state) and encodes
+    /// the outputs of `batch`, without producing them or writing the state: the
+    /// processor's own cost per record, for benchmarks.
+    pub async fn plan_only(&self, batch: &[Message]) -> Result<BatchStats, ProcessorError> {
+        Ok(self.plan_batch(batch).await?.stats)
+    }
+
+    async fn produce(&self, plan: &Plan) -> Result<(), ProcessorError> {
+        let headers: Vec<Vec<(&str, &[u8])>> = plan
+            .out
             .iter()
-            .map(|(t, k, v, h)| ingot_kafka::OutgoingRecord {
-                topic: t,
-                key: k,
-                value: *v,
+            .map(|o| o.headers.iter().map(|(k, v)| (*k, v.as_slice())).collect())
+            .collect();
+        let records: Vec<ingot_kafka::OutgoingRecord<'_>> = plan
+            .out
+            .iter()
+            .zip(&headers)
+            .map(|(o, h)| ingot_kafka::OutgoingRecord {
+                topic: &o.topic,
+                partition: o.partition,
+                key: &o.key,
+                value: o.value.as_deref(),
                 headers: h,
             })
             .collect();
         self.producer.send_all(&records).await?;
-        // 2. then make the state durable
-        let versions: Vec<(String, Version)> = plans
+        Ok(())
+    }
+
+    async fn write_state(&self, versions: Vec<(String, Version)>) -> Result<(), ProcessorError> {
+        let state = self.state.clone();
+        match tokio::task::spawn_blocking(move || state.put_versions(&versions)).await {
+            Ok(r) => Ok(r?),
+            Err(e) => Err(ProcessorError::Topology(format!(
+                "state writer failed: {e}"
+            ))),
+        }
+    }
+
+    /// Decodes and standardizes every raw event, reads the stored versions of their keys
+    /// in one multi-get, and applies the version rule in log order (an overlay carries
+    /// each decision to later events of the same key in the batch).
+    async fn plan_batch(&self, batch: &[Message]) -> Result<Plan, ProcessorError> {
+        let mut plan = Plan {
+            stats: BatchStats {
+                received: batch.len() as u64,
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let mut steps = Vec::with_capacity(batch.len());
+        for m in batch {
+            steps.push(self.standardize(m).await?);
+        }
+        let keys: Vec<Vec<u8>> = steps
             .iter()
-            .filter_map(|p| match p {
-                Planned::Emit { key, version, .. } | Planned::Absorb { key, version } => {
-                    Some((key.clone(), *version))
-                }
+            .filter_map(|s| match s {
+                Step::Candidate(c) => Some(c.key_str.as_bytes().to_vec()),
                 _ => None,
             })
             .collect();
         let state = self.state.clone();
-        tokio::task::spawn_blocking(move || state.put_versions(&versions))
-            .await
-            .expect("state writer panicked")?;
-        record_metrics(&stats);
-        Ok(stats)
+        let stored = match tokio::task::spawn_blocking(move || state.get_versions(&keys)).await {
+            Ok(r) => r?,
+            Err(e) => {
+                return Err(ProcessorError::Topology(format!(
+                    "state reader failed: {e}"
+                )))
+            }
+        };
+        let mut stored = stored.into_iter();
+        let mut overlay: HashMap<String, Version> = HashMap::new();
+        for step in steps {
+            let c = match step {
+                Step::Skip => {
+                    plan.stats.skipped += 1;
+                    continue;
+                }
+                Step::Dlq(out) => {
+                    plan.stats.dead_lettered += 1;
+                    plan.out.push(out);
+                    continue;
+                }
+                Step::Candidate(c) => c,
+            };
+            let from_store = stored.next().flatten();
+            let current = overlay.get(&c.key_str).copied().or(from_store);
+            match decide(current.as_ref(), &c.version) {
+                Decision::Drop => plan.stats.dropped += 1,
+                Decision::Absorb => {
+                    plan.stats.absorbed += 1;
+                    overlay.insert(c.key_str.clone(), c.version);
+                    plan.out.push(version_out(&c));
+                    plan.versions.push((c.key_str.clone(), c.version));
+                }
+                Decision::Emit => {
+                    // encode only what is emitted: most re-deliveries are dropped above
+                    let value = match &c.record {
+                        None => None,
+                        Some(r) => match self.codec.encode_record(c.key.model, r.to_json()).await {
+                            Ok(v) => Some(v),
+                            // a record that does not fit its schema is a mapping bug for
+                            // this payload: the event is dead-lettered, the pipeline goes on
+                            Err(e @ ingot_kafka::SchemaError::Mismatch { .. }) => {
+                                plan.stats.dead_lettered += 1;
+                                plan.out.push(dlq_out(
+                                    &c.source,
+                                    c.raw_key.clone(),
+                                    c.raw_value.clone(),
+                                    e.to_string(),
+                                ));
+                                continue;
+                            }
+                            Err(e) => return Err(e.into()),
+                        },
+                    };
+                    plan.stats.emitted += 1;
+                    overlay.insert(c.key_str.clone(), c.version);
+                    plan.out.push(Out {
+                        topic: c.key.model.normalized_topic(),
+                        partition: None,
+                        key: c.key_str.as_bytes().to_vec(),
+                        value,
+                        headers: c
+                            .headers
+                            .iter()
+                            .map(|(k, v)| (*k, v.as_bytes().to_vec()))
+                            .collect(),
+                    });
+                    plan.out.push(version_out(&c));
+                    plan.versions.push((c.key_str.clone(), c.version));
+                }
+            }
+        }
+        Ok(plan)
     }
 
-    async fn plan(
-        &self,
-        m: &Message,
-        overlay: &mut HashMap<String, Version>,
-    ) -> Result<Planned, ProcessorError> {
+    /// Decodes and standardizes one raw event. Errors only for transient failures
+    /// (registry unreachable); anything wrong with the event itself is a DLQ step.
+    async fn standardize(&self, m: &Message) -> Result<Step, ProcessorError> {
         let source = format!("{}/{}@{}", m.topic, m.partition, m.offset);
         let dlq = |reason: String| {
-            tracing::warn!(component = "processor", %source, %reason, "raw event dead-lettered");
-            Ok(Planned::Dlq {
-                key: m.key.clone().unwrap_or_default(),
-                value: m.value.clone().unwrap_or_default(),
+            Ok(Step::Dlq(dlq_out(
+                &source,
+                m.key.clone().unwrap_or_default(),
+                m.value.clone().unwrap_or_default(),
                 reason,
-                source: source.clone(),
-            })
+            )))
         };
         let Some(bytes) = m.value.as_deref() else {
             return dlq("raw event without value".into());
         };
         let event = match self.codec.decode_raw(bytes).await {
             Ok(e) => e,
+            Err(e) if e.is_transient() => return Err(e.into()),
             Err(e) => return dlq(format!("undecodable raw event: {e}")),
         };
         let provider: Provider = match event.provider.parse() {
@@ -321,7 +564,7 @@ impl Processor {
             Ok(Outcome::Record(s)) => s,
             Ok(Outcome::Skip(reason)) => {
                 metrics::counter!("ingot_processor_skipped_total", "reason" => reason, "provider" => provider.as_str()).increment(1);
-                return Ok(Planned::Skip);
+                return Ok(Step::Skip);
             }
             Err(e) => return dlq(e.to_string()),
         };
@@ -333,50 +576,17 @@ impl Processor {
         let key_str = key.to_string();
         let (version, record, headers) =
             self.version_and_output(&event, m, &key, standardized, mapping.mapping_version());
-        let stored = match overlay.get(&key_str) {
-            Some(v) => Some(*v),
-            None => {
-                let state = self.state.clone();
-                let k = key_str.clone();
-                tokio::task::spawn_blocking(move || state.get_version(&k))
-                    .await
-                    .expect("state reader panicked")?
-            }
-        };
-        let decision = decide(stored.as_ref(), &version);
-        Ok(match decision {
-            Decision::Drop => Planned::Drop,
-            Decision::Absorb => {
-                overlay.insert(key_str.clone(), version);
-                Planned::Absorb {
-                    key: key_str,
-                    version,
-                }
-            }
-            Decision::Emit => {
-                // encode only what is emitted: most re-deliveries are dropped above
-                let value = match record {
-                    None => None,
-                    Some(r) => match self.codec.encode_record(key.model, r.to_json()).await {
-                        Ok(v) => Some(v),
-                        // a record that does not fit its schema is a mapping bug for this
-                        // payload: the event is dead-lettered, the pipeline goes on
-                        Err(e @ ingot_kafka::SchemaError::Mismatch { .. }) => {
-                            return dlq(e.to_string())
-                        }
-                        Err(e) => return Err(e.into()),
-                    },
-                };
-                overlay.insert(key_str.clone(), version);
-                Planned::Emit {
-                    topic: key.model.normalized_topic(),
-                    key: key_str,
-                    value,
-                    headers,
-                    version,
-                }
-            }
-        })
+        Ok(Step::Candidate(Box::new(Candidate {
+            key,
+            key_str,
+            raw_partition: m.partition,
+            version,
+            record,
+            headers,
+            source,
+            raw_key: m.key.clone().unwrap_or_default(),
+            raw_value: m.value.clone().unwrap_or_default(),
+        })))
     }
 
     /// The version of a standardized record, the normalized record it would produce
@@ -468,6 +678,82 @@ pub fn nanos(t: &chrono::DateTime<Utc>) -> i64 {
     } else {
         i64::MAX
     })
+}
+
+/// The changelog record of a version the state takes: to the raw event's partition, so
+/// the instance owning raw partition *p* finds its state in changelog partition *p*.
+fn version_out(c: &Candidate) -> Out {
+    Out {
+        topic: VERSIONS_TOPIC.to_string(),
+        partition: Some(c.raw_partition),
+        key: c.key_str.as_bytes().to_vec(),
+        value: Some(c.version.to_bytes().to_vec()),
+        headers: Vec::new(),
+    }
+}
+
+fn dlq_out(source: &str, key: Vec<u8>, value: Vec<u8>, reason: String) -> Out {
+    tracing::warn!(component = "processor", %source, %reason, "raw event dead-lettered");
+    Out {
+        topic: DLQ_TOPIC.to_string(),
+        partition: None,
+        key,
+        value: Some(value),
+        headers: vec![
+            (HEADER_DLQ_REASON, reason.into_bytes()),
+            ("ingot-source", source.as_bytes().to_vec()),
+        ],
+    }
+}
+
+/// The next offset to consume per partition after `batch`.
+fn next_offsets(batch: &[Message]) -> HashMap<(String, i32), i64> {
+    let mut next: HashMap<(String, i32), i64> = HashMap::new();
+    for m in batch {
+        let e = next
+            .entry((m.topic.clone(), m.partition))
+            .or_insert(m.offset + 1);
+        *e = (*e).max(m.offset + 1);
+    }
+    next
+}
+
+/// Seeks every partition of a failed batch back to its first offset, so the batch is
+/// consumed again.
+fn rewind(consumer: &GroupConsumer, batch: &[Message]) {
+    let mut first: HashMap<(String, i32), i64> = HashMap::new();
+    for m in batch {
+        let e = first
+            .entry((m.topic.clone(), m.partition))
+            .or_insert(m.offset);
+        *e = (*e).min(m.offset);
+    }
+    for ((t, p), o) in first {
+        if let Err(e) = consumer.seek(
+            &t,
+            p,
+            ingot_kafka::Offset::Offset(o),
+            Duration::from_secs(5),
+        ) {
+            tracing::warn!(component = "processor", topic = %t, partition = p, error = %e, "seek back failed");
+        }
+    }
+}
+
+/// This instance's stable id (a UUID kept in the state directory): the suffix of its
+/// `transactional.id`, so a restarted instance fences its previous incarnation.
+fn instance_id(state_dir: &std::path::Path) -> Result<String, ProcessorError> {
+    let path = state_dir.join("instance-id");
+    if let Ok(id) = std::fs::read_to_string(&path) {
+        let id = id.trim().to_string();
+        if !id.is_empty() {
+            return Ok(id);
+        }
+    }
+    let id = uuid::Uuid::new_v4().to_string();
+    std::fs::write(&path, &id)
+        .map_err(|e| ProcessorError::Topology(format!("writing {}: {e}", path.display())))?;
+    Ok(id)
 }
 
 fn is_eof(e: &ingot_kafka::RdKafkaError) -> bool {

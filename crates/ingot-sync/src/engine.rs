@@ -4,7 +4,9 @@ use ingot_connectors::{
     connector_for, Connector, ConnectorConfig, ConnectorError, Deletion, RemoteRecord, Window,
 };
 use ingot_kafka::{AvroCodec, KafkaError, KafkaSettings, Producer, Reader};
-use ingot_model::{format_utc, ConnectionSpec, Model, RawEvent, RecordKey};
+use ingot_model::{
+    format_utc, ConnectionSpec, Keyring, Model, RawEvent, RecordKey, StoredConnection,
+};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
@@ -21,7 +23,8 @@ struct RawItem<'a> {
     triggered_at: Option<String>,
 }
 
-/// Compacted control topic: key = connection id, value = `ConnectionSpec` JSON, tombstone = deleted.
+/// Compacted control topic: key = connection id, value = [`StoredConnection`] JSON (secrets
+/// sealed with the engine's [`Keyring`]), tombstone = deleted.
 pub const CONNECTIONS_TOPIC: &str = "ingot.connections";
 /// Compacted checkpoint topic: key = `<connection_id>/<model>`, value = `ModelStatus` JSON.
 pub const SYNC_TOPIC: &str = "ingot.sync";
@@ -75,6 +78,9 @@ struct Inner {
     producer: Producer,
     codec: AvroCodec,
     settings: SyncSettings,
+    /// Seals secrets in `ingot.connections`; `None` (an engine opened without one) stores
+    /// them in clear, as before sealing existed.
+    keyring: Option<Keyring>,
     connections: RwLock<BTreeMap<String, ConnectionSpec>>,
     statuses: RwLock<HashMap<(String, Model), ModelStatus>>,
     tasks: Mutex<HashMap<String, SyncTask>>,
@@ -96,13 +102,40 @@ fn parse_utc(s: &str) -> Option<DateTime<Utc>> {
 }
 
 impl Engine {
-    /// Reads the connections and checkpoints back from their control topics.
+    /// Reads the connections and checkpoints back from their control topics, with no
+    /// keyring: secrets are stored in clear and sealed ones cannot be read. Prefer
+    /// [`Engine::open_sealed`].
     pub async fn open(
         kafka: KafkaSettings,
         codec: AvroCodec,
         settings: SyncSettings,
     ) -> Result<Engine, EngineError> {
+        tracing::warn!(
+            component = "sync",
+            "sync engine without a secrets keyring: connection credentials are stored in clear"
+        );
+        Self::open_with(kafka, codec, settings, None).await
+    }
+
+    /// [`Engine::open`] with the keyring that seals connection secrets at rest. Connections
+    /// stored in clear (before sealing existed) are read and stored again, sealed.
+    pub async fn open_sealed(
+        kafka: KafkaSettings,
+        codec: AvroCodec,
+        settings: SyncSettings,
+        keyring: Keyring,
+    ) -> Result<Engine, EngineError> {
+        Self::open_with(kafka, codec, settings, Some(keyring)).await
+    }
+
+    async fn open_with(
+        kafka: KafkaSettings,
+        codec: AvroCodec,
+        settings: SyncSettings,
+        keyring: Option<Keyring>,
+    ) -> Result<Engine, EngineError> {
         let mut connections = BTreeMap::new();
+        let mut in_clear = Vec::new();
         for m in kafka.read_all(CONNECTIONS_TOPIC).await? {
             let Some(id) = m.key_str().map(str::to_string) else {
                 continue;
@@ -110,14 +143,23 @@ impl Engine {
             match &m.value {
                 None => {
                     connections.remove(&id);
+                    in_clear.retain(|c| c != &id);
                 }
                 Some(v) => {
-                    let spec: ConnectionSpec =
-                        serde_json::from_slice(v).map_err(|e| EngineError::Corrupt {
-                            topic: CONNECTIONS_TOPIC.into(),
-                            offset: m.offset,
-                            reason: e.to_string(),
-                        })?;
+                    let corrupt = |reason: String| EngineError::Corrupt {
+                        topic: CONNECTIONS_TOPIC.into(),
+                        offset: m.offset,
+                        reason,
+                    };
+                    let stored: StoredConnection =
+                        serde_json::from_slice(v).map_err(|e| corrupt(e.to_string()))?;
+                    let (spec, clear) = stored
+                        .unseal(keyring.as_ref(), true)
+                        .map_err(|e| corrupt(format!("connection {id:?}: {e}")))?;
+                    in_clear.retain(|c| c != &id);
+                    if clear {
+                        in_clear.push(id.clone());
+                    }
                     connections.insert(id, spec);
                 }
             }
@@ -142,18 +184,46 @@ impl Engine {
             }
         }
         let (changes, _) = watch::channel(0);
-        Ok(Engine {
+        let engine = Engine {
             inner: Arc::new(Inner {
                 producer: Producer::new(&kafka)?,
                 kafka,
                 codec,
                 settings,
+                keyring,
                 connections: RwLock::new(connections),
                 statuses: RwLock::new(statuses),
                 tasks: Mutex::new(HashMap::new()),
                 changes,
             }),
-        })
+        };
+        if engine.inner.keyring.is_some() {
+            for id in in_clear {
+                if let Some(spec) = engine.connection(&id) {
+                    tracing::info!(component = "sync", connection_id = %id, "sealing the secrets of a connection stored in clear");
+                    engine.store(&spec).await?;
+                }
+            }
+        }
+        Ok(engine)
+    }
+
+    /// The control-topic value of a connection: secrets sealed when there is a keyring.
+    fn stored_value(&self, spec: &ConnectionSpec) -> Vec<u8> {
+        let stored = match &self.inner.keyring {
+            Some(k) => spec.seal(k),
+            None => spec.store_in_clear(),
+        };
+        serde_json::to_vec(&stored).expect("stored connection serializes")
+    }
+
+    async fn store(&self, spec: &ConnectionSpec) -> Result<(), EngineError> {
+        let value = self.stored_value(spec);
+        self.inner
+            .producer
+            .send(CONNECTIONS_TOPIC, spec.id.as_bytes(), Some(&value), &[])
+            .await?;
+        Ok(())
     }
 
     /// Notified (with a counter) whenever the set of connections changes.
@@ -199,21 +269,14 @@ impl Engine {
     /// Stores a connection (create or replace) and (re)starts its sync. A new connection
     /// starts its historical sync at once. Returns true when it did not exist.
     pub async fn upsert_connection(&self, spec: ConnectionSpec) -> Result<bool, EngineError> {
-        if spec.id.is_empty() || spec.id.contains('/') {
-            return Err(EngineError::Invalid(
-                "id must be non-empty and contain no '/'".into(),
-            ));
-        }
+        spec.validate()
+            .map_err(|e| EngineError::Invalid(e.to_string()))?;
         let existed = self.inner.connections.read().expect("lock").get(&spec.id) == Some(&spec);
         if existed {
             return Ok(false);
         }
         let created = self.connection(&spec.id).is_none();
-        let value = serde_json::to_vec(&spec).expect("spec serializes");
-        self.inner
-            .producer
-            .send(CONNECTIONS_TOPIC, spec.id.as_bytes(), Some(&value), &[])
-            .await?;
+        self.store(&spec).await?;
         self.inner
             .connections
             .write()
@@ -288,8 +351,39 @@ impl Engine {
         let wake = Arc::new(Notify::new());
         let w = wake.clone();
         let id = spec.id.clone();
-        let task = tokio::spawn(async move { engine.run_connection(spec, w).await });
+        let task = tokio::spawn(async move {
+            // the loop never returns; if it dies anyway, no model may keep looking healthy
+            let run = std::panic::AssertUnwindSafe(engine.clone().run_connection(spec.clone(), w));
+            if let Err(reason) = guarded(run).await {
+                tracing::error!(component = "sync", connection_id = %spec.id, error = %reason, "sync task died");
+                for model in engine.inner.settings.models.clone() {
+                    engine.mark_failed(&spec, model, &reason).await;
+                }
+            }
+        });
         tasks.insert(id, (task, wake));
+    }
+
+    /// Records that a run of `model` ended without recording its own outcome (a panic, a
+    /// Kafka error mid-run): `failed` (or `partial` inside a historical sync) with the
+    /// error; the cursor stays. The view in memory changes even if Kafka is unreachable.
+    async fn mark_failed(&self, spec: &ConnectionSpec, model: Model, reason: &str) {
+        let mut status = self.get_status(&spec.id, model);
+        status.state = if status.backfill.is_some() {
+            SyncState::Partial
+        } else {
+            SyncState::Failed
+        };
+        status.last_error = Some(reason.to_string());
+        metrics::counter!("ingot_sync_runs_total", "result" => "failed", "provider" => spec.provider.as_str()).increment(1);
+        self.inner
+            .statuses
+            .write()
+            .expect("lock")
+            .insert((spec.id.clone(), model), status.clone());
+        if let Err(e) = self.persist(&spec.id, model, status).await {
+            tracing::warn!(component = "sync", connection_id = %spec.id, %model, error = %e, "could not store a failed status");
+        }
     }
 
     async fn persist(
@@ -327,11 +421,12 @@ impl Engine {
     }
 
     async fn run_connection(self, spec: ConnectionSpec, wake: Arc<Notify>) {
+        let reveal = |s: &Option<ingot_model::Secret>| s.as_ref().map(|s| s.expose().to_string());
         let config = ConnectorConfig {
             base_url: spec.api_base_url().unwrap_or_default(),
-            access_token: spec.credentials.access_token.clone(),
-            consumer_key: spec.credentials.consumer_key.clone(),
-            consumer_secret: spec.credentials.consumer_secret.clone(),
+            access_token: reveal(&spec.credentials.access_token),
+            consumer_key: reveal(&spec.credentials.consumer_key),
+            consumer_secret: reveal(&spec.credentials.consumer_secret),
             timezone: spec.timezone.clone(),
             page_size: spec.page_size,
             max_attempts: None,
@@ -376,13 +471,25 @@ impl Engine {
                     next = next.min(wait);
                     continue;
                 }
-                let result = if status.cursor.is_none() {
-                    self.backfill(&spec, connector.as_ref(), model).await
-                } else {
-                    self.reconcile(&spec, connector.as_ref(), model).await
+                let run = async {
+                    if status.cursor.is_none() {
+                        self.backfill(&spec, connector.as_ref(), model).await
+                    } else {
+                        self.reconcile(&spec, connector.as_ref(), model).await
+                    }
+                };
+                let result = match guarded(std::panic::AssertUnwindSafe(run)).await {
+                    Ok(r) => r.map_err(|e| e.to_string()),
+                    Err(panic) => Err(panic),
                 };
                 if let Err(e) = result {
                     tracing::warn!(component = "sync", connection_id = %spec.id, %model, error = %e, "sync run failed");
+                    // a run that failed at the 3PA has recorded it; any other end
+                    // (Kafka, a panic) has not: never leave the model `syncing`
+                    let st = self.get_status(&spec.id, model);
+                    if !matches!(st.state, SyncState::Failed | SyncState::Partial) {
+                        self.mark_failed(&spec, model, &e).await;
+                    }
                     next = next.min(self.inner.settings.retry_after_failure);
                 }
             }
@@ -467,6 +574,7 @@ impl Engine {
             .iter()
             .map(|(k, v)| ingot_kafka::OutgoingRecord {
                 topic: &topic,
+                partition: None,
                 key: k.as_bytes(),
                 value: Some(v),
                 headers: &[],
@@ -507,7 +615,14 @@ impl Engine {
         let mut bf = match status.backfill.clone() {
             Some(b) => b,
             None => {
-                let from = now - ChronoDuration::days(i64::from(spec.history_days()));
+                let from = ChronoDuration::try_days(i64::from(spec.history_days()))
+                    .and_then(|d| now.checked_sub_signed(d))
+                    .ok_or_else(|| {
+                        EngineError::Invalid(format!(
+                            "history_days {} reaches before the calendar",
+                            spec.history_days()
+                        ))
+                    })?;
                 let span = (now - from).num_seconds().max(1);
                 let w = self.inner.settings.window.num_seconds().max(1);
                 Backfill {
@@ -682,6 +797,21 @@ impl Engine {
     }
 }
 
+/// Runs `fut`, turning a panic into `Err(message)` so the caller can record it.
+async fn guarded<F: std::future::Future>(
+    fut: std::panic::AssertUnwindSafe<F>,
+) -> Result<F::Output, String> {
+    use futures::FutureExt;
+    fut.catch_unwind().await.map_err(|p| {
+        let msg = p
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| p.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown cause".into());
+        format!("internal error: the sync task panicked: {msg}")
+    })
+}
+
 /// Reads a compacted control topic's last value per key (used by processes that only
 /// watch connections, e.g. a separate ingest).
 pub async fn read_latest(
@@ -710,11 +840,70 @@ pub async fn read_latest(
     Ok(out)
 }
 
-/// The connections stored in `ingot.connections` (for processes without an engine).
+/// The connections stored in `ingot.connections` (for processes without an engine), with
+/// no keyring: only connections stored in clear. Prefer [`read_connections_sealed`].
 pub async fn read_connections(kafka: &KafkaSettings) -> Result<Vec<ConnectionSpec>, KafkaError> {
+    read_connections_with(kafka, None).await
+}
+
+/// The connections stored in `ingot.connections`, their secrets opened with `keyring`.
+/// One that does not open (another key, a damaged value) is left out, with an error log.
+pub async fn read_connections_sealed(
+    kafka: &KafkaSettings,
+    keyring: &Keyring,
+) -> Result<Vec<ConnectionSpec>, KafkaError> {
+    read_connections_with(kafka, Some(keyring)).await
+}
+
+async fn read_connections_with(
+    kafka: &KafkaSettings,
+    keyring: Option<&Keyring>,
+) -> Result<Vec<ConnectionSpec>, KafkaError> {
     Ok(read_latest(kafka, CONNECTIONS_TOPIC)
         .await?
-        .values()
-        .filter_map(|v| serde_json::from_slice(v).ok())
+        .into_iter()
+        .filter_map(|(id, v)| {
+            let opened = serde_json::from_slice::<StoredConnection>(&v)
+                .map_err(|e| e.to_string())
+                .and_then(|s| s.unseal(keyring, true).map_err(|e| e.to_string()));
+            match opened {
+                Ok((spec, _)) => Some(spec),
+                Err(reason) => {
+                    tracing::error!(component = "sync", connection_id = %id, %reason, "stored connection unreadable");
+                    None
+                }
+            }
+        })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_run_becomes_an_error_with_its_message() {
+        let ok = guarded(std::panic::AssertUnwindSafe(async { 7 })).await;
+        assert_eq!(ok, Ok(7));
+        let died = guarded(std::panic::AssertUnwindSafe(async {
+            if ok.is_ok() {
+                panic!("TimeDelta::days out of bounds");
+            }
+        }))
+        .await;
+        assert_eq!(
+            died,
+            Err("internal error: the sync task panicked: TimeDelta::days out of bounds".into())
+        );
+        let formatted = guarded(std::panic::AssertUnwindSafe(async {
+            if ok.is_ok() {
+                panic!("window {} of {}", 3, 4);
+            }
+        }))
+        .await;
+        assert_eq!(
+            formatted,
+            Err("internal error: the sync task panicked: window 3 of 4".into())
+        );
+    }
 }

@@ -42,7 +42,7 @@ impl Infra {
     pub async fn start(cfg: &Config, embedded: Embedded) -> anyhow::Result<Infra> {
         #[cfg(feature = "embedded-broker")]
         let mut broker = None;
-        let kafka = match &cfg.kafka {
+        let mut kafka = match &cfg.kafka {
             Some(k) => {
                 let mut s = KafkaSettings::new(&k.bootstrap_servers);
                 s.properties = k
@@ -51,6 +51,7 @@ impl Infra {
                     .map(|(a, b)| (a.clone(), b.0.clone()))
                     .collect();
                 s.replication_factor = k.replication_factor;
+                s.capabilities.transactions = k.exactly_once;
                 s
             }
             None => {
@@ -70,9 +71,23 @@ impl Infra {
                     #[cfg(not(feature = "embedded-broker"))]
                     anyhow::bail!("no [kafka] configured and this build has no embedded broker");
                 }
-                KafkaSettings::new(format!("127.0.0.1:{port}"))
+                let mut s = KafkaSettings::new(format!("127.0.0.1:{port}"));
+                s.capabilities = ingot_kafka::Capabilities::NONE;
+                s
             }
         };
+        // one size limit: a webhook body of max_body_bytes fits its raw event, and the
+        // normalized record that carries it as remote_data
+        kafka.max_message_bytes = kafka
+            .max_message_bytes
+            .max(2 * cfg.http.max_body_bytes + 1024 * 1024);
+        tracing::info!(
+            component = "kafka",
+            bootstrap = %kafka.bootstrap_servers,
+            transactions = kafka.capabilities.transactions,
+            timestamp_lookup = kafka.capabilities.timestamp_lookup,
+            "broker capabilities"
+        );
         let created = Topology::builtin()
             .apply(&kafka)
             .await
@@ -316,6 +331,8 @@ pub async fn start_with(
     }
     if stages.processor {
         let mut pc = ProcessorConfig::new(processor_dir(cfg));
+        // exactly-once wherever the broker has transactions
+        pc.exactly_once = infra.kafka.capabilities.transactions;
         if let Some(g) = &cfg.processor.group_id {
             pc.group_id = g.clone();
         }
@@ -331,12 +348,15 @@ pub async fn start_with(
     if stages.materializer {
         let v = View::open(&view_dir(cfg)).context("opening the materialized view")?;
         let m = Materializer::new(v.clone(), infra.kafka.clone(), codec.clone());
+        let stalled = processor_watch(cfg, infra, rx.clone(), &mut tasks);
         let rx = rx.clone();
         tasks.push(tokio::spawn(async move {
             m.run(rx).await.context("materializer failed")?;
             Ok(())
         }));
-        let mut api = ApiState::new(v.clone(), &tenants(cfg));
+        let mut api = ApiState::new(v.clone(), &tenants(cfg)).with_readiness(Arc::new(move || {
+            stalled.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        }));
         if let Some(render) = metrics.clone() {
             api = api.with_metrics(render);
         }
@@ -373,6 +393,73 @@ pub async fn start_with(
         view,
         engine,
     })
+}
+
+/// How long the processor group may leave raw events unconsumed without committing any
+/// progress before `/readyz` says it has stalled.
+const STALL_AFTER: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Watches the processor group (whichever processes run it): while raw events wait and
+/// its committed offsets have not moved for [`STALL_AFTER`], the returned reason is set
+/// (and `/readyz` answers 503 with it).
+fn processor_watch(
+    cfg: &Config,
+    infra: &Infra,
+    mut stop: watch::Receiver<bool>,
+    tasks: &mut Vec<JoinHandle<anyhow::Result<()>>>,
+) -> Arc<std::sync::Mutex<Option<String>>> {
+    let stalled = Arc::new(std::sync::Mutex::new(None));
+    let group = cfg
+        .processor
+        .group_id
+        .clone()
+        .unwrap_or_else(|| ProcessorConfig::new(PathBuf::new()).group_id);
+    let (kafka, out) = (infra.kafka.clone(), stalled.clone());
+    tasks.push(tokio::spawn(async move {
+        let mut last: Option<(Vec<Option<i64>>, std::time::Instant)> = None;
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(std::time::Duration::from_secs(5)) => {}
+                _ = stop.changed() => return Ok(()),
+            }
+            let mut committed = Vec::new();
+            let mut behind = false;
+            for p in ingot_model::Provider::ALL {
+                let topic = p.raw_topic();
+                let (Ok(ends), Ok(done)) = (
+                    kafka.end_offsets(&topic),
+                    kafka.committed_offsets(&group, &topic).await,
+                ) else {
+                    continue;
+                };
+                for (part, end) in ends {
+                    let c = done.iter().find(|(q, _)| *q == part).and_then(|(_, o)| *o);
+                    behind |= c.unwrap_or(0) < end;
+                    committed.push(c);
+                }
+            }
+            let now = std::time::Instant::now();
+            let since = match &last {
+                Some((prev, at)) if *prev == committed => *at,
+                _ => now,
+            };
+            last = Some((committed, since));
+            let reason = (behind && now.duration_since(since) >= STALL_AFTER).then(|| {
+                format!(
+                    "processor stalled: raw events wait and group {group} committed nothing for {} s",
+                    now.duration_since(since).as_secs()
+                )
+            });
+            if reason.is_some() != out.lock().unwrap_or_else(|e| e.into_inner()).is_some() {
+                match &reason {
+                    Some(r) => tracing::error!(component = "processor", reason = %r, "not ready"),
+                    None => tracing::info!(component = "processor", "processor makes progress again"),
+                }
+            }
+            *out.lock().unwrap_or_else(|e| e.into_inner()) = reason;
+        }
+    }));
+    stalled
 }
 
 async fn trace_request(

@@ -1,76 +1,170 @@
-//! `ingot bench`: figures for the pipeline on the embedded broker, printed, never asserted.
+//! `ingot bench`: pipeline figures, each beside a baseline measured in the same run,
+//! printed as a table, never asserted. Every throughput figure is taken over `runs`
+//! samples after a warm-up and printed as min / median / max.
 //!
-//! 1. baseline: N raw events produced straight to `raw.shopify` (acks=all) — the broker's
-//!    own write rate on this machine;
-//! 2. processor: the same N events standardized, versioned and produced to
-//!    `normalized.order` — records/s and the ratio to the baseline;
-//! 3. materializer: N normalized records applied to the view — records/s;
-//! 4. webhook → queryable latency over loopback (POST, then poll the API), p50/p90/max.
+//! | figure | baseline |
+//! |---|---|
+//! | processor core (decode → standardize → version rule → Avro), no broker | – (records/s/core) |
+//! | processor through the broker (at-least-once; and exactly-once where the broker has transactions) | pass-through: consume the same raw events and produce them again |
+//! | materializer rebuild of the view from `normalized.order` | a plain read of the same topic |
+//! | webhook → queryable over loopback, sequential | – (p50/p90/p99/max) |
+//!
+//! On the embedded broker by default; `--kafka HOST:PORT` runs on that Kafka instead (a
+//! scratch broker: the bench deletes and re-creates ingot's topics there).
 
 use crate::app::{self, Embedded, Infra, Stages};
 use crate::demo::{demo_config, API_KEY, CONNECTION, SECRET, SHOP};
 use crate::shopsim;
-use ingot_kafka::Producer;
+use ingot_kafka::{Message, Producer, Topology};
 use ingot_model::{Model, RawEvent, RecordKey};
+use ingot_processor::{Processor, ProcessorConfig};
 use std::time::{Duration, Instant};
 
+/// What to measure.
+pub struct BenchArgs {
+    /// Raw events per throughput sample.
+    pub records: usize,
+    /// Webhook → queryable samples.
+    pub samples: usize,
+    /// Throughput samples per figure (after one warm-up).
+    pub runs: usize,
+    /// A scratch Kafka instead of the embedded broker.
+    pub kafka: Option<String>,
+}
+
 async fn wait_until(what: &str, mut f: impl FnMut() -> anyhow::Result<bool>) -> anyhow::Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(600);
+    let deadline = Instant::now() + Duration::from_secs(900);
     while !f()? {
         anyhow::ensure!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
     Ok(())
 }
 
-pub async fn run(records: usize, samples: usize) -> anyhow::Result<()> {
+/// Rates of several samples.
+struct Rates(Vec<f64>);
+
+impl Rates {
+    fn median(&self) -> f64 {
+        let mut v = self.0.clone();
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    }
+    fn show(&self) -> String {
+        let mut v = self.0.clone();
+        v.sort_by(f64::total_cmp);
+        format!(
+            "{:>8.0} {:>8.0} {:>8.0}",
+            v[0],
+            self.median(),
+            v[v.len() - 1]
+        )
+    }
+}
+
+fn row(what: &str, r: &Rates, baseline: Option<&Rates>) {
+    let ratio = baseline
+        .map(|b| format!("{:.2}×", r.median() / b.median()))
+        .unwrap_or_else(|| "–".into());
+    println!("| {what:<58} | {} | {ratio:>6} |", r.show());
+}
+
+/// A Shopify-size order (≈ 4 KB of JSON, 5 line items) as a raw event.
+fn raw_order(i: usize) -> anyhow::Result<(String, RawEvent)> {
+    let id = 900_000_000_000_000_000u64 + i as u64;
+    let c = shopsim::customer(
+        7_408_123_456_789_001,
+        "Ada",
+        "Lovelace",
+        "ada@example.com",
+        "2026-11-01T09:00:00-05:00",
+    );
+    let body = shopsim::order(
+        id,
+        1000 + i as u64,
+        Some(&c),
+        &[
+            (1, 11, "Parka", "249.00", 1),
+            (2, 21, "Beanie", "29.50", 2),
+            (3, 31, "Gloves", "19.99", 1),
+            (4, 41, "Scarf", "35.00", 1),
+            (5, 51, "Socks", "9.95", 3),
+        ],
+        "10.00",
+        "paid",
+        "2026-11-20T10:30:00-05:00",
+    );
+    let ev = RawEvent {
+        event_id: format!("bench-{i}"),
+        tenant_id: "acme".into(),
+        connection_id: CONNECTION.into(),
+        provider: "shopify".into(),
+        topic: "orders/create".into(),
+        source: "webhook".into(),
+        api_version: Some("2026-04".into()),
+        received_at: "2026-11-20T15:30:00Z".into(),
+        triggered_at: None,
+        payload: serde_json::to_vec(&body)?,
+    };
+    let key = RecordKey::new(CONNECTION, Model::Order, id.to_string()).to_string();
+    Ok((key, ev))
+}
+
+fn sum_end(kafka: &ingot_kafka::KafkaSettings, topic: &str) -> anyhow::Result<i64> {
+    Ok(kafka.end_offsets(topic)?.iter().map(|(_, o)| *o).sum())
+}
+
+pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    let records = args.records;
+    let runs = args.runs.max(1);
     let dir = tempfile_dir()?;
     let port = |_: u8| ingot_embedded::free_port();
     let mut cfg = demo_config(&format!("127.0.0.1:{}", port(0)?), &dir)?;
     cfg.embedded.kafka_port = port(1)?;
     cfg.embedded.registry_port = port(2)?;
+    if let Some(b) = &args.kafka {
+        Topology::builtin()
+            .delete_all(&ingot_kafka::KafkaSettings::new(b.clone()))
+            .await?;
+        cfg.kafka = Some(crate::config::KafkaConfig {
+            bootstrap_servers: b.clone(),
+            properties: Default::default(),
+            replication_factor: 1,
+            exactly_once: true,
+        });
+    }
     let infra = Infra::start(&cfg, Embedded::Start).await?;
+    let kafka = infra.kafka.clone();
     let codec = infra.codec()?;
-    let producer = Producer::new(&infra.kafka)?;
+    let producer = Producer::new(&kafka)?;
+    let broker = match &args.kafka {
+        Some(b) => format!("Kafka at {b}"),
+        None => "the embedded broker (Tansu 0.6, sqlite)".to_string(),
+    };
     println!(
-        "ingot bench: {records} Shopify orders, embedded broker (sqlite) in {}",
-        dir.display()
+        "ingot bench: {records} Shopify orders (≈ 4 KB, 5 line items) per sample, {runs} samples after a warm-up, on {broker}; \
+         build profile: {}",
+        if cfg!(debug_assertions) { "dev (dependencies at opt-level 2)" } else { "release" }
     );
-
-    // 1. baseline
     let mut encoded = Vec::with_capacity(records);
+    let mut raw_bytes = 0usize;
     for i in 0..records {
-        let id = 900_000_000_000_000_000u64 + i as u64;
-        let body = shopsim::order(
-            id,
-            1000 + i as u64,
-            None,
-            &[(1, 11, "Parka", "249.00", 1)],
-            "10.00",
-            "paid",
-            "2026-11-20T10:30:00-05:00",
-        );
-        let ev = RawEvent {
-            event_id: format!("bench-{i}"),
-            tenant_id: "acme".into(),
-            connection_id: CONNECTION.into(),
-            provider: "shopify".into(),
-            topic: "orders/create".into(),
-            source: "webhook".into(),
-            api_version: Some("2026-04".into()),
-            received_at: "2026-11-20T15:30:00Z".into(),
-            triggered_at: None,
-            payload: serde_json::to_vec(&body)?,
-        };
-        let key = RecordKey::new(CONNECTION, Model::Order, id.to_string()).to_string();
+        let (key, ev) = raw_order(i)?;
+        raw_bytes += ev.payload.len();
         encoded.push((key, codec.encode_raw("raw.shopify", &ev).await?));
     }
+    println!("mean webhook body {} bytes\n", raw_bytes / records.max(1));
+    println!("| figure | min | median | max | × baseline |");
+    println!("|---|---|---|---|---|");
+
+    // 0. produce the raw events (also the broker's own write rate)
     let t = Instant::now();
-    for chunk in encoded.chunks(500) {
+    for chunk in encoded.chunks(1000) {
         let recs: Vec<ingot_kafka::OutgoingRecord<'_>> = chunk
             .iter()
             .map(|(k, v)| ingot_kafka::OutgoingRecord {
                 topic: "raw.shopify",
+                partition: None,
                 key: k.as_bytes(),
                 value: Some(v),
                 headers: &[],
@@ -78,79 +172,173 @@ pub async fn run(records: usize, samples: usize) -> anyhow::Result<()> {
             .collect();
         producer.send_all(&recs).await?;
     }
-    let base = t.elapsed();
-    let base_rate = records as f64 / base.as_secs_f64();
-    println!(
-        "  baseline   produce raw (acks=all)      {:>8.0} records/s  ({:.2} s)",
-        base_rate,
-        base.as_secs_f64()
+    let produce = Rates(vec![records as f64 / t.elapsed().as_secs_f64()]);
+    row(
+        "produce the raw events (acks=all, one sample)",
+        &produce,
+        None,
     );
 
-    // 2. processor alone. Steady state: from its first output to its last; start-up and
-    //    the consumer-group join are reported apart.
-    let t = Instant::now();
-    let only = |s: Stages| app::start(&cfg, &infra, s, None);
-    let proc_only = only(Stages {
-        processor: true,
-        ..Stages::NONE
-    })
-    .await?;
-    let kafka = infra.kafka.clone();
-    let produced = || -> anyhow::Result<i64> {
-        Ok(kafka
-            .end_offsets("normalized.order")?
+    // 1. processor core, no broker: the same events as messages, planned in batches of 500
+    {
+        let msgs: Vec<Message> = encoded
             .iter()
-            .map(|(_, o)| *o)
-            .sum::<i64>())
-    };
-    wait_until("the processor's first output", || Ok(produced()? > 0)).await?;
-    let startup = t.elapsed();
-    let first = Instant::now();
-    wait_until("the processor", || Ok(produced()? >= records as i64)).await?;
-    report(
-        "processor  raw → normalized (Avro)",
-        records,
-        first.elapsed(),
-        base_rate,
-        startup,
-    );
-    proc_only.stop().await?;
+            .enumerate()
+            .map(|(i, (k, v))| Message {
+                topic: "raw.shopify".into(),
+                partition: (i % 3) as i32,
+                offset: i as i64,
+                key: Some(k.as_bytes().to_vec()),
+                value: Some(v.clone()),
+                headers: Vec::new(),
+                timestamp_ms: None,
+            })
+            .collect();
+        let p = Processor::open(
+            ProcessorConfig::new(dir.join("core-state")),
+            kafka.clone(),
+            codec.clone(),
+        )
+        .await?;
+        let mut rates = Vec::new();
+        for sample in 0..=runs {
+            let t = Instant::now();
+            let mut emitted = 0;
+            for batch in msgs.chunks(500) {
+                emitted += p.plan_only(batch).await?.emitted;
+            }
+            anyhow::ensure!(emitted == records as u64, "core emitted {emitted}");
+            if sample > 0 {
+                rates.push(records as f64 / t.elapsed().as_secs_f64());
+            }
+        }
+        row(
+            "processor core: decode → standardize → version rule → Avro",
+            &Rates(rates),
+            None,
+        );
+    }
 
-    // 3. materializer alone, measured the same way
-    let t = Instant::now();
-    let mat = only(Stages {
-        materializer: true,
-        ..Stages::NONE
-    })
-    .await?;
-    let view = mat.view.clone().expect("view");
-    let applied = || {
-        view.freshness()
-            .iter()
-            .filter(|((t, _), _)| t == "normalized.order")
-            .map(|(_, o)| *o)
-            .sum::<i64>()
-    };
-    wait_until("the materializer's first record", || Ok(applied() > 0)).await?;
-    let startup = t.elapsed();
-    let first = Instant::now();
-    wait_until("the materializer", || Ok(applied() >= records as i64)).await?;
-    report(
-        "materializer normalized → view",
-        records,
-        first.elapsed(),
-        base_rate,
-        startup,
+    // 2. baseline: pass-through consume → produce of the same raw events
+    let mut pass = Vec::new();
+    for sample in 0..=runs {
+        let rate = pass_through(&kafka, &format!("bench-pass-{sample}"), records).await?;
+        if sample > 0 {
+            pass.push(rate);
+        }
+    }
+    let pass = Rates(pass);
+    row(
+        "baseline: pass-through consume raw → produce (same broker)",
+        &pass,
+        None,
     );
-    drop(view); // releases the view's RocksDB lock before the next start
-    mat.stop().await?;
 
-    // 4. webhook → queryable
+    // 3. the processor through the broker: a fresh group and state per sample
+    let modes: &[bool] = if kafka.capabilities.transactions {
+        &[false, true]
+    } else {
+        &[false]
+    };
+    let mut alo_rates = None;
+    for &eos in modes {
+        let mut rates = Vec::new();
+        for sample in 0..=runs {
+            let mut pc = ProcessorConfig::new(dir.join(format!("proc-{eos}-{sample}")));
+            pc.group_id = format!("bench-processor-{eos}-{sample}");
+            pc.exactly_once = eos;
+            let p = Processor::open(pc, kafka.clone(), codec.clone()).await?;
+            let start = sum_end(&kafka, "normalized.order")?;
+            let (tx, rx) = tokio::sync::watch::channel(false);
+            let task = tokio::spawn(p.run(rx));
+            let k = kafka.clone();
+            wait_until("the processor's first output", || {
+                Ok(sum_end(&k, "normalized.order")? > start)
+            })
+            .await?;
+            let t = Instant::now();
+            // exactly-once: the end offsets also count one commit marker per partition and
+            // transaction (< 1 % of the offsets with batches of 500)
+            wait_until("the processor", || {
+                Ok(sum_end(&k, "normalized.order")? - start >= records as i64)
+            })
+            .await?;
+            let took = t.elapsed();
+            let _ = tx.send(true);
+            task.await??;
+            if sample > 0 {
+                rates.push(records as f64 / took.as_secs_f64());
+            }
+        }
+        let rates = Rates(rates);
+        let what = if eos {
+            "processor through the broker, exactly-once (transactions)"
+        } else {
+            "processor through the broker, at-least-once"
+        };
+        row(what, &rates, Some(&pass));
+        if eos {
+            if let Some(alo) = &alo_rates {
+                row("  exactly-once vs at-least-once", &rates, Some(alo));
+            }
+        } else {
+            alo_rates = Some(rates);
+        }
+    }
+
+    // 4. materializer rebuild vs a plain read of the same topic
+    let total = kafka.read_all("normalized.order").await?.len();
+    let mut plain = Vec::new();
+    for sample in 0..=runs {
+        let t = Instant::now();
+        let n = kafka.read_all("normalized.order").await?.len();
+        anyhow::ensure!(n == total, "plain read got {n} of {total}");
+        if sample > 0 {
+            plain.push(total as f64 / t.elapsed().as_secs_f64());
+        }
+    }
+    let plain = Rates(plain);
+    row(
+        &format!("baseline: plain read of normalized.order ({total} records)"),
+        &plain,
+        None,
+    );
+    let mut mat = Vec::new();
+    for sample in 0..=runs {
+        let mut c = cfg.clone();
+        c.storage.data_dir = dir.join(format!("mat-{sample}"));
+        let t = Instant::now();
+        let m = app::start(
+            &c,
+            &infra,
+            Stages {
+                materializer: true,
+                ..Stages::NONE
+            },
+            None,
+        )
+        .await?;
+        let view = m.view.clone().expect("view");
+        wait_until("the materializer", || Ok(view.is_caught_up())).await?;
+        let took = t.elapsed();
+        drop(view);
+        m.stop().await?;
+        if sample > 0 {
+            mat.push(total as f64 / took.as_secs_f64());
+        }
+    }
+    row(
+        "materializer: rebuild the view from normalized.order",
+        &Rates(mat),
+        Some(&plain),
+    );
+
+    // 5. webhook → queryable, sequential
     let running = app::start(&cfg, &infra, Stages::ALL, None).await?;
     let base_url = format!("http://{}", running.http_addr.expect("http"));
     let client = reqwest::Client::new();
     let mut lat = Vec::new();
-    for i in 0..samples {
+    for i in 0..args.samples {
         let id = 800_000_000_000_000_000u64 + i as u64;
         let body = shopsim::order(
             id,
@@ -179,42 +367,88 @@ pub async fn run(records: usize, samples: usize) -> anyhow::Result<()> {
             "webhook rejected"
         );
         loop {
-            if client
+            let s = client
                 .get(&path)
                 .bearer_auth(API_KEY)
                 .send()
                 .await?
-                .status()
-                .as_u16()
-                == 200
-            {
+                .status();
+            if s.as_u16() == 200 {
                 break;
             }
             anyhow::ensure!(
                 t.elapsed() < Duration::from_secs(30),
                 "record never became queryable"
             );
-            tokio::time::sleep(Duration::from_millis(2)).await;
+            tokio::time::sleep(Duration::from_millis(1)).await;
         }
-        lat.push(t.elapsed());
+        // the first is the warm-up
+        if i > 0 {
+            lat.push(t.elapsed());
+        }
     }
-    lat.sort();
-    let pct = |p: f64| lat[((lat.len() as f64 - 1.0) * p).round() as usize].as_secs_f64() * 1000.0;
-    println!("  webhook → queryable (loopback, {samples} samples)  p50 {:.1} ms  p90 {:.1} ms  max {:.1} ms", pct(0.5), pct(0.9), pct(1.0));
+    if !lat.is_empty() {
+        lat.sort();
+        let pct =
+            |p: f64| lat[((lat.len() as f64 - 1.0) * p).round() as usize].as_secs_f64() * 1000.0;
+        println!(
+            "\nwebhook → queryable over loopback, {} sequential webhooks: p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+            lat.len(),
+            pct(0.5),
+            pct(0.9),
+            pct(0.99),
+            pct(1.0)
+        );
+    }
     running.stop().await?;
     drop(infra);
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }
 
-fn report(what: &str, records: usize, took: Duration, base_rate: f64, startup: Duration) {
-    let rate = records as f64 / took.as_secs_f64().max(1e-9);
-    println!(
-        "  {what:<38} {rate:>8.0} records/s  ({:.2} s, {:.2}× baseline; start-up {:.2} s before the first record)",
-        took.as_secs_f64(),
-        rate / base_rate,
-        startup.as_secs_f64()
-    );
+/// Consumes `records` raw events with a fresh group and produces each again (to
+/// `raw.dlq`, which no stage consumes), waiting for the acks: the floor
+/// any consume → produce stage has on this broker. Records/s from the first message.
+async fn pass_through(
+    kafka: &ingot_kafka::KafkaSettings,
+    group: &str,
+    records: usize,
+) -> anyhow::Result<f64> {
+    use ingot_kafka::Consumer as _;
+    let (consumer, _) = ingot_kafka::create_group_consumer(kafka, group, false)?;
+    consumer.subscribe(&["raw.shopify"])?;
+    let producer = Producer::new(kafka)?;
+    let mut seen = 0usize;
+    let mut started = None;
+    while seen < records {
+        let mut batch = Vec::new();
+        let m = consumer.recv().await;
+        match m {
+            Ok(m) => batch.push(Message::from_borrowed(&m)),
+            Err(ingot_kafka::RdKafkaError::PartitionEOF(_)) => continue,
+            Err(e) => return Err(e.into()),
+        }
+        started.get_or_insert_with(Instant::now);
+        while batch.len() < 500 {
+            match tokio::time::timeout(Duration::from_millis(5), consumer.recv()).await {
+                Ok(Ok(m)) => batch.push(Message::from_borrowed(&m)),
+                _ => break,
+            }
+        }
+        let recs: Vec<ingot_kafka::OutgoingRecord<'_>> = batch
+            .iter()
+            .map(|m| ingot_kafka::OutgoingRecord {
+                topic: "raw.dlq",
+                partition: None,
+                key: m.key.as_deref().unwrap_or_default(),
+                value: m.value.as_deref(),
+                headers: &[],
+            })
+            .collect();
+        producer.send_all(&recs).await?;
+        seen += batch.len();
+    }
+    Ok(records as f64 / started.expect("started").elapsed().as_secs_f64())
 }
 
 fn tempfile_dir() -> anyhow::Result<std::path::PathBuf> {

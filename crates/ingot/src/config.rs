@@ -2,6 +2,7 @@
 //! levels: `INGOT_HTTP__LISTEN=127.0.0.1:9000`). Unknown keys are errors. Secrets print
 //! as `***`.
 
+use anyhow::Context;
 use figment::providers::{Env, Format, Toml};
 use figment::Figment;
 use ingot_model::Provider;
@@ -10,10 +11,35 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-/// A secret string: `Debug` and `Display` print `***`.
+/// A secret string of the Kafka client properties: `Debug` prints `***`.
+/// (Credentials, webhook secrets and API keys are [`ingot_model::Secret`].)
 #[derive(Clone, Deserialize, PartialEq, Eq)]
 #[serde(transparent)]
 pub struct Secret(pub String);
+
+/// An API key from the configuration: the one secret type ([`ingot_model::Secret`], whose
+/// `Debug` prints `***`), as `.0`.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct ApiKey(pub ingot_model::Secret);
+
+/// `[secrets]`: the keys that seal connection credentials and webhook secrets at rest in
+/// the `ingot.connections` topic. A key is `<id>:<base64 of 32 random bytes>` (e.g.
+/// `INGOT_SECRETS__KEY=k2:…`); values name the key that sealed them, so to rotate, make the
+/// new key `key` and move the old one to `old_keys` until every connection was re-stored.
+/// Without `key`, the embedded default generates one into `<data_dir>/secrets.key`.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct SecretsConfig {
+    #[serde(default)]
+    pub key: Option<ingot_model::Secret>,
+    /// Earlier keys, to open what they sealed (never to seal).
+    #[serde(default)]
+    pub old_keys: Vec<ingot_model::Secret>,
+}
+
+/// The file [`Config::keyring`] generates a key into when none is configured.
+pub const GENERATED_KEY_FILE: &str = "secrets.key";
 
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -40,6 +66,8 @@ pub struct Config {
     pub connections: Vec<ConnectionConfig>,
     #[serde(default)]
     pub processor: ProcessorSection,
+    #[serde(default)]
+    pub secrets: SecretsConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -99,6 +127,15 @@ pub struct KafkaConfig {
     /// Replication factor of the topics `topics apply` creates.
     #[serde(default = "default_rf")]
     pub replication_factor: i32,
+    /// Exactly-once processing (transactions: outputs and consumed offsets commit
+    /// together; readers see only committed records). Default on: every Kafka ≥ 2.8 has
+    /// transactions. Off: at-least-once with idempotent effects, as on the embedded broker.
+    #[serde(default = "default_true")]
+    pub exactly_once: bool,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 fn default_rf() -> i32 {
@@ -150,7 +187,7 @@ impl Default for EmbeddedConfig {
 #[serde(deny_unknown_fields)]
 pub struct TenantConfig {
     pub id: String,
-    pub api_keys: Vec<Secret>,
+    pub api_keys: Vec<ApiKey>,
     /// Limit the tenant's keys to these connections (default: all of the tenant's).
     #[serde(default)]
     pub connections: Option<Vec<String>>,
@@ -169,14 +206,14 @@ pub struct ConnectionConfig {
     #[serde(default)]
     pub base_url: Option<String>,
     #[serde(default)]
-    pub webhook_secrets: Vec<Secret>,
+    pub webhook_secrets: Vec<ingot_model::Secret>,
     /// API credentials for the sync engine. Without them the connection is webhooks-only.
     #[serde(default)]
-    pub access_token: Option<Secret>,
+    pub access_token: Option<ingot_model::Secret>,
     #[serde(default)]
-    pub consumer_key: Option<Secret>,
+    pub consumer_key: Option<ingot_model::Secret>,
     #[serde(default)]
-    pub consumer_secret: Option<Secret>,
+    pub consumer_secret: Option<ingot_model::Secret>,
     /// Historical sync depth in days (default 730).
     #[serde(default)]
     pub history_days: Option<u32>,
@@ -191,11 +228,10 @@ pub struct ConnectionConfig {
 impl ConnectionConfig {
     /// The connection as the sync engine and ingest store it.
     pub fn spec(&self) -> ingot_model::ConnectionSpec {
-        let reveal = |s: &Option<Secret>| s.as_ref().map(|s| s.0.clone());
         let credentials = ingot_model::Credentials {
-            access_token: reveal(&self.access_token),
-            consumer_key: reveal(&self.consumer_key),
-            consumer_secret: reveal(&self.consumer_secret),
+            access_token: self.access_token.clone(),
+            consumer_key: self.consumer_key.clone(),
+            consumer_secret: self.consumer_secret.clone(),
         };
         let sync_disabled = credentials == ingot_model::Credentials::default();
         ingot_model::ConnectionSpec {
@@ -205,12 +241,23 @@ impl ConnectionConfig {
             shop_domain: self.shop_domain.clone(),
             base_url: self.base_url.clone(),
             credentials,
-            webhook_secrets: self.webhook_secrets.iter().map(|s| s.0.clone()).collect(),
+            webhook_secrets: self.webhook_secrets.clone(),
             history_days: self.history_days,
             poll_interval_secs: self.poll_interval_secs,
             timezone: self.timezone.clone(),
             page_size: None,
             sync_disabled,
+        }
+    }
+}
+
+impl TenantConfig {
+    /// The tenant as the API layers take it.
+    pub fn tenant(&self) -> ingot_model::auth::Tenant {
+        ingot_model::auth::Tenant {
+            id: self.id.clone(),
+            api_keys: self.api_keys.iter().map(|k| k.0.clone()).collect(),
+            connections: self.connections.clone(),
         }
     }
 }
@@ -225,7 +272,22 @@ pub struct ProcessorSection {
 
 impl Config {
     /// Loads `path` (if given) then `INGOT_*` environment overrides, and validates.
+    ///
+    /// Only nested variables (`INGOT_<SECTION>__<KEY>`, with `__` between levels) are
+    /// configuration: `INGOT_LOG`, `INGOT_FIXTURES_DIR` and whatever `INGOT_*` a container
+    /// platform injects are not config keys and are left alone.
     pub fn load(path: Option<&Path>) -> anyhow::Result<Config> {
+        Self::load_with_env(path, "INGOT_")
+    }
+
+    /// The environment layer: variables named `<prefix><a>__<b>…`, as the path `a.b…`.
+    fn env_layer(prefix: &str) -> Env {
+        Env::prefixed(prefix)
+            .filter(|k| k.as_str().contains("__"))
+            .split("__")
+    }
+
+    fn load_with_env(path: Option<&Path>, env_prefix: &str) -> anyhow::Result<Config> {
         let mut fig = Figment::new();
         if let Some(p) = path {
             if !p.exists() {
@@ -233,7 +295,7 @@ impl Config {
             }
             fig = fig.merge(Toml::file(p));
         }
-        fig = fig.merge(Env::prefixed("INGOT_").split("__"));
+        fig = fig.merge(Self::env_layer(env_prefix));
         let cfg: Config = fig.extract().map_err(|e| {
             let all: Vec<String> = e.into_iter().map(|e| e.to_string()).collect();
             anyhow::anyhow!("invalid configuration:\n  - {}", all.join("\n  - "))
@@ -251,6 +313,43 @@ impl Config {
         Ok(cfg)
     }
 
+    /// The keyring that seals connection secrets in the `ingot.connections` topic:
+    /// `[secrets] key` (and `old_keys`) when configured; else the key in
+    /// `<data_dir>/secrets.key`, generated there (mode 0600, logged) on first use.
+    pub fn keyring(&self) -> anyhow::Result<ingot_model::Keyring> {
+        if let Some(key) = &self.secrets.key {
+            let all = std::iter::once(key).chain(&self.secrets.old_keys);
+            return ingot_model::Keyring::from_specs(all)
+                .map_err(|e| anyhow::anyhow!("invalid configuration: [secrets] {e}"));
+        }
+        let path = self.storage.data_dir.join(GENERATED_KEY_FILE);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                let key = ingot_model::Secret::new(text.trim().to_string());
+                ingot_model::Keyring::from_specs(
+                    std::iter::once(&key).chain(&self.secrets.old_keys),
+                )
+                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let id = format!("gen-{}", chrono::Utc::now().format("%Y%m%d%H%M%S"));
+                let (ring, spec) = ingot_model::Keyring::generate(&id)
+                    .map_err(|e| anyhow::anyhow!("generating a secrets key: {e}"))?;
+                std::fs::create_dir_all(&self.storage.data_dir)
+                    .with_context(|| format!("creating {}", self.storage.data_dir.display()))?;
+                write_private(&path, spec.expose())?;
+                tracing::warn!(
+                    component = "secrets",
+                    path = %path.display(),
+                    key_id = %id,
+                    "no [secrets] key configured: generated one into the data dir; connection credentials are sealed with it, so back it up (or configure INGOT_SECRETS__KEY)"
+                );
+                Ok(ring)
+            }
+            Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+        }
+    }
+
     /// Cross-field checks, all reported at once.
     pub fn validate(&self) -> anyhow::Result<()> {
         let mut problems = Vec::new();
@@ -261,11 +360,11 @@ impl Config {
             if !seen.insert(c.id.as_str()) {
                 problems.push(format!("connection {:?} is defined twice", c.id));
             }
-            if c.id.contains('/') || c.id.is_empty() {
-                problems.push(format!(
-                    "connection id {:?} must be non-empty and contain no '/'",
-                    c.id
-                ));
+            // the same checks as `POST /v1/connections`
+            if let Err(e) = c.spec().validate() {
+                for p in e.0 {
+                    problems.push(format!("connection {:?}: {p}", c.id));
+                }
             }
             if !tenants.contains(c.tenant.as_str()) {
                 problems.push(format!(
@@ -279,11 +378,6 @@ impl Config {
                     c.id, c.provider
                 ));
             }
-            if let Some(tz) = &c.timezone {
-                if tz.parse::<chrono_tz::Tz>().is_err() {
-                    problems.push(format!("connection {:?}: unknown time zone {tz:?}", c.id));
-                }
-            }
         }
         if problems.is_empty() {
             Ok(())
@@ -291,6 +385,25 @@ impl Config {
             anyhow::bail!("invalid configuration:\n  - {}", problems.join("\n  - "))
         }
     }
+}
+
+/// Writes a new file readable by its owner only.
+fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    f.write_all(text.as_bytes())
+        .and_then(|()| f.write_all(b"\n"))
+        .and_then(|()| f.sync_all())
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 #[cfg(test)]
@@ -319,15 +432,78 @@ webhook_secrets = ["test-secret-not-real"]
         assert_eq!(c.http.listen, "127.0.0.1:8080");
         assert_eq!(c.connections[0].provider, Provider::Shopify);
         assert_eq!(
-            c.connections[0].webhook_secrets[0].0,
+            c.connections[0].webhook_secrets[0].expose(),
             "test-secret-not-real"
         );
+        assert_eq!(c.tenants[0].tenant().api_keys[0].expose(), "test-api-key");
         assert!(c.kafka.is_none());
         let debug = format!("{c:?}");
         assert!(
             !debug.contains("test-secret-not-real") && !debug.contains("test-api-key"),
             "{debug}"
         );
+    }
+
+    #[test]
+    fn only_nested_environment_variables_are_config() {
+        // a prefix of its own, so no other test sees these variables
+        let prefix = "INGOT_CFGTEST1_";
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ingot.toml");
+        std::fs::write(&path, ISSUE_CONFIG).unwrap();
+        std::env::set_var(format!("{prefix}LOG"), "debug");
+        std::env::set_var(format!("{prefix}FIXTURES_DIR"), "/tmp/fixtures");
+        std::env::set_var(format!("{prefix}HTTP__LISTEN"), "127.0.0.1:9123");
+        let c = Config::load_with_env(Some(&path), prefix).unwrap();
+        assert_eq!(
+            c.http.listen, "127.0.0.1:9123",
+            "nested keys still override"
+        );
+        // an unknown nested key is still an error
+        std::env::set_var(format!("{prefix}HTTP__LISTNE"), "x");
+        let err = Config::load_with_env(Some(&path), prefix)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("listne"), "{err}");
+    }
+
+    #[test]
+    fn the_secrets_key_comes_from_the_config_or_is_generated_once_into_the_data_dir() {
+        let dir = tempfile::tempdir().unwrap();
+        let toml = ISSUE_CONFIG.replace("./data", &dir.path().display().to_string());
+        let c = Config::from_toml(&toml).unwrap();
+        let ring = c.keyring().unwrap();
+        let file = dir.path().join(GENERATED_KEY_FILE);
+        let text = std::fs::read_to_string(&file).unwrap();
+        assert!(
+            text.starts_with(&format!("{}:", ring.current_id())),
+            "{text}"
+        );
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        // the same key the next time: what it sealed still opens
+        let sealed = ring.seal("c", &ingot_model::Secret::new("s"));
+        let again = c.keyring().unwrap();
+        assert_eq!(again.open("c", &sealed).unwrap().expose(), "s");
+        // a configured key wins; an old key still opens
+        let (_, k2) = ingot_model::Keyring::generate("k2").unwrap();
+        let configured = Config::from_toml(&format!(
+            "{toml}[secrets]\nkey = \"{}\"\nold_keys = [\"{}\"]\n",
+            k2.expose(),
+            text.trim()
+        ))
+        .unwrap();
+        let rotated = configured.keyring().unwrap();
+        assert_eq!(rotated.current_id(), "k2");
+        assert_eq!(rotated.open("c", &sealed).unwrap().expose(), "s");
+        assert!(!format!("{configured:?}").contains(k2.expose()));
+        let bad = Config::from_toml(&format!("{toml}[secrets]\nkey = \"k1:short\"\n")).unwrap();
+        let err = bad.keyring().unwrap_err().to_string();
+        assert!(err.contains("[secrets]"), "{err}");
     }
 
     #[test]
@@ -341,5 +517,21 @@ webhook_secrets = ["test-secret-not-real"]
                 .unwrap_err()
                 .to_string();
         assert!(err.contains("unknown tenant \"nobody\""), "{err}");
+    }
+
+    #[test]
+    fn connection_bounds_are_checked_as_the_api_checks_them() {
+        let err = Config::from_toml(&format!(
+            "{ISSUE_CONFIG}history_days = 1000000000\npoll_interval_secs = 1000000000000000000\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("connection \"shop-1\": history_days 1000000000 is out of range 1..=3650")
+                && err.contains(
+                    "connection \"shop-1\": poll_interval_secs 1000000000000000000 is out of range 60..=2592000"
+                ),
+            "{err}"
+        );
     }
 }

@@ -46,6 +46,13 @@ enum Command {
         /// Webhook → queryable latency samples.
         #[arg(long, default_value_t = 50)]
         samples: usize,
+        /// Throughput samples per figure, after one warm-up.
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+        /// Run on this Kafka (HOST:PORT) instead of the embedded broker. A scratch broker:
+        /// the bench deletes and re-creates ingot's topics there.
+        #[arg(long)]
+        kafka: Option<String>,
     },
     /// Show a connection's sync status as progress bars (per model).
     SyncStatus {
@@ -222,7 +229,20 @@ async fn main() -> anyhow::Result<()> {
             connection,
             follow,
         } => ingot::progress::watch(&api, &key, &connection, follow).await,
-        Command::Bench { records, samples } => ingot::bench::run(records, samples).await,
+        Command::Bench {
+            records,
+            samples,
+            runs,
+            kafka,
+        } => {
+            ingot::bench::run(ingot::bench::BenchArgs {
+                records,
+                samples,
+                runs,
+                kafka,
+            })
+            .await
+        }
         Command::Demo {
             listen,
             data_dir,
