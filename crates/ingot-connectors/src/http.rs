@@ -49,7 +49,13 @@ pub struct Response {
 
 pub use reqwest::Client;
 
-/// `Retry-After` as a duration: delta-seconds, or an HTTP date (RFC 7231 §7.1.3).
+/// The longest wait a `Retry-After` can impose on one request: a 3PA asking for more
+/// (`1e20`, `inf`, a date next year) is waited on for this long, then retried.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+
+/// `Retry-After` as a duration: delta-seconds, or an HTTP date (RFC 7231 §7.1.3), capped
+/// at [`MAX_RETRY_AFTER`]. A value that is neither (negative, NaN, garbage) is ignored
+/// (`None`: the backoff's own delay applies); a date in the past is zero.
 pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
     let v = headers
         .get(reqwest::header::RETRY_AFTER)?
@@ -57,11 +63,24 @@ pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
         .ok()?
         .trim();
     if let Ok(secs) = v.parse::<f64>() {
-        return (secs >= 0.0).then(|| Duration::from_secs_f64(secs));
+        if secs.is_nan() || secs < 0.0 {
+            return None;
+        }
+        // `try_from` fails only on overflow (inf, 1e20): that is "very long", so the cap
+        return Some(
+            Duration::try_from_secs_f64(secs)
+                .unwrap_or(MAX_RETRY_AFTER)
+                .min(MAX_RETRY_AFTER),
+        );
     }
     let at = chrono::DateTime::parse_from_rfc2822(v).ok()?;
     let delta = at.with_timezone(&chrono::Utc) - chrono::Utc::now();
-    Some(delta.to_std().unwrap_or(Duration::ZERO))
+    Some(
+        delta
+            .to_std()
+            .unwrap_or(Duration::ZERO)
+            .min(MAX_RETRY_AFTER),
+    )
 }
 
 #[derive(Debug)]
@@ -139,8 +158,9 @@ where
         .retry(backoff)
         .when(|e: &Attempt| matches!(e, Attempt::Retry { .. }))
         .adjust(|e: &Attempt, dur| match e {
-            // honour Retry-After when the 3PA gives one
-            Attempt::Retry { wait: Some(w), .. } => Some((*w).max(dur.unwrap_or_default())),
+            // honour Retry-After when the 3PA gives one, within the attempt budget
+            // (`None`: the budget is spent, stop)
+            Attempt::Retry { wait: Some(w), .. } => dur.map(|d| d.max(*w)),
             _ => dur,
         })
         .notify(|e: &Attempt, dur| tracing::debug!(component = "connector", error = ?e, ?dur, "retrying"))
@@ -166,5 +186,62 @@ mod tests {
             "Wed, 21 Oct 2015 07:28:00 GMT".parse().unwrap(),
         );
         assert_eq!(retry_after(&h), Some(Duration::ZERO));
+    }
+
+    #[test]
+    fn retry_after_from_a_hostile_3pa_never_panics_and_is_capped() {
+        let mut h = reqwest::header::HeaderMap::new();
+        for (value, expected) in [
+            ("inf", Some(MAX_RETRY_AFTER)),
+            ("+Infinity", Some(MAX_RETRY_AFTER)),
+            ("1e20", Some(MAX_RETRY_AFTER)),
+            ("18446744073709551616", Some(MAX_RETRY_AFTER)),
+            ("7200", Some(MAX_RETRY_AFTER)),
+            ("3599", Some(Duration::from_secs(3599))),
+            ("NaN", None),
+            ("-1", None),
+            ("-inf", None),
+            ("soon", None),
+            ("Fri, 31 Dec 9999 23:59:59 GMT", Some(MAX_RETRY_AFTER)),
+        ] {
+            h.insert("retry-after", value.parse().unwrap());
+            assert_eq!(retry_after(&h), expected, "Retry-After: {value}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_429_with_an_infinite_retry_after_is_an_error_not_a_panic() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        // a 3PA that always answers 429 with `Retry-After: inf`
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut sock, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 4096];
+                    let _ = sock.read(&mut buf).await;
+                    let _ = sock
+                        .write_all(
+                            b"HTTP/1.1 429 Too Many Requests\r\nretry-after: inf\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+                        )
+                        .await;
+                });
+            }
+        });
+        // one attempt: the wait is computed (where it panicked) but the budget is spent, so
+        // it is not slept (it was: a Retry-After outlived any budget)
+        let policy = RetryPolicy {
+            max_attempts: 1,
+            ..RetryPolicy::default()
+        };
+        let client = Client::new();
+        let url = format!("http://{addr}/x");
+        let err = send(&policy, || client.get(&url)).await.unwrap_err();
+        match err {
+            ConnectorError::RateLimited { retry_after } => {
+                assert_eq!(retry_after, Some(MAX_RETRY_AFTER))
+            }
+            other => panic!("expected RateLimited, got {other:?}"),
+        }
     }
 }

@@ -138,7 +138,14 @@ impl Pacer {
                     s.in_flight += 1;
                     None
                 } else {
-                    Some(Duration::from_secs_f64((s.level + 1.0 - threshold) / leak))
+                    // the level comes from the 3PA's header: never trust it with a panic
+                    // (overflow) or an endless wait
+                    let secs = (s.level + 1.0 - threshold) / leak;
+                    Some(
+                        Duration::try_from_secs_f64(secs)
+                            .unwrap_or(crate::http::MAX_RETRY_AFTER)
+                            .min(crate::http::MAX_RETRY_AFTER),
+                    )
                 }
             };
             match wait {
