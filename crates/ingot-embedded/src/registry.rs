@@ -65,7 +65,9 @@ struct Registry_ {
 }
 
 impl Registry_ {
-    fn apply(&mut self, e: LogEntry) {
+    /// Applies one log entry. A schema entry must name an existing version or the next
+    /// one (versions start at 1 and have no gaps); anything else is refused, unapplied.
+    fn apply(&mut self, e: LogEntry) -> Result<(), String> {
         match e {
             LogEntry::Schema {
                 subject,
@@ -73,13 +75,20 @@ impl Registry_ {
                 id,
                 schema,
             } => {
+                let next = self.subjects.get(&subject).map_or(0, Vec::len) + 1;
+                let v = version as usize;
+                if v == 0 || v > next {
+                    return Err(format!(
+                        "subject {subject:?}: version {version} is not between 1 and the next version {next}"
+                    ));
+                }
                 self.schemas.insert(id, schema);
                 let versions = self.subjects.entry(subject).or_default();
-                let idx = version as usize - 1;
-                if versions.len() <= idx {
-                    versions.resize(idx + 1, id);
+                if v == next {
+                    versions.push(id);
+                } else {
+                    versions[v - 1] = id;
                 }
-                versions[idx] = id;
             }
             LogEntry::Config {
                 subject: None,
@@ -92,6 +101,7 @@ impl Registry_ {
                 self.levels.insert(s, level);
             }
         }
+        Ok(())
     }
 
     fn level(&self, subject: &str) -> String {
@@ -218,7 +228,10 @@ impl Registry {
                     offset: m.offset,
                     reason: e.to_string(),
                 })?;
-            state.apply(entry);
+            // one bad entry must not make the registry unopenable: skip it, loudly
+            if let Err(reason) = state.apply(entry) {
+                tracing::error!(component = "schema-registry", offset = m.offset, %reason, "_schemas entry ignored");
+            }
         }
         Ok(Registry {
             state: Arc::new(RwLock::new(state)),
@@ -269,7 +282,12 @@ impl Registry {
                     format!("Error in the backend data store: {e}"),
                 )
             })?;
-        self.state.write().expect("registry lock").apply(entry);
+        // registrations allocate the next version under the write lock, so this holds
+        self.state
+            .write()
+            .expect("registry lock")
+            .apply(entry)
+            .map_err(|reason| ApiError(StatusCode::INTERNAL_SERVER_ERROR, 50001, reason))?;
         Ok(())
     }
 
@@ -527,6 +545,38 @@ mod tests {
 
     fn s(text: &str) -> Schema {
         Schema::parse_str(text).unwrap()
+    }
+
+    fn entry(subject: &str, version: u32, id: u32) -> LogEntry {
+        LogEntry::Schema {
+            subject: subject.into(),
+            version,
+            id,
+            schema: r#""string""#.into(),
+        }
+    }
+
+    #[test]
+    fn log_entries_with_impossible_versions_are_refused_not_panicked_on() {
+        let mut st = Registry_::default();
+        let err = st.apply(entry("s-value", 0, 1)).unwrap_err();
+        assert_eq!(
+            err,
+            "subject \"s-value\": version 0 is not between 1 and the next version 1"
+        );
+        // a version far past the end would allocate billions of slots
+        let err = st.apply(entry("s-value", u32::MAX, 1)).unwrap_err();
+        assert!(err.contains("version 4294967295"), "{err}");
+        assert!(
+            st.subjects.is_empty() && st.schemas.is_empty(),
+            "nothing applied"
+        );
+        st.apply(entry("s-value", 1, 1)).unwrap();
+        st.apply(entry("s-value", 2, 2)).unwrap();
+        st.apply(entry("s-value", 2, 3)).unwrap(); // a re-written version replaces its id
+        assert_eq!(st.subjects["s-value"], vec![1, 3]);
+        assert!(st.apply(entry("s-value", 4, 4)).is_err(), "no gaps");
+        assert_eq!(st.subjects["s-value"], vec![1, 3]);
     }
 
     #[test]
