@@ -44,7 +44,10 @@ fn not_found() -> Response {
 
 fn internal(e: ForwarderError) -> Response {
     tracing::error!(component = "webhook-endpoints-api", error = %e, "storage error");
-    error(StatusCode::SERVICE_UNAVAILABLE, "storage unavailable, retry")
+    error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "storage unavailable, retry",
+    )
 }
 
 #[allow(clippy::result_large_err)] // the Err is the ready-made HTTP answer
@@ -357,7 +360,11 @@ async fn rotate(State(s): St, headers: HeaderMap, Path(id): Path<String>) -> Res
     let overlap = chrono::Duration::from_std(crate::config::secs(s.cfg.secret_overlap_secs))
         .unwrap_or(chrono::Duration::hours(24));
     let expires = ingot_model::format_utc(&(now + overlap));
-    let active: Vec<String> = e.active_secrets(now).iter().map(|x| x.to_string()).collect();
+    let active: Vec<String> = e
+        .active_secrets(now)
+        .iter()
+        .map(|x| x.to_string())
+        .collect();
     let mut secrets: Vec<SigningSecret> = e
         .secrets
         .into_iter()
@@ -382,8 +389,7 @@ async fn rotate(State(s): St, headers: HeaderMap, Path(id): Path<String>) -> Res
     if let Err(err) = s.endpoints.put(&id, Some(&e)).await {
         return internal(err);
     }
-    Json(json!({"id": id, "secret": secret, "previous_secret_expires_at": expires}))
-        .into_response()
+    Json(json!({"id": id, "secret": secret, "previous_secret_expires_at": expires})).into_response()
 }
 
 #[derive(Deserialize)]
@@ -483,15 +489,15 @@ async fn replay_range(
     };
     let time = |name: &str, v: &str| {
         ingot_model::parse_time(v, false)
-            .map_err(|_| error(StatusCode::BAD_REQUEST, format!("{name}: expected an RFC 3339 time, got {v:?}")))
+            .map_err(|_| format!("{name}: expected an RFC 3339 time, got {v:?}"))
     };
     let since = match time("since", &b.since) {
         Ok(t) => t,
-        Err(r) => return r,
+        Err(m) => return error(StatusCode::BAD_REQUEST, m),
     };
     let until = match b.until.as_deref().map(|u| time("until", u)).transpose() {
         Ok(t) => t.unwrap_or_else(Utc::now),
-        Err(r) => return r,
+        Err(m) => return error(StatusCode::BAD_REQUEST, m),
     };
     if until <= since {
         return error(StatusCode::BAD_REQUEST, "until: must be after since");

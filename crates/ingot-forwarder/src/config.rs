@@ -45,9 +45,7 @@ impl Default for ForwarderConfig {
     fn default() -> Self {
         ForwarderConfig {
             group_id: "ingot-forwarder".into(),
-            retry_schedule_secs: vec![
-                0.0, 5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0,
-            ],
+            retry_schedule_secs: vec![0.0, 5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0],
             retry_jitter: 0.2,
             timeout_secs: 15.0,
             max_retry_after_secs: 86400.0,
@@ -75,7 +73,11 @@ impl ForwarderConfig {
         if self.retry_schedule_secs.is_empty() {
             errs.push("forwarder.retry_schedule_secs: needs at least one entry".to_string());
         }
-        if self.retry_schedule_secs.iter().any(|s| !s.is_finite() || *s < 0.0) {
+        if self
+            .retry_schedule_secs
+            .iter()
+            .any(|s| !s.is_finite() || *s < 0.0)
+        {
             errs.push("forwarder.retry_schedule_secs: entries must be ≥ 0".to_string());
         }
         if !(0.0..1.0).contains(&self.retry_jitter) {
@@ -84,9 +86,15 @@ impl ForwarderConfig {
         for (name, v) in [
             ("timeout_secs", self.timeout_secs),
             ("max_retry_after_secs", self.max_retry_after_secs),
-            ("disable_after_failing_secs", self.disable_after_failing_secs),
+            (
+                "disable_after_failing_secs",
+                self.disable_after_failing_secs,
+            ),
             ("secret_overlap_secs", self.secret_overlap_secs),
-            ("delivery_log_retention_secs", self.delivery_log_retention_secs),
+            (
+                "delivery_log_retention_secs",
+                self.delivery_log_retention_secs,
+            ),
         ] {
             if !v.is_finite() || v <= 0.0 {
                 errs.push(format!("forwarder.{name}: must be > 0"));
@@ -94,7 +102,10 @@ impl ForwarderConfig {
         }
         for (name, v) in [
             ("max_in_flight", self.max_in_flight),
-            ("max_in_flight_per_endpoint", self.max_in_flight_per_endpoint),
+            (
+                "max_in_flight_per_endpoint",
+                self.max_in_flight_per_endpoint,
+            ),
             ("max_batch", self.max_batch),
             ("max_response_bytes", self.max_response_bytes),
         ] {

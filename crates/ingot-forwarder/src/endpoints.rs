@@ -230,7 +230,12 @@ impl Endpoints {
         e.updated_at = ingot_model::format_utc(&Utc::now());
         self.put(id, Some(&e)).await?;
         metrics::counter!("ingot_forwarder_endpoints_disabled_total").increment(1);
-        tracing::warn!(component = "forwarder", endpoint = id, reason, "endpoint disabled");
+        tracing::warn!(
+            component = "forwarder",
+            endpoint = id,
+            reason,
+            "endpoint disabled"
+        );
         Ok(())
     }
 
@@ -346,10 +351,22 @@ mod tests {
 
     #[test]
     fn pattern_validation() {
-        for ok in ["*", "order.*", "*.deleted", "customer.created", "product.updated"] {
+        for ok in [
+            "*",
+            "order.*",
+            "*.deleted",
+            "customer.created",
+            "product.updated",
+        ] {
             assert!(validate_event_pattern(ok).is_ok(), "{ok}");
         }
-        for bad in ["order", "invoice.created", "order.changed", "", "order.created.x"] {
+        for bad in [
+            "order",
+            "invoice.created",
+            "order.changed",
+            "",
+            "order.created.x",
+        ] {
             assert!(validate_event_pattern(bad).is_err(), "{bad}");
         }
     }

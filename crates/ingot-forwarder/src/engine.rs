@@ -93,7 +93,8 @@ pub(crate) async fn consume(
     shared: Arc<Shared>,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), ForwarderError> {
-    let consumer: StreamConsumer = ingot_kafka::create_consumer(&shared.kafka, &shared.cfg.group_id)?;
+    let consumer: StreamConsumer =
+        ingot_kafka::create_consumer(&shared.kafka, &shared.cfg.group_id)?;
     let stored = shared.offsets.read().expect("offsets lock").clone();
     let mut tpl = TopicPartitionList::new();
     for model in Model::ALL {
@@ -127,7 +128,11 @@ pub(crate) async fn consume(
         }
     }
     consumer.assign(&tpl).map_err(KafkaError::from)?;
-    tracing::info!(component = "forwarder", partitions = tpl.count(), "consuming normalized topics");
+    tracing::info!(
+        component = "forwarder",
+        partitions = tpl.count(),
+        "consuming normalized topics"
+    );
     loop {
         let first = tokio::select! {
             _ = shutdown.changed() => return Ok(()),
@@ -230,7 +235,8 @@ async fn handle_batch(
     let store = shared.store.clone();
     let first_delay = shared.cfg.delay_before(0).unwrap_or_default();
     let pos = positions.clone();
-    let jobs = blocking(move || store_jobs(&store, &changes, &endpoints, &pos, first_delay)).await?;
+    let jobs =
+        blocking(move || store_jobs(&store, &changes, &endpoints, &pos, first_delay)).await?;
     {
         let mut o = shared.offsets.write().expect("offsets lock");
         for (k, v) in &positions {
@@ -355,7 +361,9 @@ pub(crate) async fn replay(
             else {
                 continue;
             };
-            if at < since || at >= until || m.header(HEADER_TENANT) != Some(endpoint.tenant_id.as_str())
+            if at < since
+                || at >= until
+                || m.header(HEADER_TENANT) != Some(endpoint.tenant_id.as_str())
             {
                 continue;
             }
@@ -399,7 +407,10 @@ pub(crate) async fn replay(
 }
 
 /// Sends one signed `ping` event at once (not queued, not retried).
-pub(crate) async fn send_test(shared: &Arc<Shared>, endpoint: &Endpoint) -> (String, AttemptResult) {
+pub(crate) async fn send_test(
+    shared: &Arc<Shared>,
+    endpoint: &Endpoint,
+) -> (String, AttemptResult) {
     let now = Utc::now();
     let id = format!("msg_{}", uuid::Uuid::new_v4().simple());
     let body = serde_json::to_vec(&serde_json::json!({
@@ -516,7 +527,11 @@ impl Scheduler {
             self.schedule_head(&h.endpoint_id, &h.record_key, h.seq)
                 .await?;
         }
-        tracing::info!(component = "forwarder", queues = n_heads, "pending deliveries restored");
+        tracing::info!(
+            component = "forwarder",
+            queues = n_heads,
+            "pending deliveries restored"
+        );
         let mut endpoint_changes = self.shared.endpoints.subscribe();
         self.on_endpoints().await?;
         let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -564,7 +579,9 @@ impl Scheduler {
         match blocking(move || store.prune(cutoff)).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(component = "forwarder", pruned = n, "delivery log pruned"),
-            Err(e) => tracing::warn!(component = "forwarder", error = %e, "delivery log prune failed"),
+            Err(e) => {
+                tracing::warn!(component = "forwarder", error = %e, "delivery log prune failed")
+            }
         }
     }
 
@@ -655,7 +672,8 @@ impl Scheduler {
             self.ready.remove(&ep);
             self.parked.remove(&ep);
             self.backlog.remove(&ep);
-            metrics::gauge!("ingot_forwarder_backlog", "endpoint" => self.shared.labels.label(&ep)).set(0.0);
+            metrics::gauge!("ingot_forwarder_backlog", "endpoint" => self.shared.labels.label(&ep))
+                .set(0.0);
             let store = self.shared.store.clone();
             let e = ep.clone();
             let n = blocking(move || store.purge_endpoint(&e)).await?;
@@ -745,8 +763,7 @@ async fn attempt(
 ) -> Result<Outcome, ForwarderError> {
     let store = shared.store.clone();
     let e = ep_id.to_string();
-    let (d, body) =
-        blocking(move || Ok((store.delivery(&e, seq)?, store.body(&e, seq)?))).await?;
+    let (d, body) = blocking(move || Ok((store.delivery(&e, seq)?, store.body(&e, seq)?))).await?;
     let (Some(mut d), Some(body)) = (d, body) else {
         // nothing to send (finished meanwhile): leave the queue
         let store = shared.store.clone();
@@ -811,7 +828,8 @@ async fn attempt(
         metrics::counter!("ingot_forwarder_delivered_total", "endpoint" => label).increment(1);
         if let Ok(t) = ingot_model::parse_time(&d.changed_at, false) {
             if let Ok(lag) = (now - t).to_std() {
-                metrics::histogram!("ingot_forwarder_delivery_lag_seconds").record(lag.as_secs_f64());
+                metrics::histogram!("ingot_forwarder_delivery_lag_seconds")
+                    .record(lag.as_secs_f64());
             }
         }
         Outcome::Finished

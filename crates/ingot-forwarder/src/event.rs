@@ -178,7 +178,10 @@ mod tests {
             headers: vec![
                 ("ingot-tenant-id".into(), b"acme".to_vec()),
                 ("ingot-modified-at".into(), b"2026-01-02T00:00:00Z".to_vec()),
-                ("ingot-remote-updated-at".into(), b"2026-01-01T00:00:00Z".to_vec()),
+                (
+                    "ingot-remote-updated-at".into(),
+                    b"2026-01-01T00:00:00Z".to_vec(),
+                ),
                 ("ingot-op".into(), b"delete".to_vec()),
             ],
         }

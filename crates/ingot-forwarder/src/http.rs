@@ -26,12 +26,8 @@ pub fn is_public(ip: IpAddr) -> bool {
             let s = v6.segments();
             // NAT64 (64:ff9b::/96) embeds an IPv4 address
             if s[0] == 0x64 && s[1] == 0xff9b && s[2..6] == [0, 0, 0, 0] {
-                let v4 = Ipv4Addr::new(
-                    (s[6] >> 8) as u8,
-                    s[6] as u8,
-                    (s[7] >> 8) as u8,
-                    s[7] as u8,
-                );
+                let v4 =
+                    Ipv4Addr::new((s[6] >> 8) as u8, s[6] as u8, (s[7] >> 8) as u8, s[7] as u8);
                 return is_public_v4(v4);
             }
             !(v6.is_unspecified()
@@ -346,8 +342,12 @@ mod tests {
 
     #[tokio::test]
     async fn names_resolving_to_loopback_are_refused() {
-        assert!(check_url_resolving("https://localhost./x", false).await.is_err());
-        assert!(check_url_resolving("https://localhost/x", true).await.is_ok());
+        assert!(check_url_resolving("https://localhost./x", false)
+            .await
+            .is_err());
+        assert!(check_url_resolving("https://localhost/x", true)
+            .await
+            .is_ok());
     }
 
     #[test]

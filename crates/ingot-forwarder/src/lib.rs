@@ -134,9 +134,10 @@ impl Forwarder {
             .expect("store open panicked")?;
         let mut offsets = BTreeMap::new();
         for (k, v) in store.store.scan_prefix(store::OFFSETS, b"")? {
-            if let (Some(pos), Some(off)) =
-                (k.iter().position(|b| *b == 0), ingot_store::decode_offset(&v))
-            {
+            if let (Some(pos), Some(off)) = (
+                k.iter().position(|b| *b == 0),
+                ingot_store::decode_offset(&v),
+            ) {
                 if let (Ok(topic), Ok(p)) = (
                     std::str::from_utf8(&k[..pos]),
                     k[pos + 1..].try_into().map(i32::from_be_bytes),

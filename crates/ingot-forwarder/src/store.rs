@@ -150,6 +150,9 @@ fn endpoint_prefix(ep: &str) -> Vec<u8> {
     k
 }
 
+/// Pending deliveries per endpoint.
+pub(crate) type PendingCounts = Vec<(String, u64)>;
+
 /// A pending delivery at the head of its queue, as found at start-up.
 pub(crate) struct Head {
     pub endpoint_id: String,
@@ -225,7 +228,11 @@ impl DeliveryStore {
         }
     }
 
-    pub fn delivery(&self, ep: &str, seq: u64) -> Result<Option<Delivery>, ingot_store::StoreError> {
+    pub fn delivery(
+        &self,
+        ep: &str,
+        seq: u64,
+    ) -> Result<Option<Delivery>, ingot_store::StoreError> {
         Ok(self
             .store
             .get(DELIVERIES, &delivery_key(ep, seq))?
@@ -250,7 +257,7 @@ impl DeliveryStore {
     }
 
     /// The head of every queue, and the number of pending deliveries per endpoint.
-    pub fn heads(&self) -> Result<(Vec<Head>, Vec<(String, u64)>), ingot_store::StoreError> {
+    pub fn heads(&self) -> Result<(Vec<Head>, PendingCounts), ingot_store::StoreError> {
         let mut heads: Vec<Head> = Vec::new();
         let mut counts: Vec<(String, u64)> = Vec::new();
         self.store.scan_from(QUEUE, b"", |k, _| {
@@ -419,7 +426,12 @@ mod tests {
         {
             let s = DeliveryStore::open(dir.path()).unwrap();
             s.write_with_seqs(|alloc, b| {
-                for (ep, rk) in [("ep_a", "c/order/1"), ("ep_a", "c/order/1"), ("ep_a", "c/order/2"), ("ep_b", "c/order/1")] {
+                for (ep, rk) in [
+                    ("ep_a", "c/order/1"),
+                    ("ep_a", "c/order/1"),
+                    ("ep_a", "c/order/2"),
+                    ("ep_b", "c/order/1"),
+                ] {
                     let d = delivery(ep, rk, alloc());
                     DeliveryStore::put_new(b, &d, b"{}");
                 }
@@ -461,7 +473,11 @@ mod tests {
         assert_eq!(page.iter().map(|d| d.seq).collect::<Vec<_>>(), [1]);
         assert_eq!(more2, None);
         assert_eq!(s.purge_endpoint("ep_a").unwrap(), 2);
-        assert!(s.list("ep_a", None, 10, 100, |_| true).unwrap().0.is_empty());
+        assert!(s
+            .list("ep_a", None, 10, 100, |_| true)
+            .unwrap()
+            .0
+            .is_empty());
         assert_eq!(s.heads().unwrap().1, [("ep_b".to_string(), 1)]);
     }
 }

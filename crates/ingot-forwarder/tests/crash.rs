@@ -51,7 +51,13 @@ fn spawn_child(spec: &str) -> ChildGuard {
     let exe = std::env::current_exe().unwrap();
     ChildGuard(
         Command::new(exe)
-            .args(["child_forwarder_process", "--exact", "--nocapture", "--test-threads", "1"])
+            .args([
+                "child_forwarder_process",
+                "--exact",
+                "--nocapture",
+                "--test-threads",
+                "1",
+            ])
             .env(CHILD_ENV, spec)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -76,7 +82,14 @@ async fn kill_9_with_pending_deliveries_loses_none() {
     .await
     .unwrap();
     let router = api_only.router();
-    let (st, v) = api(&router, "POST", "/v1/webhook-endpoints", "acme-key", Some(json!({"url": format!("{}/e", rx.url)}))).await;
+    let (st, v) = api(
+        &router,
+        "POST",
+        "/v1/webhook-endpoints",
+        "acme-key",
+        Some(json!({"url": format!("{}/e", rx.url)})),
+    )
+    .await;
     assert_eq!(st, 201, "{v}");
     rx.set_secrets(&[v["secret"].as_str().unwrap()]);
     drop(router);
@@ -119,7 +132,10 @@ async fn kill_9_with_pending_deliveries_loses_none() {
     })
     .await;
     for (rid, id) in &before {
-        assert_eq!(&delivered[rid], id, "{rid} keeps its webhook-id across the kill");
+        assert_eq!(
+            &delivered[rid], id,
+            "{rid} keeps its webhook-id across the kill"
+        );
     }
     assert!(rx.all().iter().all(|g| g.verified_by == [0]));
     drop(child);

@@ -50,8 +50,12 @@ async fn changes_arrive_signed_in_order_with_the_api_record_and_per_tenant() {
     let view = ingot_materializer::View::open(&infra.state_dir("view")).unwrap();
     let (mstop, mrx) = tokio::sync::watch::channel(false);
     let mat = tokio::spawn(
-        ingot_materializer::Materializer::new(view.clone(), infra.kafka.clone(), infra.codec.clone())
-            .run(mrx),
+        ingot_materializer::Materializer::new(
+            view.clone(),
+            infra.kafka.clone(),
+            infra.codec.clone(),
+        )
+        .run(mrx),
     );
     let query = ingot_materializer::router(ingot_materializer::ApiState::new(view, &tenants()));
 
@@ -59,13 +63,33 @@ async fn changes_arrive_signed_in_order_with_the_api_record_and_per_tenant() {
     let r = &fwd.router;
     let (st, _) = api(r, "GET", "/v1/webhook-endpoints", "wrong-key", None).await;
     assert_eq!(st, 401);
-    let (st, v) = api(r, "POST", "/v1/webhook-endpoints", "acme-key", Some(json!({"url": rx.url, "events": ["order.shipped"]}))).await;
+    let (st, v) = api(
+        r,
+        "POST",
+        "/v1/webhook-endpoints",
+        "acme-key",
+        Some(json!({"url": rx.url, "events": ["order.shipped"]})),
+    )
+    .await;
     assert_eq!(st, 400, "{v}");
-    let (st, _) = api(r, "POST", "/v1/webhook-endpoints", "acme-key", Some(json!({"url": rx.url, "nope": 1}))).await;
+    let (st, _) = api(
+        r,
+        "POST",
+        "/v1/webhook-endpoints",
+        "acme-key",
+        Some(json!({"url": rx.url, "nope": 1})),
+    )
+    .await;
     assert_eq!(st, 400);
-    let (a, a_secret) = create_endpoint(r, "acme-key", json!({"url": format!("{}/a", rx.url), "events": ["order.*"], "description": "orders"})).await;
+    let (a, a_secret) = create_endpoint(
+        r,
+        "acme-key",
+        json!({"url": format!("{}/a", rx.url), "events": ["order.*"], "description": "orders"}),
+    )
+    .await;
     let (c, c_secret) = create_endpoint(r, "acme-key", json!({"url": format!("{}/c", rx.url), "events": ["customer.created"], "connection_ids": ["shop-1"]})).await;
-    let (g, g_secret) = create_endpoint(r, "globex-key", json!({"url": format!("{}/g", rx.url)})).await;
+    let (g, g_secret) =
+        create_endpoint(r, "globex-key", json!({"url": format!("{}/g", rx.url)})).await;
     assert!(a_secret.starts_with("whsec_"));
     use base64::Engine;
     let key = base64::engine::general_purpose::STANDARD
@@ -74,11 +98,21 @@ async fn changes_arrive_signed_in_order_with_the_api_record_and_per_tenant() {
     assert!(key.len() >= 24);
     rx.set_secrets(&[&a_secret, &c_secret, &g_secret]);
 
-    let (st, v) = api(r, "GET", &format!("/v1/webhook-endpoints/{a}"), "acme-key", None).await;
+    let (st, v) = api(
+        r,
+        "GET",
+        &format!("/v1/webhook-endpoints/{a}"),
+        "acme-key",
+        None,
+    )
+    .await;
     assert_eq!(st, 200);
     assert_eq!(v["events"], json!(["order.*"]));
     assert_eq!(v["status"], "enabled");
-    assert!(v.get("secret").is_none(), "the secret is shown only on create and rotation");
+    assert!(
+        v.get("secret").is_none(),
+        "the secret is shown only on create and rotation"
+    );
     for (method, path) in [
         ("GET", format!("/v1/webhook-endpoints/{a}")),
         ("DELETE", format!("/v1/webhook-endpoints/{a}")),
@@ -89,7 +123,14 @@ async fn changes_arrive_signed_in_order_with_the_api_record_and_per_tenant() {
         let (st, _) = api(r, method, &path, "globex-key", None).await;
         assert_eq!(st, 404, "{method} {path} for another tenant");
     }
-    let (st, _) = api(r, "PATCH", &format!("/v1/webhook-endpoints/{a}"), "globex-key", Some(json!({"status": "disabled"}))).await;
+    let (st, _) = api(
+        r,
+        "PATCH",
+        &format!("/v1/webhook-endpoints/{a}"),
+        "globex-key",
+        Some(json!({"status": "disabled"})),
+    )
+    .await;
     assert_eq!(st, 404);
     let (_, v) = api(r, "GET", "/v1/webhook-endpoints", "globex-key", None).await;
     assert_eq!(v["data"].as_array().unwrap().len(), 1);
@@ -99,7 +140,10 @@ async fn changes_arrive_signed_in_order_with_the_api_record_and_per_tenant() {
     let mut o1 = order("shop-1", "acme", "820982911946154508", "open");
     produce(&infra, &o1).await;
     let id = RecordKey::new("shop-1", Model::Order, "820982911946154508").record_id();
-    let first = eventually(30, "order.created at a", || rx.delivered_at("/a").first().cloned()).await;
+    let first = eventually(30, "order.created at a", || {
+        rx.delivered_at("/a").first().cloned()
+    })
+    .await;
     assert_eq!(first.event_type(), "order.created");
     let served = eventually_async(30, "the view to serve the order", || async {
         let (st, v) = api(&query, "GET", &format!("/v1/orders/{id}"), "acme-key", None).await;
@@ -108,7 +152,10 @@ async fn changes_arrive_signed_in_order_with_the_api_record_and_per_tenant() {
     .await;
     let mut data = first.json["data"].clone();
     let version = data.as_object_mut().unwrap().remove("version").unwrap();
-    assert_eq!(data, served["data"], "the event data is the record as GET serves it");
+    assert_eq!(
+        data, served["data"],
+        "the event data is the record as GET serves it"
+    );
     assert!(version.as_i64().unwrap() >= 0);
     assert_eq!(first.json["timestamp"], served["data"]["modified_at"]);
 
@@ -144,7 +191,10 @@ async fn changes_arrive_signed_in_order_with_the_api_record_and_per_tenant() {
     let types: Vec<&str> = at_a.iter().map(Got::event_type).collect();
     assert_eq!(types, ["order.created", "order.updated", "order.deleted"]);
     let versions: Vec<i64> = at_a.iter().map(Got::version).collect();
-    assert!(versions.windows(2).all(|w| w[0] < w[1]), "versions increase: {versions:?}");
+    assert!(
+        versions.windows(2).all(|w| w[0] < w[1]),
+        "versions increase: {versions:?}"
+    );
     assert_eq!(at_a[1].json["data"]["status"], "closed");
     assert_eq!(
         at_a[2].json["data"],
@@ -171,10 +221,20 @@ async fn changes_arrive_signed_in_order_with_the_api_record_and_per_tenant() {
     assert_eq!(at_c.len(), 1);
     assert_eq!(at_c[0].event_type(), "customer.created");
     assert_eq!(at_c[0].remote_id(), "77");
-    assert!(rx.at("/a").iter().all(|g| g.json["data"]["tenant_id"] != "globex"));
+    assert!(rx
+        .at("/a")
+        .iter()
+        .all(|g| g.json["data"]["tenant_id"] != "globex"));
 
     // --- the delivery log
-    let (st, v) = api(r, "GET", &format!("/v1/webhook-endpoints/{a}/deliveries"), "acme-key", None).await;
+    let (st, v) = api(
+        r,
+        "GET",
+        &format!("/v1/webhook-endpoints/{a}/deliveries"),
+        "acme-key",
+        None,
+    )
+    .await;
     assert_eq!(st, 200);
     let log = v["data"].as_array().unwrap();
     assert_eq!(log.len(), 3);
@@ -185,34 +245,82 @@ async fn changes_arrive_signed_in_order_with_the_api_record_and_per_tenant() {
         assert_eq!(d["attempts"][0]["status_code"], 200);
         assert!(d["attempts"][0]["latency_ms"].is_u64());
     }
-    let (_, v) = api(r, "GET", &format!("/v1/webhook-endpoints/{a}/deliveries?status=pending"), "acme-key", None).await;
+    let (_, v) = api(
+        r,
+        "GET",
+        &format!("/v1/webhook-endpoints/{a}/deliveries?status=pending"),
+        "acme-key",
+        None,
+    )
+    .await;
     assert_eq!(v["data"], json!([]));
-    let (_, v) = api(r, "GET", &format!("/v1/webhook-endpoints/{a}/deliveries?limit=2"), "acme-key", None).await;
+    let (_, v) = api(
+        r,
+        "GET",
+        &format!("/v1/webhook-endpoints/{a}/deliveries?limit=2"),
+        "acme-key",
+        None,
+    )
+    .await;
     assert_eq!(v["data"].as_array().unwrap().len(), 2);
     let cursor = v["next_cursor"].as_str().unwrap().to_string();
-    let (_, v) = api(r, "GET", &format!("/v1/webhook-endpoints/{a}/deliveries?limit=2&cursor={cursor}"), "acme-key", None).await;
+    let (_, v) = api(
+        r,
+        "GET",
+        &format!("/v1/webhook-endpoints/{a}/deliveries?limit=2&cursor={cursor}"),
+        "acme-key",
+        None,
+    )
+    .await;
     assert_eq!(v["data"].as_array().unwrap().len(), 1);
     assert_eq!(v["data"][0]["event_type"], "order.created");
     assert_eq!(v["next_cursor"], Value::Null);
-    let (st, _) = api(r, "GET", &format!("/v1/webhook-endpoints/{a}/deliveries?status=lost"), "acme-key", None).await;
+    let (st, _) = api(
+        r,
+        "GET",
+        &format!("/v1/webhook-endpoints/{a}/deliveries?status=lost"),
+        "acme-key",
+        None,
+    )
+    .await;
     assert_eq!(st, 400);
 
     // --- rotation: both secrets sign during the overlap
-    let (st, v) = api(r, "POST", &format!("/v1/webhook-endpoints/{a}/rotate-secret"), "acme-key", None).await;
+    let (st, v) = api(
+        r,
+        "POST",
+        &format!("/v1/webhook-endpoints/{a}/rotate-secret"),
+        "acme-key",
+        None,
+    )
+    .await;
     assert_eq!(st, 200, "{v}");
     let a_new = secret_of(&v);
     assert_ne!(a_new, a_secret);
     rx.set_secrets(&[&a_secret, &c_secret, &g_secret, &a_new]);
     produce(&infra, &order("shop-1", "acme", "5", "open")).await;
     let rotated = eventually(30, "a delivery after rotation", || {
-        rx.delivered_at("/a").into_iter().find(|g| g.remote_id() == "5")
+        rx.delivered_at("/a")
+            .into_iter()
+            .find(|g| g.remote_id() == "5")
     })
     .await;
     assert_eq!(rotated.signatures.len(), 2);
-    assert_eq!(rotated.verified_by, [0, 3], "old and new secret both verify");
+    assert_eq!(
+        rotated.verified_by,
+        [0, 3],
+        "old and new secret both verify"
+    );
 
     // --- the test ping, signed like the rest
-    let (st, v) = api(r, "POST", &format!("/v1/webhook-endpoints/{a}/test"), "acme-key", None).await;
+    let (st, v) = api(
+        r,
+        "POST",
+        &format!("/v1/webhook-endpoints/{a}/test"),
+        "acme-key",
+        None,
+    )
+    .await;
     assert_eq!(st, 200);
     assert_eq!(v["delivered"], true, "{v}");
     let ping = rx
@@ -232,7 +340,14 @@ async fn changes_arrive_signed_in_order_with_the_api_record_and_per_tenant() {
         .collect();
     assert_eq!(before.len(), 4);
     let until = chrono::Utc::now() + chrono::Duration::seconds(1);
-    let (st, v) = api(r, "POST", &format!("/v1/webhook-endpoints/{a}/replay"), "acme-key", Some(json!({"since": started.to_rfc3339(), "until": until.to_rfc3339()}))).await;
+    let (st, v) = api(
+        r,
+        "POST",
+        &format!("/v1/webhook-endpoints/{a}/replay"),
+        "acme-key",
+        Some(json!({"since": started.to_rfc3339(), "until": until.to_rfc3339()})),
+    )
+    .await;
     assert_eq!(st, 202, "{v}");
     assert_eq!(v["replayed"], 4);
     let replayed = eventually(30, "the replayed events", || {
@@ -249,15 +364,36 @@ async fn changes_arrive_signed_in_order_with_the_api_record_and_per_tenant() {
         .map(|g| (g.id.clone(), g.body.clone()))
         .collect();
     assert_eq!(again, before, "replays carry the original ids and bodies");
-    let (_, v) = api(r, "POST", &format!("/v1/webhook-endpoints/{a}/replay"), "acme-key", Some(json!({"since": until.to_rfc3339()}))).await;
+    let (_, v) = api(r, "POST", &format!("/v1/webhook-endpoints/{a}/replay"), "acme-key", Some(json!({"since": until.to_rfc3339(), "until": (until + chrono::Duration::hours(1)).to_rfc3339()}))).await;
     assert_eq!(v["replayed"], 0, "{v}");
-    let (st, _) = api(r, "POST", &format!("/v1/webhook-endpoints/{a}/replay"), "acme-key", Some(json!({"since": "yesterday"}))).await;
+    let (st, _) = api(
+        r,
+        "POST",
+        &format!("/v1/webhook-endpoints/{a}/replay"),
+        "acme-key",
+        Some(json!({"since": "yesterday"})),
+    )
+    .await;
     assert_eq!(st, 400);
 
     // --- delete
-    let (st, _) = api(r, "DELETE", &format!("/v1/webhook-endpoints/{c}"), "acme-key", None).await;
+    let (st, _) = api(
+        r,
+        "DELETE",
+        &format!("/v1/webhook-endpoints/{c}"),
+        "acme-key",
+        None,
+    )
+    .await;
     assert_eq!(st, 204);
-    let (st, _) = api(r, "GET", &format!("/v1/webhook-endpoints/{c}"), "acme-key", None).await;
+    let (st, _) = api(
+        r,
+        "GET",
+        &format!("/v1/webhook-endpoints/{c}"),
+        "acme-key",
+        None,
+    )
+    .await;
     assert_eq!(st, 404);
 
     let _ = mstop.send(true);
@@ -271,7 +407,12 @@ async fn retries_keep_the_id_and_body_and_hold_back_only_that_record() {
     let infra = Infra::start().await;
     let rx = Receiver::start().await;
     let fwd = start_forwarder(&infra, fast_config(), &infra.state_dir("fwd")).await;
-    let (e, secret) = create_endpoint(&fwd.router, "acme-key", json!({"url": format!("{}/e", rx.url)})).await;
+    let (e, secret) = create_endpoint(
+        &fwd.router,
+        "acme-key",
+        json!({"url": format!("{}/e", rx.url)}),
+    )
+    .await;
     rx.set_secrets(&[&secret]);
     let v1_id = std::sync::Arc::new(std::sync::Mutex::new(None::<String>));
     let v1 = v1_id.clone();
@@ -305,19 +446,33 @@ async fn retries_keep_the_id_and_body_and_hold_back_only_that_record() {
     let done = eventually(60, "every record delivered", || {
         let d = rx.delivered_at("/e");
         let ids: BTreeSet<&str> = d.iter().map(|g| g.remote_id()).collect();
-        (ids.len() == 4 && d.iter().any(|g| g.remote_id() == "r1" && g.json["data"]["status"] == "closed"))
-            .then_some(d)
+        (ids.len() == 4
+            && d.iter()
+                .any(|g| g.remote_id() == "r1" && g.json["data"]["status"] == "closed"))
+        .then_some(d)
     })
     .await;
     let all = rx.at("/e");
-    assert!(all.iter().all(|g| g.verified_by == [0]), "every attempt is signed");
+    assert!(
+        all.iter().all(|g| g.verified_by == [0]),
+        "every attempt is signed"
+    );
     let v1_id = v1_id.lock().unwrap().clone().unwrap();
     let r1v1: Vec<&Got> = all.iter().filter(|g| g.id == v1_id).collect();
     assert_eq!(r1v1.len(), 4, "three 500s, then 200");
-    assert!(r1v1.iter().all(|g| g.body == r1v1[0].body), "same body on every retry");
+    assert!(
+        r1v1.iter().all(|g| g.body == r1v1[0].body),
+        "same body on every retry"
+    );
     for w in r1v1.windows(2) {
-        assert!(w[1].timestamp > w[0].timestamp, "fresh webhook-timestamp per attempt");
-        assert_ne!(w[1].signatures, w[0].signatures, "fresh signature per attempt");
+        assert!(
+            w[1].timestamp > w[0].timestamp,
+            "fresh webhook-timestamp per attempt"
+        );
+        assert_ne!(
+            w[1].signatures, w[0].signatures,
+            "fresh signature per attempt"
+        );
     }
     let v1_ok = r1v1.last().unwrap();
     let r1v2 = all
@@ -325,7 +480,10 @@ async fn retries_keep_the_id_and_body_and_hold_back_only_that_record() {
         .find(|g| g.remote_id() == "r1" && g.json["data"]["status"] == "closed")
         .unwrap();
     assert_ne!(r1v2.id, v1_id);
-    assert!(r1v2.at > v1_ok.at, "the later change waits for the earlier one");
+    assert!(
+        r1v2.at > v1_ok.at,
+        "the later change waits for the earlier one"
+    );
     assert_eq!(r1v2.event_type(), "order.updated");
     let r2 = done.iter().find(|g| g.remote_id() == "r2").unwrap();
     assert!(r2.at < v1_ok.at, "other records flow while r1 is retried");
@@ -333,17 +491,32 @@ async fn retries_keep_the_id_and_body_and_hold_back_only_that_record() {
     let r3: Vec<&Got> = all.iter().filter(|g| g.remote_id() == "r3").collect();
     assert_eq!(r3.len(), 2);
     let waited = r3[1].at - r3[0].at;
-    assert!(waited >= Duration::from_millis(2900), "Retry-After honoured: {waited:?}");
+    assert!(
+        waited >= Duration::from_millis(2900),
+        "Retry-After honoured: {waited:?}"
+    );
     // a timeout is a failed attempt, retried with the same id
     let r4: Vec<&Got> = all.iter().filter(|g| g.remote_id() == "r4").collect();
     assert_eq!(r4.len(), 2);
     assert_eq!(r4[0].id, r4[1].id);
-    let (_, v) = api(&fwd.router, "GET", &format!("/v1/webhook-endpoints/{e}/deliveries"), "acme-key", None).await;
+    let (_, v) = api(
+        &fwd.router,
+        "GET",
+        &format!("/v1/webhook-endpoints/{e}/deliveries"),
+        "acme-key",
+        None,
+    )
+    .await;
     let log = v["data"].as_array().unwrap();
     let find = |msg: &str| log.iter().find(|d| d["message_id"] == msg).unwrap().clone();
     let d1 = find(&v1_id);
     assert_eq!(d1["status"], "delivered");
-    let codes: Vec<Value> = d1["attempts"].as_array().unwrap().iter().map(|a| a["status_code"].clone()).collect();
+    let codes: Vec<Value> = d1["attempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["status_code"].clone())
+        .collect();
     assert_eq!(codes, [json!(500), json!(500), json!(500), json!(200)]);
     let d4 = find(&r4[0].id);
     assert_eq!(d4["attempts"][0]["error"], "timeout");
@@ -377,29 +550,68 @@ async fn gone_and_continuous_failure_disable_and_reenabling_resumes() {
     });
     produce(&infra, &order("shop-1", "acme", "x1", "open")).await;
     let disabled = |id: String| async move {
-        let (_, v) = api(r, "GET", &format!("/v1/webhook-endpoints/{id}"), "acme-key", None).await;
+        let (_, v) = api(
+            r,
+            "GET",
+            &format!("/v1/webhook-endpoints/{id}"),
+            "acme-key",
+            None,
+        )
+        .await;
         (v["status"] == "disabled").then_some(v)
     };
     let v = eventually_async(30, "410 to disable the endpoint", || disabled(e.clone())).await;
-    assert!(v["disabled_reason"].as_str().unwrap().contains("410"), "{v}");
-    let v = eventually_async(30, "continuous failure to disable the endpoint", || disabled(h.clone())).await;
-    assert!(v["disabled_reason"].as_str().unwrap().contains("failed since"), "{v}");
+    assert!(
+        v["disabled_reason"].as_str().unwrap().contains("410"),
+        "{v}"
+    );
+    let v = eventually_async(30, "continuous failure to disable the endpoint", || {
+        disabled(h.clone())
+    })
+    .await;
+    assert!(
+        v["disabled_reason"]
+            .as_str()
+            .unwrap()
+            .contains("failed since"),
+        "{v}"
+    );
     let first_try = rx.at("/gone");
-    assert_eq!(first_try.len(), 1, "nothing more is sent to a disabled endpoint");
+    assert_eq!(
+        first_try.len(),
+        1,
+        "nothing more is sent to a disabled endpoint"
+    );
     // a disabled endpoint gets no new deliveries (x2 reaches /fine, not /gone)
     produce(&infra, &order("shop-1", "acme", "x2", "open")).await;
     eventually(30, "x2 at the healthy endpoint", || {
-        rx.delivered_at("/fine").into_iter().find(|g| g.remote_id() == "x2")
+        rx.delivered_at("/fine")
+            .into_iter()
+            .find(|g| g.remote_id() == "x2")
     })
     .await;
-    let (_, v) = api(r, "GET", &format!("/v1/webhook-endpoints/{e}/deliveries"), "acme-key", None).await;
+    let (_, v) = api(
+        r,
+        "GET",
+        &format!("/v1/webhook-endpoints/{e}/deliveries"),
+        "acme-key",
+        None,
+    )
+    .await;
     let log = v["data"].as_array().unwrap();
     assert_eq!(log.len(), 1);
     assert_eq!(log[0]["status"], "pending");
     assert_eq!(log[0]["attempts"][0]["status_code"], 410);
     // re-enabled, the paused delivery goes out with its original id
     gone.store(false, std::sync::atomic::Ordering::SeqCst);
-    let (st, v) = api(r, "PATCH", &format!("/v1/webhook-endpoints/{e}"), "acme-key", Some(json!({"status": "enabled"}))).await;
+    let (st, v) = api(
+        r,
+        "PATCH",
+        &format!("/v1/webhook-endpoints/{e}"),
+        "acme-key",
+        Some(json!({"status": "enabled"})),
+    )
+    .await;
     assert_eq!(st, 200, "{v}");
     assert_eq!(v["disabled_reason"], Value::Null);
     let resumed = eventually(30, "the paused delivery after re-enabling", || {
@@ -421,10 +633,10 @@ async fn the_ssrf_guard_refuses_private_addresses() {
     let fwd = start_forwarder(&infra, cfg, &infra.state_dir("fwd")).await;
     let port = rx.url.rsplit(':').next().unwrap().to_string();
     for url in [
-        rx.url.clone(),                               // http
-        format!("https://127.0.0.1:{port}/x"),       // loopback
+        rx.url.clone(),                        // http
+        format!("https://127.0.0.1:{port}/x"), // loopback
         format!("https://localhost:{port}/x"),
-        "https://10.1.2.3/x".to_string(),            // private
+        "https://10.1.2.3/x".to_string(), // private
         "https://192.168.0.10/x".to_string(),
         "https://172.20.0.1/x".to_string(),
         "https://169.254.169.254/latest/meta-data".to_string(), // metadata, link-local
@@ -432,18 +644,40 @@ async fn the_ssrf_guard_refuses_private_addresses() {
         "https://[fd00:ec2::254]/x".to_string(),
         "https://[::ffff:127.0.0.1]/x".to_string(),
     ] {
-        let (st, v) = api(&fwd.router, "POST", "/v1/webhook-endpoints", "acme-key", Some(json!({"url": url}))).await;
+        let (st, v) = api(
+            &fwd.router,
+            "POST",
+            "/v1/webhook-endpoints",
+            "acme-key",
+            Some(json!({"url": url})),
+        )
+        .await;
         assert_eq!(st, 400, "{url}: {v}");
         assert!(v["error"].as_str().unwrap().starts_with("url:"), "{v}");
     }
     // a name that resolves to loopback is refused at creation and by the sender's resolver
-    if tokio::net::lookup_host(("ip6-localhost", 443)).await.is_ok() {
-        let (st, _) = api(&fwd.router, "POST", "/v1/webhook-endpoints", "acme-key", Some(json!({"url": format!("https://ip6-localhost:{port}/x")}))).await;
+    if tokio::net::lookup_host(("ip6-localhost", 443))
+        .await
+        .is_ok()
+    {
+        let (st, _) = api(
+            &fwd.router,
+            "POST",
+            "/v1/webhook-endpoints",
+            "acme-key",
+            Some(json!({"url": format!("https://ip6-localhost:{port}/x")})),
+        )
+        .await;
         assert_eq!(st, 400);
     }
     let sender = ingot_forwarder::http::Sender::new(Duration::from_secs(2), 1024, false);
     let res = sender
-        .send(&format!("https://127.0.0.1:{port}/x"), "msg_1", b"{}", &["whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD"])
+        .send(
+            &format!("https://127.0.0.1:{port}/x"),
+            "msg_1",
+            b"{}",
+            &["whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD"],
+        )
         .await;
     assert!(res.error.is_some() && res.status.is_none(), "{res:?}");
     assert!(rx.all().is_empty(), "nothing reached the private address");
@@ -457,7 +691,12 @@ async fn a_crash_with_pending_deliveries_loses_none() {
     let rx = Receiver::start().await;
     let state = infra.state_dir("fwd");
     let fwd = start_forwarder(&infra, fast_config(), &state).await;
-    let (_, secret) = create_endpoint(&fwd.router, "acme-key", json!({"url": format!("{}/e", rx.url)})).await;
+    let (_, secret) = create_endpoint(
+        &fwd.router,
+        "acme-key",
+        json!({"url": format!("{}/e", rx.url)}),
+    )
+    .await;
     rx.set_secrets(&[&secret]);
     rx.answer_with(|_, _| Answer::status(503));
     for i in 0..20 {
@@ -488,12 +727,29 @@ async fn a_crash_with_pending_deliveries_loses_none() {
     })
     .await;
     for (rid, id) in &seen_before {
-        assert_eq!(&delivered[rid], id, "{rid} delivered with its original webhook-id");
+        assert_eq!(
+            &delivered[rid], id,
+            "{rid} delivered with its original webhook-id"
+        );
     }
     assert!(rx.all().iter().all(|g| g.verified_by == [0]));
-    let (_, v) = api(&fwd.router, "GET", "/v1/webhook-endpoints", "acme-key", None).await;
+    let (_, v) = api(
+        &fwd.router,
+        "GET",
+        "/v1/webhook-endpoints",
+        "acme-key",
+        None,
+    )
+    .await;
     let e = v["data"][0]["id"].as_str().unwrap().to_string();
-    let (_, v) = api(&fwd.router, "GET", &format!("/v1/webhook-endpoints/{e}/deliveries?status=pending"), "acme-key", None).await;
+    let (_, v) = api(
+        &fwd.router,
+        "GET",
+        &format!("/v1/webhook-endpoints/{e}/deliveries?status=pending"),
+        "acme-key",
+        None,
+    )
+    .await;
     assert_eq!(v["data"], json!([]));
     fwd.stop().await;
 }
@@ -504,7 +760,13 @@ async fn latency_from_produce_to_receipt() {
     let infra = Infra::start().await;
     let rx = Receiver::start().await;
     let fwd = start_forwarder(&infra, fast_config(), &infra.state_dir("fwd")).await;
-    create_endpoint(&fwd.router, "acme-key", json!({"url": format!("{}/e", rx.url)})).await;
+    create_endpoint(
+        &fwd.router,
+        "acme-key",
+        json!({"url": format!("{}/e", rx.url)}),
+    )
+    .await;
+    let mut ack = Vec::new();
     // warm-up: the first record also pays the consumer's start and the schema lookup
     produce(&infra, &order("shop-1", "acme", "warm", "open")).await;
     eventually(30, "the warm-up record", || rx.delivered().first().cloned()).await;
@@ -514,6 +776,7 @@ async fn latency_from_produce_to_receipt() {
         let rec = order("shop-1", "acme", &format!("l{i}"), "open");
         let t = Instant::now();
         produce(&infra, &rec).await;
+        ack.push(t.elapsed());
         produced.insert(format!("l{i}"), t);
         tokio::time::sleep(Duration::from_millis(5)).await; // pacing, not a wait for a condition
     }
@@ -529,6 +792,12 @@ async fn latency_from_produce_to_receipt() {
     lat.sort();
     assert_eq!(lat.len(), n);
     let p = |q: f64| lat[((lat.len() as f64 * q) as usize).min(lat.len() - 1)];
+    ack.sort();
+    println!(
+        "produce acknowledged (part of the figure below): p50 {:?}, p99 {:?}",
+        ack[n / 2],
+        ack[n * 99 / 100]
+    );
     println!(
         "forwarder latency, normalized record produced -> change webhook received (loopback, {n} records): p50 {:?}, p99 {:?}, max {:?}",
         p(0.50),

@@ -230,13 +230,14 @@ pub async fn api(
         .await
         .unwrap();
     let status = res.status();
-    let bytes = axum::body::to_bytes(res.into_body(), 1 << 20).await.unwrap();
+    let bytes = axum::body::to_bytes(res.into_body(), 1 << 20)
+        .await
+        .unwrap();
     let v = if bytes.is_empty() {
         Value::Null
     } else {
-        serde_json::from_slice(&bytes).unwrap_or(Value::String(
-            String::from_utf8_lossy(&bytes).into_owned(),
-        ))
+        serde_json::from_slice(&bytes)
+            .unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into_owned()))
     };
     (status, v)
 }
@@ -304,7 +305,11 @@ fn headers_for(meta: &RecordMeta, op: &str) -> Vec<(&'static str, String)> {
 pub async fn produce(infra: &Infra, rec: &NormalizedRecord) -> (i32, i64) {
     let model = rec.data.model();
     let key = RecordKey::new(&rec.meta.connection_id, model, &rec.meta.remote_id).to_string();
-    let value = infra.codec.encode_record(model, rec.to_json()).await.unwrap();
+    let value = infra
+        .codec
+        .encode_record(model, rec.to_json())
+        .await
+        .unwrap();
     let hs = headers_for(&rec.meta, "upsert");
     let hs: Vec<(&str, &[u8])> = hs.iter().map(|(k, v)| (*k, v.as_bytes())).collect();
     infra
