@@ -30,6 +30,36 @@ pub enum ViewError {
     },
 }
 
+/// Where the materializer dead-letters normalized values it cannot use (the processor's
+/// dead-letter topic, with the same headers).
+pub const DLQ_TOPIC: &str = "raw.dlq";
+/// Header on dead letters: why the value could not be used.
+pub const HEADER_DLQ_REASON: &str = "ingot-dlq-reason";
+/// Header on dead letters: where the value was, `<topic>/<partition>@<offset>`.
+pub const HEADER_SOURCE: &str = "ingot-source";
+
+/// What the materializer makes of one normalized message.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Entry {
+    /// A record's decoded value (flat JSON).
+    Record(Value),
+    /// A Kafka tombstone: the record was deleted.
+    Tombstone,
+    /// A value it cannot use, already dead-lettered: only its offset is consumed.
+    DeadLettered,
+}
+
+/// Why a normalized message cannot be applied whatever happens later (a poison pill), or
+/// `None`. Values are checked by decoding; this checks the rest.
+pub fn unusable(m: &Message) -> Option<String> {
+    let model = Model::from_normalized_topic(&m.topic)?;
+    let key: RecordKey = match m.key_str().and_then(|k| k.parse().ok()) {
+        Some(k) => k,
+        None => return Some("key is not a record key".into()),
+    };
+    (key.model != model).then(|| format!("record key {key} is not a {model} key"))
+}
+
 /// The materialized view: records by `<model>/<id>`, an index by (`modified_at`, `id`)
 /// per model, and the next offset to apply per normalized partition.
 #[derive(Clone)]
@@ -130,9 +160,10 @@ impl View {
             .and_then(|b| serde_json::from_slice(&b).ok()))
     }
 
-    /// Applies decoded normalized messages (value JSON, or `None` for a tombstone) and their
-    /// offsets in one atomic batch. Messages at or below a partition's stored offset are skipped.
-    pub fn apply(&self, msgs: &[(Message, Option<Value>)]) -> Result<usize, ViewError> {
+    /// Applies decoded normalized messages and their offsets in one atomic batch. Messages
+    /// below a partition's stored next offset are skipped; dead-lettered ones only move
+    /// the offset.
+    pub fn apply(&self, msgs: &[(Message, Entry)]) -> Result<usize, ViewError> {
         let mut batch = Batch::new();
         let mut applied = 0;
         let mut next = self.freshness();
@@ -151,6 +182,11 @@ impl View {
             );
             let Some(model) = Model::from_normalized_topic(&m.topic) else {
                 continue;
+            };
+            let value = match value {
+                Entry::DeadLettered => continue,
+                Entry::Record(v) => Some(v),
+                Entry::Tombstone => None,
             };
             let bad = |reason: &str| ViewError::BadRecord {
                 topic: m.topic.clone(),
@@ -356,6 +392,7 @@ impl Materializer {
             }
         }
         consumer.assign(&tpl).map_err(KafkaError::from)?;
+        let producer = ingot_kafka::Producer::new(&self.settings)?;
         // an empty partition reports EOF at once; check high watermarks too
         for (t, p) in not_eof.clone() {
             if let Ok((_, high)) = consumer.fetch_watermarks(&t, p, Duration::from_secs(5)) {
@@ -391,20 +428,46 @@ impl Materializer {
                 }
             }
             let mut decoded = Vec::with_capacity(batch.len());
+            let mut dead = Vec::new();
             for m in batch {
-                let v = match &m.value {
-                    Some(bytes) => Some(self.codec.decode_record(bytes).await.map_err(|e| {
-                        ViewError::BadRecord {
-                            topic: m.topic.clone(),
-                            partition: m.partition,
-                            offset: m.offset,
-                            reason: e.to_string(),
-                        }
-                    })?),
-                    None => None,
+                let entry = if let Some(reason) = unusable(&m) {
+                    dead.push((m.clone(), reason));
+                    Entry::DeadLettered
+                } else {
+                    match &m.value {
+                        None => Entry::Tombstone,
+                        Some(bytes) => match self.codec.decode_record(bytes).await {
+                            Ok(v) => Entry::Record(v),
+                            // the registry is unreachable: the value may be fine, retry later
+                            Err(e) if e.is_transient() => {
+                                return Err(ViewError::BadRecord {
+                                    topic: m.topic.clone(),
+                                    partition: m.partition,
+                                    offset: m.offset,
+                                    reason: e.to_string(),
+                                })
+                            }
+                            Err(e) => {
+                                dead.push((
+                                    m.clone(),
+                                    format!("undecodable normalized value: {e}"),
+                                ));
+                                Entry::DeadLettered
+                            }
+                        },
+                    }
                 };
-                decoded.push((m, v));
+                decoded.push((m, entry));
             }
+            // dead letters are acknowledged before the offsets that pass them are written;
+            // a re-delivery of an offset already passed is not dead-lettered twice
+            dead.retain(|(m, _)| {
+                !self
+                    .view
+                    .next_offset(&m.topic, m.partition)
+                    .is_some_and(|n| m.offset < n)
+            });
+            self.dead_letter(&producer, &dead).await?;
             let view = self.view.clone();
             let n = tokio::task::spawn_blocking(move || view.apply(&decoded))
                 .await
@@ -412,6 +475,32 @@ impl Materializer {
             metrics::counter!("ingot_materializer_applied_total").increment(n as u64);
             tracing::debug!(component = "materializer", applied = n, "batch applied");
         }
+    }
+
+    /// Produces each poison pill (its original key and bytes) to [`DLQ_TOPIC`] with its
+    /// reason and source, and waits for the acknowledgements.
+    async fn dead_letter(
+        &self,
+        producer: &ingot_kafka::Producer,
+        dead: &[(Message, String)],
+    ) -> Result<(), ViewError> {
+        for (m, reason) in dead {
+            let source = format!("{}/{}@{}", m.topic, m.partition, m.offset);
+            tracing::warn!(component = "materializer", %source, %reason, "normalized value dead-lettered");
+            producer
+                .send(
+                    DLQ_TOPIC,
+                    m.key.as_deref().unwrap_or_default(),
+                    Some(m.value.as_deref().unwrap_or_default()),
+                    &[
+                        (HEADER_DLQ_REASON, reason.as_bytes()),
+                        (HEADER_SOURCE, source.as_bytes()),
+                    ],
+                )
+                .await?;
+            metrics::counter!("ingot_materializer_dead_lettered_total").increment(1);
+        }
+        Ok(())
     }
 
     fn mark_caught_up(&self, not_eof: &HashSet<(String, i32)>) {

@@ -1,0 +1,178 @@
+//! The materializer against the real embedded broker and registry: a poison pill goes to
+//! `raw.dlq` and the view goes on, now and after a restart.
+
+use ingot_kafka::{AvroCodec, KafkaSettings, Producer, Topology};
+use ingot_materializer::{Materializer, View, DLQ_TOPIC, HEADER_DLQ_REASON, HEADER_SOURCE};
+use ingot_model::{Model, NormalizedRecord, Order, RecordData, RecordKey, RecordMeta};
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+
+/// The embedded broker keeps process-wide state: the tests of this binary run one at a time.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+fn order(remote_id: &str) -> (String, NormalizedRecord) {
+    let key = RecordKey::new("shop-1", Model::Order, remote_id);
+    let rec = NormalizedRecord {
+        meta: RecordMeta {
+            id: key.record_id(),
+            remote_id: remote_id.into(),
+            connection_id: "shop-1".into(),
+            tenant_id: "acme".into(),
+            provider: "shopify".into(),
+            remote_created_at: None,
+            remote_updated_at: "2026-01-02T00:00:00Z".into(),
+            remote_deleted: false,
+            modified_at: "2026-01-03T00:00:00Z".into(),
+            mapping_version: "shopify/1".into(),
+            raw_topic: "raw.shopify".into(),
+            raw_partition: 0,
+            raw_offset: 1,
+            remote_data: None,
+        },
+        data: RecordData::Order(Order {
+            order_number: Some(format!("#{remote_id}")),
+            status: "open".into(),
+            payment_status: "paid".into(),
+            fulfillment_status: "unfulfilled".into(),
+            ..Default::default()
+        }),
+    };
+    (key.to_string(), rec)
+}
+
+/// Polls `done` until it holds, failing if the materializer stopped or 60 s passed.
+async fn until(
+    task: &tokio::task::JoinHandle<Result<(), ingot_materializer::ViewError>>,
+    what: &str,
+    done: impl Fn() -> bool,
+) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !done() {
+        assert!(
+            !task.is_finished(),
+            "the materializer stopped while waiting for {what}"
+        );
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poison_pill_is_dead_lettered_and_the_view_goes_on() {
+    let _serial = SERIAL.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let port = ingot_embedded::free_port().unwrap();
+    let _broker = ingot_embedded::EmbeddedBroker::start(
+        &dir.path().join("broker"),
+        port,
+        Duration::from_secs(10),
+    )
+    .await
+    .unwrap();
+    let kafka = KafkaSettings::new(format!("127.0.0.1:{port}"));
+    Topology::builtin().apply(&kafka).await.unwrap();
+    let reg_port = ingot_embedded::free_port().unwrap();
+    let registry = ingot_embedded::Registry::open(&kafka)
+        .await
+        .unwrap()
+        .serve(reg_port)
+        .await
+        .unwrap();
+    let codec = AvroCodec::new(&format!("http://127.0.0.1:{reg_port}")).unwrap();
+    let producer = Producer::new(&kafka).unwrap();
+    let topic = Model::Order.normalized_topic();
+
+    // 1. a value that is no Avro at all; 2. a good value under a key that is no record
+    //    key; 3. a good record
+    let garbage: &[u8] = b"not avro at all";
+    let (pp, po) = producer
+        .send(&topic, b"shop-1/order/1", Some(garbage), &[])
+        .await
+        .unwrap();
+    let (k2, r2) = order("2");
+    let good = codec
+        .encode_record(Model::Order, r2.to_json())
+        .await
+        .unwrap();
+    let (kp, ko) = producer
+        .send(&topic, b"no-slashes-here", Some(&good), &[])
+        .await
+        .unwrap();
+    let (gp, go) = producer
+        .send(&topic, k2.as_bytes(), Some(&good), &[])
+        .await
+        .unwrap();
+
+    let view = View::open(&dir.path().join("view")).unwrap();
+    let (stop, rx) = watch::channel(false);
+    let task = tokio::spawn(Materializer::new(view.clone(), kafka.clone(), codec.clone()).run(rx));
+    let id2 = RecordKey::new("shop-1", Model::Order, "2").record_id();
+    until(
+        &task,
+        "the good record and the offsets past both pills",
+        || {
+            view.get(Model::Order, &id2).ok().flatten().is_some()
+                && view.next_offset(&topic, pp).is_some_and(|n| n > po)
+                && view.next_offset(&topic, kp).is_some_and(|n| n > ko)
+                && view.next_offset(&topic, gp).is_some_and(|n| n > go)
+        },
+    )
+    .await;
+    let got = view.get(Model::Order, &id2).unwrap().unwrap();
+    assert_eq!(got["order_number"], "#2");
+    let id1 = RecordKey::new("shop-1", Model::Order, "1").record_id();
+    assert_eq!(
+        view.get(Model::Order, &id1).unwrap(),
+        None,
+        "no record from the pill"
+    );
+
+    // both pills are in raw.dlq with their bytes, reason and source
+    let dlq = kafka.read_all(DLQ_TOPIC).await.unwrap();
+    let find = |source: String| {
+        dlq.iter()
+            .filter(|m| m.header(HEADER_SOURCE) == Some(source.as_str()))
+            .collect::<Vec<_>>()
+    };
+    let undecodable = find(format!("{topic}/{pp}@{po}"));
+    assert_eq!(undecodable.len(), 1, "{dlq:?}");
+    assert_eq!(undecodable[0].value.as_deref(), Some(garbage));
+    assert_eq!(undecodable[0].key.as_deref(), Some(&b"shop-1/order/1"[..]));
+    let reason = undecodable[0].header(HEADER_DLQ_REASON).unwrap();
+    assert!(
+        reason.starts_with("undecodable normalized value: "),
+        "{reason}"
+    );
+    let bad_key = find(format!("{topic}/{kp}@{ko}"));
+    assert_eq!(bad_key.len(), 1, "{dlq:?}");
+    assert_eq!(bad_key[0].value.as_deref(), Some(&good[..]));
+    assert_eq!(
+        bad_key[0].header(HEADER_DLQ_REASON),
+        Some("key is not a record key")
+    );
+
+    // a restart goes on from past the pills: new records arrive, nothing is re-dead-lettered
+    stop.send(true).unwrap();
+    task.await.unwrap().unwrap();
+    let (stop, rx) = watch::channel(false);
+    let task = tokio::spawn(Materializer::new(view.clone(), kafka.clone(), codec.clone()).run(rx));
+    let (k3, r3) = order("3");
+    let v3 = codec
+        .encode_record(Model::Order, r3.to_json())
+        .await
+        .unwrap();
+    producer
+        .send(&topic, k3.as_bytes(), Some(&v3), &[])
+        .await
+        .unwrap();
+    let id3 = RecordKey::new("shop-1", Model::Order, "3").record_id();
+    until(&task, "a record after the restart", || {
+        view.get(Model::Order, &id3).ok().flatten().is_some()
+    })
+    .await;
+    let dlq = kafka.read_all(DLQ_TOPIC).await.unwrap();
+    assert_eq!(dlq.len(), 2, "{dlq:?}");
+    stop.send(true).unwrap();
+    task.await.unwrap().unwrap();
+    registry.abort();
+}
