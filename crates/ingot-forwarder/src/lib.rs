@@ -29,9 +29,29 @@
 //!   field defaulted).
 //! - [`Forwarder::open`] opens the RocksDB state under `state_dir` (one process per
 //!   directory) and reads the endpoints topic; [`Forwarder::router`] serves the endpoints
-//!   API (see [`api`](crate::api)) and may be merged into any axum server of the same
+//!   API (see [`api`]) and may be merged into any axum server of the same
 //!   process; [`Forwarder::run`] consumes and delivers until `shutdown` turns true (or its
 //!   sender is dropped).
+//!
+//! Run **one** forwarder per deployment: it assigns itself every normalized partition
+//! (its consumer group holds committed offsets for lag monitoring and for a lost state
+//! directory, not for sharing partitions), and its pending deliveries live in its RocksDB.
+//!
+//! # Verifying a delivery (the ISV's side)
+//!
+//! Any Standard Webhooks library verifies the requests, e.g. in Python
+//! (`pip install standardwebhooks`):
+//!
+//! ```text
+//! from standardwebhooks.webhooks import Webhook
+//! wh = Webhook("whsec_...")                  # the secret shown on create / rotation
+//! event = wh.verify(request.body, request.headers)   # raises on a bad signature or stale timestamp
+//! # dedupe on request.headers["webhook-id"]; order by event["data"]["version"] per event["data"]["id"]
+//! ```
+//!
+//! By hand: `base64(HMAC-SHA256(key = base64decode(secret without "whsec_"),
+//! "<webhook-id>.<webhook-timestamp>.<raw body>"))` must equal one of the `v1,` entries of
+//! `webhook-signature`; reject timestamps more than a few minutes off.
 //!
 //! # Guarantees
 //!

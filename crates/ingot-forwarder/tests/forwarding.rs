@@ -806,3 +806,106 @@ async fn latency_from_produce_to_receipt() {
     );
     fwd.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_state_directory_resumes_from_the_committed_offsets() {
+    let _serial = serial();
+    let infra = Infra::start().await;
+    let rx = Receiver::start().await;
+    let state = infra.state_dir("fwd");
+    let cfg = fast_config();
+    let group = cfg.group_id.clone();
+    let fwd = start_forwarder(&infra, cfg.clone(), &state).await;
+    create_endpoint(
+        &fwd.router,
+        "acme-key",
+        json!({"url": format!("{}/e", rx.url)}),
+    )
+    .await;
+    let mut produced = 0;
+    for i in 0..6 {
+        produce(&infra, &order("shop-1", "acme", &format!("s{i}"), "open")).await;
+        produced += 1;
+    }
+    eventually(30, "six deliveries", || {
+        (rx.delivered().len() == 6).then_some(())
+    })
+    .await;
+    // offsets are committed to the group once the jobs are stored
+    eventually_async(
+        30,
+        "the committed offsets to cover every record",
+        || async {
+            let c = infra
+                .kafka
+                .committed_offsets(&group, "normalized.order")
+                .await
+                .ok()?;
+            (c.iter().filter_map(|(_, o)| *o).sum::<i64>() == produced).then_some(())
+        },
+    )
+    .await;
+    fwd.stop().await;
+    std::fs::remove_dir_all(&state).unwrap();
+    let fwd = start_forwarder(&infra, cfg, &state).await;
+    produce(&infra, &order("shop-1", "acme", "s6", "open")).await;
+    let got = eventually(30, "the record produced after the restart", || {
+        let d = rx.delivered();
+        d.iter().any(|g| g.remote_id() == "s6").then_some(d)
+    })
+    .await;
+    assert_eq!(
+        got.len(),
+        7,
+        "nothing before the committed offsets is sent again"
+    );
+    fwd.stop().await;
+}
+
+/// No redirect is followed and at most `max_response_bytes` of a response are read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redirects_are_not_followed_and_bodies_are_read_only_so_far() {
+    use axum::routing::post;
+    let followed = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let f2 = followed.clone();
+    let app = axum::Router::new()
+        .route(
+            "/moved",
+            post(|| async { (axum::http::StatusCode::FOUND, [("location", "/target")], "") }),
+        )
+        .route(
+            "/target",
+            post(move || {
+                f2.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                async { "ok" }
+            }),
+        )
+        .route("/big", post(|| async { "x".repeat(8 << 20) }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    let sender = ingot_forwarder::http::Sender::new(Duration::from_secs(5), 1024, true);
+    let secret = ["whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD"];
+    let res = sender
+        .send(&format!("http://{addr}/moved"), "msg_1", b"{}", &secret)
+        .await;
+    assert_eq!(res.status, Some(302));
+    assert!(!res.success());
+    assert_eq!(
+        followed.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "redirect not followed"
+    );
+    let res = sender
+        .send(&format!("http://{addr}/big"), "msg_2", b"{}", &secret)
+        .await;
+    assert!(res.success(), "{res:?}");
+    assert_eq!(
+        res.response.as_deref().map(str::len),
+        Some(256),
+        "only a prefix is kept"
+    );
+    server.abort();
+}
