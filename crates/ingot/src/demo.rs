@@ -36,6 +36,45 @@ webhook_secrets = ["{SECRET}"]
     ))
 }
 
+/// The file `ingot demo` writes into its data directory: only a directory holding it (or
+/// an empty one) is ever wiped.
+pub const DEMO_MARKER: &str = ".ingot-demo-data";
+
+/// Makes `dir` a fresh, empty demo data directory (with its marker). An existing `dir` is
+/// deleted only if an earlier demo made it (the marker is there) or it is empty; anything
+/// else (a file, someone's directory) is refused and left untouched.
+pub fn prepare_data_dir(dir: &std::path::Path) -> anyhow::Result<()> {
+    match std::fs::symlink_metadata(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("reading {}", dir.display())),
+        Ok(meta) if !meta.is_dir() => anyhow::bail!(
+            "--data-dir {} exists and is not a directory; the demo deletes its data dir at start, so give it a new or empty one",
+            dir.display()
+        ),
+        Ok(_) => {
+            let ours = dir.join(DEMO_MARKER).is_file();
+            let empty = std::fs::read_dir(dir)
+                .with_context(|| format!("reading {}", dir.display()))?
+                .next()
+                .is_none();
+            if !ours && !empty {
+                anyhow::bail!(
+                    "--data-dir {} is not empty and was not made by `ingot demo` (no {DEMO_MARKER} in it); the demo deletes its data dir at start, so it refuses to touch this one: give it a new or empty directory",
+                    dir.display()
+                );
+            }
+            std::fs::remove_dir_all(dir).with_context(|| format!("wiping {}", dir.display()))?;
+        }
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    std::fs::write(
+        dir.join(DEMO_MARKER),
+        "made by `ingot demo`, which deletes this directory at its next start\n",
+    )
+    .with_context(|| format!("writing the demo marker in {}", dir.display()))?;
+    Ok(())
+}
+
 async fn api_get(client: &reqwest::Client, base: &str, path: &str) -> anyhow::Result<(u16, Value)> {
     let r = client
         .get(format!("{base}{path}"))
@@ -53,10 +92,7 @@ pub async fn run(
     exit: bool,
     metrics: Arc<dyn Fn() -> String + Send + Sync>,
 ) -> anyhow::Result<()> {
-    if data_dir.exists() {
-        std::fs::remove_dir_all(&data_dir)
-            .with_context(|| format!("wiping {}", data_dir.display()))?;
-    }
+    prepare_data_dir(&data_dir)?;
     let cfg = demo_config(&listen, &data_dir)?;
     println!(
         "== ingot demo: embedded broker, embedded schema registry, data in {}",
@@ -219,4 +255,42 @@ pub async fn run(
     println!("\n   serving until Ctrl-C");
     tokio::signal::ctrl_c().await?;
     running.stop().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_demo_wipes_only_its_own_or_empty_data_dirs() {
+        let root = tempfile::tempdir().unwrap();
+        // someone's directory: refused, untouched
+        let theirs = root.path().join("theirs");
+        std::fs::create_dir(&theirs).unwrap();
+        std::fs::write(theirs.join("thesis.tex"), "years of work").unwrap();
+        let err = prepare_data_dir(&theirs).unwrap_err().to_string();
+        assert!(err.contains("not made by `ingot demo`"), "{err}");
+        assert_eq!(
+            std::fs::read_to_string(theirs.join("thesis.tex")).unwrap(),
+            "years of work"
+        );
+        // a file: refused, untouched
+        let file = root.path().join("file");
+        std::fs::write(&file, "x").unwrap();
+        assert!(prepare_data_dir(&file).is_err());
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), "x");
+        // new, then its own (with data inside): wiped and marked again
+        let ours = root.path().join("ours");
+        prepare_data_dir(&ours).unwrap();
+        assert!(ours.join(DEMO_MARKER).is_file());
+        std::fs::create_dir(ours.join("broker")).unwrap();
+        std::fs::write(ours.join("broker/db"), "old run").unwrap();
+        prepare_data_dir(&ours).unwrap();
+        assert!(!ours.join("broker").exists() && ours.join(DEMO_MARKER).is_file());
+        // an empty directory is fine
+        let empty = root.path().join("empty");
+        std::fs::create_dir(&empty).unwrap();
+        prepare_data_dir(&empty).unwrap();
+        assert!(empty.join(DEMO_MARKER).is_file());
+    }
 }
