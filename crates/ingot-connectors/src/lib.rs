@@ -90,8 +90,9 @@ pub enum ConnectorError {
     Unsupported(String),
 }
 
-/// Credentials and settings of one connection, as the connector needs them.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+/// Credentials and settings of one connection, as the connector needs them. `Debug`
+/// prints `***` for the credentials.
+#[derive(Clone, Default, Serialize, Deserialize)]
 pub struct ConnectorConfig {
     /// API base URL: `https://<shop>.myshopify.com`, the WooCommerce site URL, the NetSuite
     /// account's REST host — or a simulator/proxy.
@@ -114,6 +115,30 @@ pub struct ConnectorConfig {
     /// Retry budget per request (attempts, including the first).
     #[serde(default)]
     pub max_attempts: Option<u32>,
+}
+
+impl std::fmt::Debug for ConnectorConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mark = |o: &Option<String>| if o.is_some() { "Some(***)" } else { "None" };
+        f.debug_struct("ConnectorConfig")
+            .field("base_url", &self.base_url)
+            .field(
+                "access_token",
+                &format_args!("{}", mark(&self.access_token)),
+            )
+            .field(
+                "consumer_key",
+                &format_args!("{}", mark(&self.consumer_key)),
+            )
+            .field(
+                "consumer_secret",
+                &format_args!("{}", mark(&self.consumer_secret)),
+            )
+            .field("timezone", &self.timezone)
+            .field("page_size", &self.page_size)
+            .field("max_attempts", &self.max_attempts)
+            .finish()
+    }
 }
 
 /// A 3PA's listing API.
@@ -144,5 +169,27 @@ pub fn connector_for(provider: Provider, config: ConnectorConfig) -> Box<dyn Con
         Provider::Shopify => Box::new(shopify::ShopifyConnector::new(config)),
         Provider::WooCommerce => Box::new(woocommerce::WooCommerceConnector::new(config)),
         Provider::NetSuite => Box::new(netsuite::NetSuiteConnector::new(config)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connector_config_debug_hides_credentials() {
+        let c = ConnectorConfig {
+            base_url: "https://s.myshopify.com".into(),
+            access_token: Some("shpat_live".into()),
+            consumer_key: Some("ck_live".into()),
+            consumer_secret: None,
+            ..Default::default()
+        };
+        let d = format!("{c:?}");
+        assert!(!d.contains("shpat_live") && !d.contains("ck_live"), "{d}");
+        assert!(
+            d.contains("access_token: Some(***)") && d.contains("consumer_secret: None"),
+            "{d}"
+        );
     }
 }

@@ -35,8 +35,8 @@ pub struct Connection {
     pub id: String,
     pub tenant_id: String,
     pub provider: Provider,
-    /// Webhook signing secrets; any of them verifies (rotation).
-    pub webhook_secrets: Vec<String>,
+    /// Webhook signing secrets; any of them verifies (rotation). `Debug` prints `***`.
+    pub webhook_secrets: Vec<ingot_model::Secret>,
 }
 
 /// The connections ingest knows, shared with whoever keeps them current (the sync

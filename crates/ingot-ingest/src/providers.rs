@@ -4,7 +4,7 @@
 use axum::http::HeaderMap;
 use base64::Engine;
 use hmac::{Hmac, Mac};
-use ingot_model::Provider;
+use ingot_model::{Provider, Secret};
 use sha2::Sha256;
 
 /// What a verified delivery says about itself.
@@ -29,7 +29,7 @@ pub enum Verdict {
 }
 
 pub trait WebhookVerifier: Send + Sync {
-    fn verify(&self, headers: &HeaderMap, body: &[u8], secrets: &[String]) -> Verdict;
+    fn verify(&self, headers: &HeaderMap, body: &[u8], secrets: &[Secret]) -> Verdict;
 }
 
 pub fn verifier_for(provider: Provider) -> &'static dyn WebhookVerifier {
@@ -42,14 +42,14 @@ pub fn verifier_for(provider: Provider) -> &'static dyn WebhookVerifier {
 
 /// True when `signature_b64` is base64(HMAC-SHA256(secret, body)) for one of `secrets`.
 /// The comparison is constant-time (`Mac::verify_slice`).
-pub fn verify_hmac_base64(signature_b64: &str, body: &[u8], secrets: &[String]) -> bool {
+pub fn verify_hmac_base64(signature_b64: &str, body: &[u8], secrets: &[Secret]) -> bool {
     let Ok(expected) = base64::engine::general_purpose::STANDARD.decode(signature_b64.trim())
     else {
         return false;
     };
     secrets.iter().any(|secret| {
-        let mut mac =
-            Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("hmac takes any key length");
+        let mut mac = Hmac::<Sha256>::new_from_slice(secret.expose().as_bytes())
+            .expect("hmac takes any key length");
         mac.update(body);
         mac.verify_slice(&expected).is_ok()
     })
@@ -70,7 +70,7 @@ fn header(headers: &HeaderMap, names: &[&str]) -> Option<String> {
 struct Shopify;
 
 impl WebhookVerifier for Shopify {
-    fn verify(&self, headers: &HeaderMap, body: &[u8], secrets: &[String]) -> Verdict {
+    fn verify(&self, headers: &HeaderMap, body: &[u8], secrets: &[Secret]) -> Verdict {
         let Some(sig) = header(headers, &["x-shopify-hmac-sha256", "shopify-hmac-sha256"]) else {
             return Verdict::Unauthorized("missing X-Shopify-Hmac-Sha256");
         };
@@ -119,18 +119,18 @@ fn is_woo_ping(headers: &HeaderMap, body: &[u8]) -> bool {
 }
 
 impl WebhookVerifier for WooCommerce {
-    fn verify(&self, headers: &HeaderMap, body: &[u8], secrets: &[String]) -> Verdict {
+    fn verify(&self, headers: &HeaderMap, body: &[u8], secrets: &[Secret]) -> Verdict {
         if is_woo_ping(headers, body) {
             return Verdict::Ping;
         }
         let Some(sig) = header(headers, &["x-wc-webhook-signature"]) else {
             return Verdict::Unauthorized("missing X-WC-Webhook-Signature");
         };
-        let mut all: Vec<String> = secrets.to_vec();
+        let mut all: Vec<Secret> = secrets.to_vec();
         for s in secrets {
-            let decoded = html_escape::decode_html_entities(s).to_string();
-            if &decoded != s {
-                all.push(decoded);
+            let decoded = html_escape::decode_html_entities(s.expose());
+            if decoded != s.expose() {
+                all.push(Secret::new(decoded.into_owned()));
             }
         }
         if !verify_hmac_base64(&sig, body, &all) {
@@ -152,7 +152,7 @@ impl WebhookVerifier for WooCommerce {
 struct NoWebhooks;
 
 impl WebhookVerifier for NoWebhooks {
-    fn verify(&self, _: &HeaderMap, _: &[u8], _: &[String]) -> Verdict {
+    fn verify(&self, _: &HeaderMap, _: &[u8], _: &[Secret]) -> Verdict {
         Verdict::Unauthorized("provider has no webhooks")
     }
 }
@@ -171,7 +171,7 @@ mod tests {
     #[test]
     fn shopify_accepts_old_and_new_secret_and_rejects_others() {
         let body = br#"{"id": 820982911946154508}"#;
-        let secrets = vec!["new-secret".to_string(), "old-secret".to_string()];
+        let secrets: Vec<Secret> = vec!["new-secret".into(), "old-secret".into()];
         for s in ["new-secret", "old-secret"] {
             let mut h = HeaderMap::new();
             h.insert(
@@ -230,7 +230,7 @@ mod tests {
             HeaderValue::from_static("order.deleted"),
         );
         assert!(matches!(
-            WooCommerce.verify(&h, body, &["a&amp;b".to_string()]),
+            WooCommerce.verify(&h, body, &["a&amp;b".into()]),
             Verdict::Accepted(_)
         ));
     }
@@ -270,7 +270,7 @@ mod tests {
                 continue;
             };
             assert!(
-                verify_hmac_base64(sig, &body, &["test-secret-not-real".to_string()]),
+                verify_hmac_base64(sig, &body, &["test-secret-not-real".into()]),
                 "vector for {file}"
             );
             checked += 1;

@@ -1,15 +1,17 @@
 //! API keys and tenants: who is calling, and what they may read. Pure; the HTTP layers
 //! (query API, connections API) share it.
 
+use crate::secret::Secret;
 use sha2::{Digest, Sha256};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 /// A tenant (an ISV account): its API keys and, optionally, the connections they may read.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
 pub struct Tenant {
     pub id: String,
-    pub api_keys: Vec<String>,
+    /// `Debug` prints `***` for each.
+    pub api_keys: Vec<Secret>,
     /// `None`: every connection of the tenant.
     #[serde(default)]
     pub connections: Option<Vec<String>>,
@@ -49,7 +51,7 @@ impl Auth {
                 connections: t.connections.as_ref().map(|c| c.iter().cloned().collect()),
             });
             for k in &t.api_keys {
-                keys.insert(Sha256::digest(k.as_bytes()).into(), p.clone());
+                keys.insert(Sha256::digest(k.expose().as_bytes()).into(), p.clone());
             }
         }
         Auth {

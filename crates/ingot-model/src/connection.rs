@@ -1,11 +1,14 @@
-//! A connection's persisted description (what `POST /v1/connections` takes and the
-//! `ingot.connections` control topic stores).
+//! A connection's description (what `POST /v1/connections` takes) and its stored form
+//! (what the `ingot.connections` control topic holds: [`StoredConnection`], with the
+//! credentials and webhook secrets sealed by a [`Keyring`]).
 
+use crate::secret::{Keyring, SealError, Secret};
 use crate::Provider;
 use serde::{Deserialize, Serialize};
 
-/// One end user's link to one 3PA account.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// One end user's link to one 3PA account. Its secrets are [`Secret`]s: `Debug` prints
+/// `***`, and it has no `Serialize` (store it through [`ConnectionSpec::seal`]).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConnectionSpec {
     pub id: String,
@@ -24,7 +27,7 @@ pub struct ConnectionSpec {
     pub credentials: Credentials,
     /// Webhook signing secrets (old and new during a rotation).
     #[serde(default)]
-    pub webhook_secrets: Vec<String>,
+    pub webhook_secrets: Vec<Secret>,
     /// How far back the historical sync goes, in days (default 730).
     #[serde(default)]
     pub history_days: Option<u32>,
@@ -42,10 +45,54 @@ pub struct ConnectionSpec {
     pub sync_disabled: bool,
 }
 
-/// API credentials of a connection. Never logged (`Debug` hides values).
-#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// API credentials of a connection. Never logged (`Debug` prints `***`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Credentials {
+    #[serde(default)]
+    pub access_token: Option<Secret>,
+    #[serde(default)]
+    pub consumer_key: Option<Secret>,
+    #[serde(default)]
+    pub consumer_secret: Option<Secret>,
+}
+
+/// A connection as the `ingot.connections` control topic stores it (JSON): the
+/// [`ConnectionSpec`] with every credential and webhook secret sealed
+/// (`ingot-sealed:v1:<key id>:…`, bound to `<connection id>/<field>`). Values written
+/// before sealing existed hold them in clear and still read ([`StoredConnection::unseal`]
+/// tells so), and are sealed again on their next write.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoredConnection {
+    pub id: String,
+    #[serde(default)]
+    pub tenant: String,
+    pub provider: Provider,
+    #[serde(default)]
+    pub shop_domain: Option<String>,
+    #[serde(default)]
+    pub base_url: Option<String>,
+    #[serde(default)]
+    pub credentials: StoredCredentials,
+    #[serde(default)]
+    pub webhook_secrets: Vec<String>,
+    #[serde(default)]
+    pub history_days: Option<u32>,
+    #[serde(default)]
+    pub poll_interval_secs: Option<u64>,
+    #[serde(default)]
+    pub timezone: Option<String>,
+    #[serde(default)]
+    pub page_size: Option<u32>,
+    #[serde(default)]
+    pub sync_disabled: bool,
+}
+
+/// [`Credentials`] as stored: sealed texts.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoredCredentials {
     #[serde(default)]
     pub access_token: Option<String>,
     #[serde(default)]
@@ -54,20 +101,202 @@ pub struct Credentials {
     pub consumer_secret: Option<String>,
 }
 
-impl std::fmt::Debug for Credentials {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let mark = |o: &Option<String>| if o.is_some() { "***" } else { "-" };
-        write!(
-            f,
-            "Credentials {{ access_token: {}, consumer_key: {}, consumer_secret: {} }}",
-            mark(&self.access_token),
-            mark(&self.consumer_key),
-            mark(&self.consumer_secret)
-        )
+/// The associated data a secret of connection `id` is sealed with.
+fn context(id: &str, field: &str) -> String {
+    format!("{id}/{field}")
+}
+
+impl ConnectionSpec {
+    /// The stored form, every secret sealed under `keyring`'s current key.
+    pub fn seal(&self, keyring: &Keyring) -> StoredConnection {
+        self.seal_with(|context, s| keyring.seal(context, s))
+    }
+
+    fn seal_with(&self, seal_one: impl Fn(&str, &Secret) -> String) -> StoredConnection {
+        let seal = |field: &str, s: &Option<Secret>| {
+            s.as_ref().map(|s| seal_one(&context(&self.id, field), s))
+        };
+        StoredConnection {
+            id: self.id.clone(),
+            tenant: self.tenant.clone(),
+            provider: self.provider,
+            shop_domain: self.shop_domain.clone(),
+            base_url: self.base_url.clone(),
+            credentials: StoredCredentials {
+                access_token: seal("access_token", &self.credentials.access_token),
+                consumer_key: seal("consumer_key", &self.credentials.consumer_key),
+                consumer_secret: seal("consumer_secret", &self.credentials.consumer_secret),
+            },
+            webhook_secrets: self
+                .webhook_secrets
+                .iter()
+                .map(|s| seal_one(&context(&self.id, "webhook_secret"), s))
+                .collect(),
+            history_days: self.history_days,
+            poll_interval_secs: self.poll_interval_secs,
+            timezone: self.timezone.clone(),
+            page_size: self.page_size,
+            sync_disabled: self.sync_disabled,
+        }
     }
 }
 
 impl ConnectionSpec {
+    /// The stored form with every secret **in clear**: only for a store that has no
+    /// keyring (as ingot wrote before sealing existed). Prefer [`ConnectionSpec::seal`].
+    pub fn store_in_clear(&self) -> StoredConnection {
+        let clear = |s: &Option<Secret>| s.as_ref().map(|s| s.expose().to_string());
+        StoredConnection {
+            credentials: StoredCredentials {
+                access_token: clear(&self.credentials.access_token),
+                consumer_key: clear(&self.credentials.consumer_key),
+                consumer_secret: clear(&self.credentials.consumer_secret),
+            },
+            webhook_secrets: self
+                .webhook_secrets
+                .iter()
+                .map(|s| s.expose().to_string())
+                .collect(),
+            ..self.seal_with(|_, _| String::new())
+        }
+    }
+}
+
+impl StoredConnection {
+    /// The connection with its secrets opened. A value stored in clear (written before
+    /// sealing existed) is accepted only when `accept_clear`; the flag in the answer
+    /// says whether any secret was in clear (so the caller can seal it again).
+    pub fn unseal(
+        self,
+        keyring: Option<&Keyring>,
+        accept_clear: bool,
+    ) -> Result<(ConnectionSpec, bool), SealError> {
+        let id = self.id.clone();
+        let mut clear = false;
+        let mut open = |field: &str, stored: String| -> Result<Secret, SealError> {
+            if !Keyring::is_sealed(&stored) {
+                if !accept_clear {
+                    return Err(SealError::Clear);
+                }
+                clear = true;
+                return Ok(Secret::new(stored));
+            }
+            match keyring {
+                Some(k) => k.open(&context(&id, field), &stored),
+                None => Err(SealError::UnknownKey(
+                    stored.split(':').nth(2).unwrap_or_default().to_string(),
+                )),
+            }
+        };
+        let c = self.credentials;
+        let credentials = Credentials {
+            access_token: c
+                .access_token
+                .map(|s| open("access_token", s))
+                .transpose()?,
+            consumer_key: c
+                .consumer_key
+                .map(|s| open("consumer_key", s))
+                .transpose()?,
+            consumer_secret: c
+                .consumer_secret
+                .map(|s| open("consumer_secret", s))
+                .transpose()?,
+        };
+        let webhook_secrets = self
+            .webhook_secrets
+            .into_iter()
+            .map(|s| open("webhook_secret", s))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((
+            ConnectionSpec {
+                id: self.id,
+                tenant: self.tenant,
+                provider: self.provider,
+                shop_domain: self.shop_domain,
+                base_url: self.base_url,
+                credentials,
+                webhook_secrets,
+                history_days: self.history_days,
+                poll_interval_secs: self.poll_interval_secs,
+                timezone: self.timezone,
+                page_size: self.page_size,
+                sync_disabled: self.sync_disabled,
+            },
+            clear,
+        ))
+    }
+}
+
+/// Bounds of a connection's settings, checked by [`ConnectionSpec::validate`].
+pub const HISTORY_DAYS: std::ops::RangeInclusive<u32> = 1..=3650;
+/// Reconciliation interval bounds in seconds: one second (tests and simulators poll
+/// fast) to 30 days.
+pub const POLL_INTERVAL_SECS: std::ops::RangeInclusive<u64> = 1..=2_592_000;
+/// Records per page a connection may ask a 3PA for.
+pub const PAGE_SIZE: std::ops::RangeInclusive<u32> = 1..=1000;
+
+/// Why a connection was refused: every problem found, each a sentence for the caller.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", .0.join("; "))]
+pub struct InvalidConnection(pub Vec<String>);
+
+impl ConnectionSpec {
+    /// Checks what the sync engine will compute with, whoever wrote the spec (the config
+    /// file or `POST /v1/connections`): the id, the bounds above, the time zone, and that a
+    /// synced connection says where its API is. Reports every problem at once.
+    pub fn validate(&self) -> Result<(), InvalidConnection> {
+        let mut problems = Vec::new();
+        if self.id.is_empty() || self.id.contains('/') {
+            problems.push(format!(
+                "id {:?} must be non-empty and contain no '/'",
+                self.id
+            ));
+        }
+        if let Some(d) = self.history_days {
+            if !HISTORY_DAYS.contains(&d) {
+                problems.push(format!(
+                    "history_days {d} is out of range {}..={}",
+                    HISTORY_DAYS.start(),
+                    HISTORY_DAYS.end()
+                ));
+            }
+        }
+        if let Some(p) = self.poll_interval_secs {
+            if !POLL_INTERVAL_SECS.contains(&p) {
+                problems.push(format!(
+                    "poll_interval_secs {p} is out of range {}..={}",
+                    POLL_INTERVAL_SECS.start(),
+                    POLL_INTERVAL_SECS.end()
+                ));
+            }
+        }
+        if let Some(n) = self.page_size {
+            if !PAGE_SIZE.contains(&n) {
+                problems.push(format!(
+                    "page_size {n} is out of range {}..={}",
+                    PAGE_SIZE.start(),
+                    PAGE_SIZE.end()
+                ));
+            }
+        }
+        if let Some(tz) = &self.timezone {
+            if tz.parse::<chrono_tz::Tz>().is_err() {
+                problems.push(format!("timezone {tz:?} is not an IANA time zone"));
+            }
+        }
+        if !self.sync_disabled && self.api_base_url().is_none() {
+            problems.push(
+                "base_url (or shop_domain for Shopify) is required unless sync_disabled".into(),
+            );
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(InvalidConnection(problems))
+        }
+    }
+
     pub fn history_days(&self) -> u32 {
         self.history_days.unwrap_or(730)
     }
@@ -84,5 +313,126 @@ impl ConnectionSpec {
         self.base_url
             .clone()
             .or_else(|| self.shop_domain.as_ref().map(|d| format!("https://{d}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(json: serde_json::Value) -> ConnectionSpec {
+        serde_json::from_value(json).unwrap()
+    }
+
+    #[test]
+    fn the_stored_form_holds_no_secret_and_opens_back() {
+        let spec = spec(serde_json::json!({
+            "id": "shop-2", "provider": "woocommerce", "base_url": "https://w.example",
+            "credentials": {"consumer_key": "ck_live_1", "consumer_secret": "cs_live_2"},
+            "webhook_secrets": ["whsec_old", "whsec_new"],
+        }));
+        let debug = format!("{spec:?}");
+        for s in ["ck_live_1", "cs_live_2", "whsec_old", "whsec_new"] {
+            assert!(!debug.contains(s), "{debug}");
+        }
+        let (ring, _) = Keyring::generate("k1").unwrap();
+        let stored = serde_json::to_string(&spec.seal(&ring)).unwrap();
+        for s in ["ck_live_1", "cs_live_2", "whsec_old", "whsec_new"] {
+            assert!(!stored.contains(s), "{stored}");
+        }
+        let back: StoredConnection = serde_json::from_str(&stored).unwrap();
+        assert_eq!(
+            back.clone().unseal(Some(&ring), false),
+            Ok((spec.clone(), false))
+        );
+        assert!(matches!(
+            back.clone().unseal(None, true),
+            Err(SealError::UnknownKey(k)) if k == "k1"
+        ));
+        // a value written before sealing: read when allowed, and said to be in clear
+        let legacy: StoredConnection = serde_json::from_value(serde_json::json!({
+            "id": "shop-2", "provider": "woocommerce", "base_url": "https://w.example",
+            "credentials": {"consumer_key": "ck_live_1", "consumer_secret": "cs_live_2"},
+            "webhook_secrets": ["whsec_old", "whsec_new"],
+        }))
+        .unwrap();
+        assert_eq!(legacy.clone().unseal(Some(&ring), true), Ok((spec, true)));
+        assert_eq!(legacy.unseal(Some(&ring), false), Err(SealError::Clear));
+        // a sealed secret moved to another connection does not open
+        let mut moved = back;
+        moved.id = "shop-3".into();
+        assert_eq!(moved.unseal(Some(&ring), false), Err(SealError::Forged));
+    }
+
+    #[test]
+    fn validation_bounds_what_the_sync_engine_computes_with() {
+        let ok = spec(serde_json::json!({
+            "id": "shop-2", "provider": "shopify", "shop_domain": "s.myshopify.com",
+            "history_days": 730, "poll_interval_secs": 43200, "timezone": "America/New_York",
+        }));
+        assert_eq!(ok.validate(), Ok(()));
+        for (field, value, reason) in [
+            (
+                "history_days",
+                serde_json::json!(1_000_000_000u64),
+                "history_days 1000000000 is out of range 1..=3650",
+            ),
+            (
+                "history_days",
+                serde_json::json!(0),
+                "history_days 0 is out of range 1..=3650",
+            ),
+            (
+                "poll_interval_secs",
+                serde_json::json!(1_000_000_000_000_000_000u64),
+                "poll_interval_secs 1000000000000000000 is out of range 1..=2592000",
+            ),
+            (
+                "poll_interval_secs",
+                serde_json::json!(0),
+                "poll_interval_secs 0 is out of range 1..=2592000",
+            ),
+            (
+                "page_size",
+                serde_json::json!(0),
+                "page_size 0 is out of range 1..=1000",
+            ),
+            (
+                "timezone",
+                serde_json::json!("Mars/Olympus"),
+                "timezone \"Mars/Olympus\" is not an IANA time zone",
+            ),
+            (
+                "id",
+                serde_json::json!("a/b"),
+                "id \"a/b\" must be non-empty and contain no '/'",
+            ),
+        ] {
+            let mut v = serde_json::json!({
+                "id": "shop-2", "provider": "shopify", "shop_domain": "s.myshopify.com",
+            });
+            v[field] = value;
+            assert_eq!(
+                spec(v).validate(),
+                Err(InvalidConnection(vec![reason.to_string()])),
+                "{field}"
+            );
+        }
+        let edges = spec(serde_json::json!({
+            "id": "n", "provider": "netsuite", "base_url": "http://x",
+            "history_days": 3650, "poll_interval_secs": 2_592_000,
+        }));
+        assert_eq!(edges.validate(), Ok(()));
+        let nowhere = spec(serde_json::json!({"id": "w", "provider": "woocommerce"}));
+        assert_eq!(
+            nowhere.validate().unwrap_err().to_string(),
+            "base_url (or shop_domain for Shopify) is required unless sync_disabled"
+        );
+        // every problem at once
+        let many = spec(serde_json::json!({
+            "id": "", "provider": "shopify", "sync_disabled": true,
+            "history_days": 0, "poll_interval_secs": 0,
+        }));
+        assert_eq!(many.validate().unwrap_err().0.len(), 3);
     }
 }

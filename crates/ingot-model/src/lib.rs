@@ -16,12 +16,14 @@ pub mod connection;
 mod key;
 mod models;
 mod raw;
+pub mod secret;
 mod time;
 pub mod version;
 
-pub use connection::{ConnectionSpec, Credentials};
+pub use connection::{ConnectionSpec, Credentials, StoredConnection};
 pub use key::{Model, Provider, RecordKey, RecordKeyError};
 pub use models::*;
 pub use raw::{RawEvent, RawOp, RawSource};
+pub use secret::{Keyring, SealError, Secret};
 pub use time::{format_utc, parse_time, TimeError};
 pub use version::{decide, Decision, Version};

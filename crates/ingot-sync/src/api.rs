@@ -113,11 +113,8 @@ async fn create(
             "a connection with this id exists (configured or created earlier); DELETE it first or pick another id",
         );
     }
-    if spec.api_base_url().is_none() && !spec.sync_disabled {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "base_url (or shop_domain for Shopify) is required unless sync_disabled",
-        );
+    if let Err(e) = spec.validate() {
+        return error(StatusCode::BAD_REQUEST, e.to_string());
     }
     match s.engine.upsert_connection(spec.clone()).await {
         Ok(true) => (StatusCode::CREATED, Json(public(&spec))).into_response(),

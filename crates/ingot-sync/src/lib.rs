@@ -16,13 +16,15 @@
 //! - deletions come only from the 3PA's deletion feeds, never from a listing.
 //!
 //! Connections (from the config and from `POST /v1/connections`) are event-sourced in the
-//! compacted `ingot.connections` topic.
+//! compacted `ingot.connections` topic, their credentials and webhook secrets sealed
+//! (AEAD, key id stored with each value) by the keyring given to [`Engine::open_sealed`].
 
 pub mod api;
 mod engine;
 mod status;
 
 pub use engine::{
-    read_connections, Engine, EngineError, SyncSettings, CONNECTIONS_TOPIC, SYNC_TOPIC,
+    read_connections, read_connections_sealed, Engine, EngineError, SyncSettings,
+    CONNECTIONS_TOPIC, SYNC_TOPIC,
 };
 pub use status::{Backfill, ModelStatus, SyncState};

@@ -529,7 +529,7 @@ webhook_secrets = ["test-secret-not-real"]
         assert!(
             err.contains("connection \"shop-1\": history_days 1000000000 is out of range 1..=3650")
                 && err.contains(
-                    "connection \"shop-1\": poll_interval_secs 1000000000000000000 is out of range 60..=2592000"
+                    "connection \"shop-1\": poll_interval_secs 1000000000000000000 is out of range 1..=2592000"
                 ),
             "{err}"
         );

@@ -1,0 +1,330 @@
+//! The sync engine and the connections API against the real embedded broker and registry.
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use ingot_kafka::{AvroCodec, KafkaSettings, Producer, Topology};
+use ingot_model::auth::{Auth, Tenant};
+use ingot_model::{ConnectionSpec, Keyring, Model};
+use ingot_sync::{Engine, SyncSettings, SyncState, CONNECTIONS_TOPIC};
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+use tower::ServiceExt;
+
+/// The embedded broker keeps process-wide state: the tests of this binary run one at a time.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Ports never handed out twice in this process (old clients may still dial them).
+fn free_port() -> u16 {
+    static USED: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut used = USED.lock().unwrap_or_else(|e| e.into_inner());
+    loop {
+        let p = ingot_embedded::free_port().unwrap();
+        if !used.contains(&p) {
+            used.push(p);
+            return p;
+        }
+    }
+}
+
+struct Infra {
+    kafka: KafkaSettings,
+    codec: AvroCodec,
+    dir: tempfile::TempDir,
+    _broker: ingot_embedded::EmbeddedBroker,
+    registry: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Infra {
+    fn drop(&mut self) {
+        self.registry.abort();
+    }
+}
+
+async fn infra() -> Infra {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let broker = ingot_embedded::EmbeddedBroker::start(
+        &dir.path().join("broker"),
+        port,
+        Duration::from_secs(10),
+    )
+    .await
+    .unwrap();
+    let kafka = KafkaSettings::new(format!("127.0.0.1:{port}"));
+    Topology::builtin().apply(&kafka).await.unwrap();
+    let reg_port = free_port();
+    let registry = ingot_embedded::Registry::open(&kafka)
+        .await
+        .unwrap()
+        .serve(reg_port)
+        .await
+        .unwrap();
+    let codec = AvroCodec::new(&format!("http://127.0.0.1:{reg_port}")).unwrap();
+    Infra {
+        kafka,
+        codec,
+        dir,
+        _broker: broker,
+        registry,
+    }
+}
+
+fn settings() -> SyncSettings {
+    SyncSettings {
+        retry_after_failure: Duration::from_millis(200),
+        ..SyncSettings::default()
+    }
+}
+
+async fn wait_until(what: &str, done: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+const SECRETS: [&str; 4] = [
+    "shpat_live_token_9f8e7d",
+    "ck_live_key_1a2b3c",
+    "cs_live_secret_4d5e6f",
+    "whsec_signing_7a8b9c",
+];
+const LEGACY_SECRET: &str = "whsec_legacy_in_clear_5e6f";
+
+fn all_files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(all_files_under(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_and_webhook_secrets_are_sealed_at_rest() {
+    let _serial = SERIAL.lock().await;
+    let infra = infra().await;
+    let (ring, key) = Keyring::generate("k1").unwrap();
+    let engine = Engine::open_sealed(
+        infra.kafka.clone(),
+        infra.codec.clone(),
+        settings(),
+        ring.clone(),
+    )
+    .await
+    .unwrap();
+    let spec: ConnectionSpec = serde_json::from_value(json!({
+        "id": "woo-1", "tenant": "acme", "provider": "woocommerce",
+        "base_url": "https://w.example", "sync_disabled": true,
+        "credentials": {"access_token": SECRETS[0], "consumer_key": SECRETS[1], "consumer_secret": SECRETS[2]},
+        "webhook_secrets": [SECRETS[3]],
+    }))
+    .unwrap();
+    assert!(engine.upsert_connection(spec.clone()).await.unwrap());
+    // a connection written in clear by an older ingot
+    let legacy = json!({
+        "id": "old-1", "tenant": "acme", "provider": "shopify", "shop_domain": "o.myshopify.com",
+        "sync_disabled": true, "webhook_secrets": [LEGACY_SECRET],
+    });
+    Producer::new(&infra.kafka)
+        .unwrap()
+        .send(
+            CONNECTIONS_TOPIC,
+            b"old-1",
+            Some(legacy.to_string().as_bytes()),
+            &[],
+        )
+        .await
+        .unwrap();
+    engine.stop();
+    drop(engine);
+
+    // reopening seals the legacy one and reads both back whole
+    let engine = Engine::open_sealed(
+        infra.kafka.clone(),
+        infra.codec.clone(),
+        settings(),
+        ring.clone(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(engine.connection("woo-1"), Some(spec.clone()));
+    let old = engine.connection("old-1").unwrap();
+    assert_eq!(old.webhook_secrets[0].expose(), LEGACY_SECRET);
+    let debug = format!("{:?}", engine.connections());
+    for s in SECRETS.iter().chain(&[LEGACY_SECRET]) {
+        assert!(!debug.contains(s), "{debug}");
+    }
+
+    // the topic's latest values hold no secret, only sealed values naming key k1
+    let records = infra.kafka.read_all(CONNECTIONS_TOPIC).await.unwrap();
+    let latest = |id: &str| {
+        records
+            .iter()
+            .rev()
+            .find(|m| m.key_str() == Some(id))
+            .and_then(|m| m.value.clone())
+            .map(|v| String::from_utf8(v).unwrap())
+            .unwrap()
+    };
+    for id in ["woo-1", "old-1"] {
+        let text = latest(id);
+        for s in SECRETS.iter().chain(&[LEGACY_SECRET]) {
+            assert!(!text.contains(s), "{id}: {text}");
+        }
+        let v: Value = serde_json::from_str(&text).unwrap();
+        for sealed in v["webhook_secrets"].as_array().unwrap() {
+            assert!(
+                sealed.as_str().unwrap().starts_with("ingot-sealed:v1:k1:"),
+                "{v}"
+            );
+        }
+    }
+    // no record the engine wrote, nor any file of the broker, holds these secrets
+    for m in &records {
+        let text = String::from_utf8_lossy(m.value.as_deref().unwrap_or_default()).to_string();
+        for s in SECRETS {
+            assert!(!text.contains(s), "{text}");
+        }
+    }
+    for file in all_files_under(&infra.dir.path().join("broker")) {
+        let bytes = std::fs::read(&file).unwrap();
+        for s in SECRETS {
+            assert!(
+                !bytes.windows(s.len()).any(|w| w == s.as_bytes()),
+                "{s} in {}",
+                file.display()
+            );
+        }
+    }
+    engine.stop();
+    drop(engine);
+
+    // without the key the store does not open, and says which key it needs
+    let err = Engine::open(infra.kafka.clone(), infra.codec.clone(), settings())
+        .await
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("sealed with key \"k1\", which is not configured"),
+        "{err}"
+    );
+    // after a rotation (new key current, k1 kept as old) everything still opens
+    let (_, k2) = Keyring::generate("k2").unwrap();
+    let rotated = Keyring::from_specs([&k2, &key]).unwrap();
+    let engine = Engine::open_sealed(
+        infra.kafka.clone(),
+        infra.codec.clone(),
+        settings(),
+        rotated,
+    )
+    .await
+    .unwrap();
+    assert_eq!(engine.connection("woo-1"), Some(spec));
+    let from_reader = ingot_sync::read_connections_sealed(&infra.kafka, &ring)
+        .await
+        .unwrap();
+    assert_eq!(from_reader.len(), 2);
+    engine.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_connections_api_refuses_out_of_range_settings_with_a_reason() {
+    let _serial = SERIAL.lock().await;
+    let infra = infra().await;
+    let (ring, _) = Keyring::generate("k1").unwrap();
+    let engine = Engine::open_sealed(infra.kafka.clone(), infra.codec.clone(), settings(), ring)
+        .await
+        .unwrap();
+    let auth = Auth::new(&[Tenant {
+        id: "acme".into(),
+        api_keys: vec!["key-1".into()],
+        connections: None,
+    }]);
+    let app = ingot_sync::api::router(engine.clone(), auth);
+    let post = |body: Value| {
+        Request::post("/v1/connections")
+            .header("authorization", "Bearer key-1")
+            .header("content-type", "application/json")
+            .body(Body::from(body.to_string()))
+            .unwrap()
+    };
+    for (field, value, reason) in [
+        (
+            "history_days",
+            json!(1_000_000_000u64),
+            "history_days 1000000000 is out of range 1..=3650",
+        ),
+        (
+            "poll_interval_secs",
+            json!(1_000_000_000_000_000_000u64),
+            "poll_interval_secs 1000000000000000000 is out of range 1..=2592000",
+        ),
+    ] {
+        let mut body = json!({
+            "id": "shop-9", "provider": "shopify", "shop_domain": "s.myshopify.com",
+            "credentials": {"access_token": "shpat_x"}, "webhook_secrets": ["s"],
+        });
+        body[field] = value;
+        let resp = app.clone().oneshot(post(body)).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::BAD_REQUEST, "{field}");
+        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        let v: Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(v["error"], reason);
+        assert_eq!(engine.connection("shop-9"), None, "nothing stored");
+    }
+    engine.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sync_that_cannot_run_is_marked_failed_with_its_error() {
+    let _serial = SERIAL.lock().await;
+    let infra = infra().await;
+    // a connection stored (by an older ingot, without validation) with a history the
+    // calendar cannot hold: its historical sync panicked and it looked `pending` forever
+    let stored = json!({
+        "id": "shop-big", "tenant": "acme", "provider": "shopify",
+        "shop_domain": "s.myshopify.com", "base_url": "http://127.0.0.1:9",
+        "credentials": {"access_token": "shpat_x"}, "history_days": 1_000_000_000u64,
+    });
+    Producer::new(&infra.kafka)
+        .unwrap()
+        .send(
+            CONNECTIONS_TOPIC,
+            b"shop-big",
+            Some(stored.to_string().as_bytes()),
+            &[],
+        )
+        .await
+        .unwrap();
+    let (ring, _) = Keyring::generate("k1").unwrap();
+    let engine = Engine::open_sealed(infra.kafka.clone(), infra.codec.clone(), settings(), ring)
+        .await
+        .unwrap();
+    engine.start_all();
+    wait_until("every model failed", || {
+        engine
+            .status("shop-big")
+            .values()
+            .all(|s| s.state == SyncState::Failed)
+    })
+    .await;
+    for (model, s) in engine.status("shop-big") {
+        assert_eq!(
+            s.last_error.as_deref(),
+            Some("invalid connection: history_days 1000000000 reaches before the calendar"),
+            "{model}"
+        );
+        assert_eq!(s.cursor, None, "{model}");
+    }
+    assert_eq!(engine.status("shop-big").len(), Model::ALL.len());
+    engine.stop();
+}
