@@ -36,7 +36,25 @@ impl Principal {
     }
 }
 
-/// API keys → principals. Keys are kept only as SHA-256 digests.
+/// How an API key is written down without the key: `sha256:<64 lowercase hex>` of its text.
+pub fn hash_api_key(key: &str) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(key.as_bytes())))
+}
+
+/// The SHA-256 digest an API key entry stands for: a `sha256:<64 hex>` entry is the digest
+/// itself (the key is kept nowhere), anything else is the key. A `sha256:` entry that is
+/// not 64 hex digits is an error (rather than a key nobody could guess).
+pub fn key_digest(entry: &Secret) -> Result<[u8; 32], String> {
+    match entry.expose().strip_prefix("sha256:") {
+        Some(h) => hex::decode(h.trim())
+            .ok()
+            .and_then(|b| <[u8; 32]>::try_from(b).ok())
+            .ok_or_else(|| "an API key entry \"sha256:…\" must be 64 hex digits".to_string()),
+        None => Ok(Sha256::digest(entry.expose().as_bytes()).into()),
+    }
+}
+
+/// API keys → principals. Keys are kept only as SHA-256 digests (and may be configured so).
 #[derive(Debug, Clone, Default)]
 pub struct Auth {
     keys: Arc<HashMap<[u8; 32], Arc<Principal>>>,
@@ -51,7 +69,10 @@ impl Auth {
                 connections: t.connections.as_ref().map(|c| c.iter().cloned().collect()),
             });
             for k in &t.api_keys {
-                keys.insert(Sha256::digest(k.expose().as_bytes()).into(), p.clone());
+                // a malformed `sha256:` entry (refused by config validation) matches nobody
+                if let Ok(d) = key_digest(k) {
+                    keys.insert(d, p.clone());
+                }
             }
         }
         Auth {
@@ -103,6 +124,19 @@ mod tests {
             "the scheme is case-insensitive (RFC 7235)"
         );
         assert!(auth.principal(Some("k1")).is_none());
+        // a key configured as its digest
+        let hashed = Auth::new(&[Tenant {
+            id: "acme".into(),
+            api_keys: vec![hash_api_key("k3").into(), "sha256:zz".into()],
+            connections: None,
+        }]);
+        assert_eq!(hashed.principal(Some("Bearer k3")).unwrap().tenant_id, "acme");
+        assert!(hashed.principal(Some(&format!("Bearer {}", hash_api_key("k3")))).is_none());
+        assert!(hashed.principal(Some("Bearer sha256:zz")).is_none());
+        assert_eq!(
+            hash_api_key("test-api-key"),
+            "sha256:4c806362b613f7496abf284146efd31da90e4b16169fe001841ca17290f427c4"
+        );
         assert!(auth.principal(None).is_none());
     }
 }

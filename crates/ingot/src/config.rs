@@ -187,10 +187,25 @@ impl Default for EmbeddedConfig {
 #[serde(deny_unknown_fields)]
 pub struct TenantConfig {
     pub id: String,
+    /// The tenant's API keys, each either the key itself or, to keep no key in the file,
+    /// its digest `sha256:<64 hex>` (`printf %s "$KEY" | sha256sum`).
+    #[serde(default)]
     pub api_keys: Vec<ApiKey>,
     /// Limit the tenant's keys to these connections (default: all of the tenant's).
     #[serde(default)]
     pub connections: Option<Vec<String>>,
+    /// Keys limited to some of the tenant's connections (within `connections` when that
+    /// is set): such a key sees only their records and connections, 404 for the rest.
+    #[serde(default)]
+    pub limited_keys: Vec<LimitedKeyConfig>,
+}
+
+/// `[[tenants.limited_keys]]`: one API key (or its `sha256:` digest) and its connections.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitedKeyConfig {
+    pub key: ingot_model::Secret,
+    pub connections: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -252,13 +267,28 @@ impl ConnectionConfig {
 }
 
 impl TenantConfig {
-    /// The tenant as the API layers take it.
-    pub fn tenant(&self) -> ingot_model::auth::Tenant {
-        ingot_model::auth::Tenant {
+    /// The tenant as the API layers take it: one entry for its unlimited keys, one per
+    /// limited key (same tenant id, that key's connections within the tenant's limit).
+    pub fn tenants(&self) -> Vec<ingot_model::auth::Tenant> {
+        let mut out = vec![ingot_model::auth::Tenant {
             id: self.id.clone(),
             api_keys: self.api_keys.iter().map(|k| k.0.clone()).collect(),
             connections: self.connections.clone(),
+        }];
+        for k in &self.limited_keys {
+            let connections = k
+                .connections
+                .iter()
+                .filter(|c| self.connections.as_ref().is_none_or(|all| all.contains(c)))
+                .cloned()
+                .collect();
+            out.push(ingot_model::auth::Tenant {
+                id: self.id.clone(),
+                api_keys: vec![k.key.clone()],
+                connections: Some(connections),
+            });
         }
+        out
     }
 }
 
@@ -355,6 +385,33 @@ impl Config {
         let mut problems = Vec::new();
         let tenants: std::collections::HashSet<&str> =
             self.tenants.iter().map(|t| t.id.as_str()).collect();
+        let mut keys = std::collections::HashSet::new();
+        for t in &self.tenants {
+            let all = t
+                .api_keys
+                .iter()
+                .map(|k| &k.0)
+                .chain(t.limited_keys.iter().map(|k| &k.key));
+            for k in all {
+                if let Err(e) = ingot_model::auth::key_digest(k) {
+                    problems.push(format!("tenant {:?}: {e}", t.id));
+                }
+                if !keys.insert(k.expose().to_string()) {
+                    problems.push(format!(
+                        "tenant {:?}: an API key is given twice (keys must be unique)",
+                        t.id
+                    ));
+                }
+            }
+            for k in &t.limited_keys {
+                if k.connections.is_empty() {
+                    problems.push(format!(
+                        "tenant {:?}: a limited key needs at least one connection",
+                        t.id
+                    ));
+                }
+            }
+        }
         let mut seen = std::collections::HashSet::new();
         for c in &self.connections {
             if !seen.insert(c.id.as_str()) {
@@ -435,7 +492,7 @@ webhook_secrets = ["test-secret-not-real"]
             c.connections[0].webhook_secrets[0].expose(),
             "test-secret-not-real"
         );
-        assert_eq!(c.tenants[0].tenant().api_keys[0].expose(), "test-api-key");
+        assert_eq!(c.tenants[0].tenants()[0].api_keys[0].expose(), "test-api-key");
         assert!(c.kafka.is_none());
         let debug = format!("{c:?}");
         assert!(
@@ -504,6 +561,42 @@ webhook_secrets = ["test-secret-not-real"]
         let bad = Config::from_toml(&format!("{toml}[secrets]\nkey = \"k1:short\"\n")).unwrap();
         let err = bad.keyring().unwrap_err().to_string();
         assert!(err.contains("[secrets]"), "{err}");
+    }
+
+    #[test]
+    fn keys_may_be_stored_as_digests_and_limited_to_connections() {
+        let digest = ingot_model::auth::hash_api_key("limited-key");
+        let c = Config::from_toml(&format!(
+            "{ISSUE_CONFIG}\n[[tenants.limited_keys]]\nkey = \"{digest}\"\nconnections = [\"shop-1\"]\n"
+        ).replace(
+            "api_keys = [\"test-api-key\"]",
+            &format!("api_keys = [\"{}\"]", ingot_model::auth::hash_api_key("test-api-key")),
+        ))
+        .unwrap();
+        assert!(!format!("{c:?}").contains("test-api-key"));
+        let auth = ingot_model::auth::Auth::new(&c.tenants[0].tenants());
+        let full = auth.principal(Some("Bearer test-api-key")).unwrap();
+        assert!(full.may_read("acme", "shop-1") && full.may_read("acme", "shop-2"));
+        let limited = auth.principal(Some("Bearer limited-key")).unwrap();
+        assert!(limited.may_read("acme", "shop-1"));
+        assert!(!limited.may_read("acme", "shop-2"));
+        assert!(auth.principal(Some(&format!("Bearer {digest}"))).is_none(), "the digest is no key");
+        // a limited key cannot widen the tenant's own limit
+        let narrowed = Config::from_toml(&format!(
+            "{}\n[[tenants.limited_keys]]\nkey = \"k2\"\nconnections = [\"shop-1\", \"shop-9\"]\n",
+            ISSUE_CONFIG.replace("api_keys = [\"test-api-key\"]", "api_keys = [\"test-api-key\"]\nconnections = [\"shop-9\"]")
+        ))
+        .unwrap();
+        let auth = ingot_model::auth::Auth::new(&narrowed.tenants[0].tenants());
+        let k2 = auth.principal(Some("Bearer k2")).unwrap();
+        assert!(k2.may_read("acme", "shop-9") && !k2.may_read("acme", "shop-1"));
+        // a malformed digest and an empty limit are configuration errors
+        let err = Config::from_toml(&format!(
+            "{ISSUE_CONFIG}\n[[tenants.limited_keys]]\nkey = \"sha256:abc\"\nconnections = []\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("sha256:") && err.contains("needs at least one connection"), "{err}");
     }
 
     #[test]
