@@ -39,6 +39,9 @@ pub struct ForwarderConfig {
     pub metrics_endpoint_labels: usize,
     /// Most normalized records handled per consumer batch.
     pub max_batch: usize,
+    /// On a clean stop, attempts under way may finish for this long (seconds); the rest
+    /// are abandoned and stay pending.
+    pub shutdown_grace_secs: f64,
 }
 
 impl Default for ForwarderConfig {
@@ -58,6 +61,7 @@ impl Default for ForwarderConfig {
             delivery_log_retention_secs: 7.0 * 86400.0,
             metrics_endpoint_labels: 20,
             max_batch: 500,
+            shutdown_grace_secs: 5.0,
         }
     }
 }
@@ -99,6 +103,9 @@ impl ForwarderConfig {
             if !v.is_finite() || v <= 0.0 {
                 errs.push(format!("forwarder.{name}: must be > 0"));
             }
+        }
+        if !self.shutdown_grace_secs.is_finite() || self.shutdown_grace_secs < 0.0 {
+            errs.push("forwarder.shutdown_grace_secs: must be ≥ 0".to_string());
         }
         for (name, v) in [
             ("max_in_flight", self.max_in_flight),

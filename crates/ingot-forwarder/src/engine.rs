@@ -564,6 +564,14 @@ impl Scheduler {
                 Some(_) = self.attempts.join_next(), if !self.attempts.is_empty() => {}
             }
         }
+        // let attempts under way finish (and record their outcome) for a moment, so a
+        // clean stop sends few duplicates; the rest stay pending and go again after a start
+        let grace = crate::config::secs(self.shared.cfg.shutdown_grace_secs);
+        let attempts = &mut self.attempts;
+        let _ = tokio::time::timeout(grace, async {
+            while attempts.join_next().await.is_some() {}
+        })
+        .await;
         self.attempts.abort_all();
         while self.attempts.join_next().await.is_some() {}
         Ok(())
