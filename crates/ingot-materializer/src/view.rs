@@ -462,10 +462,9 @@ impl Materializer {
             // dead letters are acknowledged before the offsets that pass them are written;
             // a re-delivery of an offset already passed is not dead-lettered twice
             dead.retain(|(m, _)| {
-                !self
-                    .view
+                self.view
                     .next_offset(&m.topic, m.partition)
-                    .is_some_and(|n| m.offset < n)
+                    .is_none_or(|n| m.offset >= n)
             });
             self.dead_letter(&producer, &dead).await?;
             let view = self.view.clone();

@@ -41,8 +41,13 @@ async fn get(app: &axum::Router, key: &str, path: &str) -> (StatusCode, Value) {
         .await
         .unwrap();
     let status = resp.status();
-    let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20).await.unwrap();
-    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
 }
 
 #[tokio::test]
@@ -68,7 +73,10 @@ async fn a_connection_limited_key_sees_only_its_connections() {
     let id2 = RecordKey::new("shop-2", Model::Order, "2").record_id();
 
     let (s, v) = get(&app, "shop-1-key", &format!("/v1/orders/{id1}")).await;
-    assert_eq!((s, v["data"]["remote_id"].clone()), (StatusCode::OK, json!("1")));
+    assert_eq!(
+        (s, v["data"]["remote_id"].clone()),
+        (StatusCode::OK, json!("1"))
+    );
     let (s, _) = get(&app, "shop-1-key", &format!("/v1/orders/{id2}")).await;
     assert_eq!(s, StatusCode::NOT_FOUND, "another connection's record");
     let (s, v) = get(&app, "shop-1-key", "/v1/orders").await;

@@ -130,8 +130,13 @@ mod tests {
             api_keys: vec![hash_api_key("k3").into(), "sha256:zz".into()],
             connections: None,
         }]);
-        assert_eq!(hashed.principal(Some("Bearer k3")).unwrap().tenant_id, "acme");
-        assert!(hashed.principal(Some(&format!("Bearer {}", hash_api_key("k3")))).is_none());
+        assert_eq!(
+            hashed.principal(Some("Bearer k3")).unwrap().tenant_id,
+            "acme"
+        );
+        assert!(hashed
+            .principal(Some(&format!("Bearer {}", hash_api_key("k3"))))
+            .is_none());
         assert!(hashed.principal(Some("Bearer sha256:zz")).is_none());
         assert_eq!(
             hash_api_key("test-api-key"),

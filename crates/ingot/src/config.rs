@@ -492,7 +492,10 @@ webhook_secrets = ["test-secret-not-real"]
             c.connections[0].webhook_secrets[0].expose(),
             "test-secret-not-real"
         );
-        assert_eq!(c.tenants[0].tenants()[0].api_keys[0].expose(), "test-api-key");
+        assert_eq!(
+            c.tenants[0].tenants()[0].api_keys[0].expose(),
+            "test-api-key"
+        );
         assert!(c.kafka.is_none());
         let debug = format!("{c:?}");
         assert!(
@@ -580,11 +583,17 @@ webhook_secrets = ["test-secret-not-real"]
         let limited = auth.principal(Some("Bearer limited-key")).unwrap();
         assert!(limited.may_read("acme", "shop-1"));
         assert!(!limited.may_read("acme", "shop-2"));
-        assert!(auth.principal(Some(&format!("Bearer {digest}"))).is_none(), "the digest is no key");
+        assert!(
+            auth.principal(Some(&format!("Bearer {digest}"))).is_none(),
+            "the digest is no key"
+        );
         // a limited key cannot widen the tenant's own limit
         let narrowed = Config::from_toml(&format!(
             "{}\n[[tenants.limited_keys]]\nkey = \"k2\"\nconnections = [\"shop-1\", \"shop-9\"]\n",
-            ISSUE_CONFIG.replace("api_keys = [\"test-api-key\"]", "api_keys = [\"test-api-key\"]\nconnections = [\"shop-9\"]")
+            ISSUE_CONFIG.replace(
+                "api_keys = [\"test-api-key\"]",
+                "api_keys = [\"test-api-key\"]\nconnections = [\"shop-9\"]"
+            )
         ))
         .unwrap();
         let auth = ingot_model::auth::Auth::new(&narrowed.tenants[0].tenants());
@@ -596,7 +605,10 @@ webhook_secrets = ["test-secret-not-real"]
         ))
         .unwrap_err()
         .to_string();
-        assert!(err.contains("sha256:") && err.contains("needs at least one connection"), "{err}");
+        assert!(
+            err.contains("sha256:") && err.contains("needs at least one connection"),
+            "{err}"
+        );
     }
 
     #[test]
