@@ -13,6 +13,10 @@
 //!   `cursor − overlap` (inclusive, overlapping: duplicates are harmless);
 //! - a failure that outlives the connector's retries marks the run `failed` with the
 //!   error, leaves the cursor, and is never recorded as "no data";
+//! - a run that ends any other way (a Kafka error, a panic: caught per run and around the
+//!   connection's task) marks the model `failed` (`partial` inside a historical sync) with
+//!   the error, so no connection is left looking `syncing`;
+//! - settings come through `ConnectionSpec::validate` (bounded history and interval);
 //! - deletions come only from the 3PA's deletion feeds, never from a listing.
 //!
 //! Connections (from the config and from `POST /v1/connections`) are event-sourced in the
