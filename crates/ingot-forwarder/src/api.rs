@@ -114,6 +114,39 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .with_state(shared)
 }
 
+/// Every route above, as `(method, path)`: kept in step with `openapi.json` by a test.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("post", "/v1/webhook-endpoints"),
+    ("get", "/v1/webhook-endpoints"),
+    ("get", "/v1/webhook-endpoints/{id}"),
+    ("patch", "/v1/webhook-endpoints/{id}"),
+    ("delete", "/v1/webhook-endpoints/{id}"),
+    ("post", "/v1/webhook-endpoints/{id}/rotate-secret"),
+    ("get", "/v1/webhook-endpoints/{id}/deliveries"),
+    ("post", "/v1/webhook-endpoints/{id}/replay"),
+    ("post", "/v1/webhook-endpoints/{id}/test"),
+];
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn openapi_lists_every_route() {
+        let doc = crate::openapi_paths();
+        let paths = doc["paths"].as_object().unwrap();
+        let mut listed = 0;
+        for (path, ops) in paths {
+            for method in ops.as_object().unwrap().keys() {
+                assert!(
+                    super::ROUTES.contains(&(method.as_str(), path.as_str())),
+                    "{method} {path} documented but not routed"
+                );
+                listed += 1;
+            }
+        }
+        assert_eq!(listed, super::ROUTES.len(), "every route is documented");
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CreateBody {

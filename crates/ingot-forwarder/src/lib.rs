@@ -104,6 +104,12 @@ use std::path::Path;
 use std::sync::{Arc, RwLock};
 use tokio::sync::{mpsc, watch};
 
+/// OpenAPI 3.1 `paths` of the endpoints API (`{"paths": {...}}`), to merge into the
+/// server's `/openapi.json`.
+pub fn openapi_paths() -> serde_json::Value {
+    serde_json::from_str(include_str!("openapi.json")).expect("openapi.json is JSON")
+}
+
 /// Errors of the forwarder.
 #[derive(Debug, thiserror::Error)]
 pub enum ForwarderError {

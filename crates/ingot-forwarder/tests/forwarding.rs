@@ -631,6 +631,19 @@ async fn the_ssrf_guard_refuses_private_addresses() {
     let rx = Receiver::start().await;
     let cfg = ingot_forwarder::ForwarderConfig::default(); // allow_insecure_urls = false
     let fwd = start_forwarder(&infra, cfg, &infra.state_dir("fwd")).await;
+    // every documented route is routed (and wants a key)
+    for (method, path) in ingot_forwarder::api::ROUTES {
+        let path = path.replace("{id}", "ep_x");
+        let (st, _) = api(
+            &fwd.router,
+            &method.to_uppercase(),
+            &path,
+            "no-such-key",
+            None,
+        )
+        .await;
+        assert_eq!(st, 401, "{method} {path}");
+    }
     let port = rx.url.rsplit(':').next().unwrap().to_string();
     for url in [
         rx.url.clone(),                        // http
