@@ -149,8 +149,9 @@ pub(crate) async fn consume(
             }
         }
         while batch.len() < shared.cfg.max_batch {
-            match tokio::time::timeout(Duration::from_millis(2), consumer.recv()).await {
-                Ok(Ok(m)) => batch.push(Message::from_borrowed(&m)),
+            // only what the client has already fetched: no waiting for more
+            match futures::FutureExt::now_or_never(consumer.recv()) {
+                Some(Ok(m)) => batch.push(Message::from_borrowed(&m)),
                 _ => break,
             }
         }
@@ -495,10 +496,20 @@ impl Scheduler {
         let e = ep.to_string();
         let d = blocking(move || store.delivery(&e, seq)).await?;
         let at = d.map(|d| d.next_attempt_ms).unwrap_or_else(now_ms);
-        self.active
-            .insert((ep.to_string(), rk.to_string()), (seq, St::Waiting));
-        self.timers
-            .push(Reverse((at, seq, ep.to_string(), rk.to_string())));
+        if at <= now_ms() {
+            // due already: straight to the ready queue (no timer round trip)
+            self.active
+                .insert((ep.to_string(), rk.to_string()), (seq, St::Ready));
+            self.ready
+                .entry(ep.to_string())
+                .or_default()
+                .push_back(rk.to_string());
+        } else {
+            self.active
+                .insert((ep.to_string(), rk.to_string()), (seq, St::Waiting));
+            self.timers
+                .push(Reverse((at, seq, ep.to_string(), rk.to_string())));
+        }
         Ok(())
     }
 
