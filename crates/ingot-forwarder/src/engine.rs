@@ -525,9 +525,9 @@ impl Scheduler {
         }
     }
 
-    /// Runs until `shutdown`; in-flight attempts are then abandoned (they stay pending and
-    /// are attempted again after a restart, with the same `webhook-id`).
-    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) -> Result<(), ForwarderError> {
+    /// Loads the pending queues (before the consumer adds to them, so the backlog counts
+    /// are exact).
+    pub async fn restore(mut self) -> Result<Self, ForwarderError> {
         let store = self.shared.store.clone();
         let (heads, counts) = blocking(move || store.heads()).await?;
         for (ep, n) in counts {
@@ -543,6 +543,13 @@ impl Scheduler {
             queues = n_heads,
             "pending deliveries restored"
         );
+        Ok(self)
+    }
+
+    /// Runs until `shutdown`; in-flight attempts then get `shutdown_grace_secs` and are
+    /// abandoned after (they stay pending and are attempted again after a restart, with the
+    /// same `webhook-id`).
+    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) -> Result<(), ForwarderError> {
         let mut endpoint_changes = self.shared.endpoints.subscribe();
         self.on_endpoints().await?;
         let mut tick = tokio::time::interval(Duration::from_secs(1));

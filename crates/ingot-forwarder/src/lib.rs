@@ -205,9 +205,8 @@ impl Forwarder {
         let (stop_tx, stop_rx) = watch::channel(false);
         let shared = self.shared.clone();
         // if this future is dropped mid-way, the stage's tasks go with it
-        let mut sched = AbortOnDrop(tokio::spawn(
-            Scheduler::new(shared.clone(), self.rx).run(stop_rx.clone()),
-        ));
+        let scheduler = Scheduler::new(shared.clone(), self.rx).restore().await?;
+        let mut sched = AbortOnDrop(tokio::spawn(scheduler.run(stop_rx.clone())));
         let mut consume = AbortOnDrop(tokio::spawn(engine::consume(
             shared.clone(),
             stop_rx.clone(),
