@@ -339,12 +339,23 @@ async fn two_instances_one_killed_give_the_results_of_one() {
     // the single-instance result: per order exactly three versions (v1, v2, v3), the
     // stale v1 re-delivery dropped; exactly-once: no duplicates either
     let all = h.kafka().read_all("normalized.order").await.unwrap();
+    let codec = ingot_kafka::AvroCodec::new(&h.infra.as_ref().unwrap().registry_url).unwrap();
     let mut per_key: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for m in &all {
+        let status = match &m.value {
+            Some(v) => codec.decode_record(v).await.unwrap()["payment_status"].to_string(),
+            None => "tombstone".into(),
+        };
         per_key
             .entry(m.key_str().unwrap().to_string())
             .or_default()
-            .push(format!("{}@{}", m.partition, m.offset));
+            .push(format!("{}@{} {status}", m.partition, m.offset));
+    }
+    if per_key.values().any(|v| v.len() != 3) {
+        for f in ["a.log", "b.log"] {
+            let log = std::fs::read_to_string(dir.join(f)).unwrap_or_default();
+            println!("--- {f}\n{log}");
+        }
     }
     assert_eq!(per_key.len(), ids.len());
     for (k, v) in &per_key {

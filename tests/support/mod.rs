@@ -69,6 +69,9 @@ pub fn config_text(dir: &Path, http: u16, kafka: u16, registry: u16, compaction:
         Some(b) => format!("[kafka]\nbootstrap_servers = \"{b}\"\n"),
         None => String::new(),
     };
+    // a group id never used before on a shared broker: committed offsets of an earlier
+    // run must not apply to this run's (re-created) topics
+    let run = uuid::Uuid::new_v4().simple();
     format!(
         r#"{broker}
 [http]
@@ -81,7 +84,7 @@ kafka_port = {kafka}
 registry_port = {registry}
 compaction_interval_secs = {compaction}
 [processor]
-group_id = "ingot-processor-{kafka}"
+group_id = "ingot-processor-{kafka}-{run}"
 [[tenants]]
 id = "acme"
 api_keys = ["{KEY}"]
@@ -124,6 +127,16 @@ impl Harness {
         Self::start_stages(sync, compaction_secs, Stages::ALL).await
     }
 
+    /// `INGOT_TEST_LOG=<filter>` shows the stages' logs on stderr (with `--nocapture`).
+    fn init_logs() {
+        if let Ok(filter) = std::env::var("INGOT_TEST_LOG") {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+                .with_test_writer()
+                .try_init();
+        }
+    }
+
     /// A harness running only `stages` in this process (other stages can run in child
     /// processes from [`Harness::config_file`]).
     pub async fn start_stages(
@@ -131,6 +144,7 @@ impl Harness {
         compaction_secs: u64,
         stages: Stages,
     ) -> Harness {
+        Self::init_logs();
         if let Some(b) = test_kafka() {
             // a shared broker: every test starts from empty topics
             ingot_kafka::Topology::builtin()

@@ -13,6 +13,31 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+/// Low and high watermarks of a partition. Retries for up to 30 s while the partition
+/// has no leader yet (a topic just created on Apache Kafka answers
+/// `NotLeaderForPartition` for a moment).
+fn watermarks<C: ConsumerContext, T: Consumer<C>>(
+    consumer: &T,
+    topic: &str,
+    partition: i32,
+) -> Result<(i64, i64), KafkaError> {
+    use rdkafka::types::RDKafkaErrorCode as Code;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        match consumer.fetch_watermarks(topic, partition, Timeout::After(Duration::from_secs(10))) {
+            Err(RdKafkaError::MetadataFetch(
+                Code::NotLeaderForPartition
+                | Code::LeaderNotAvailable
+                | Code::UnknownTopicOrPartition
+                | Code::NotCoordinator,
+            )) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            r => return Ok(r?),
+        }
+    }
+}
+
 /// Runs a blocking librdkafka call (transactions, metadata) off the async runtime.
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, RdKafkaError> + Send + 'static,
@@ -158,8 +183,7 @@ impl KafkaSettings {
         self.partitions(topic)?
             .into_iter()
             .map(|p| {
-                let (_, high) =
-                    consumer.fetch_watermarks(topic, p, Timeout::After(Duration::from_secs(10)))?;
+                let (_, high) = watermarks(&consumer, topic, p)?;
                 Ok((p, high))
             })
             .collect()
@@ -429,7 +453,7 @@ pub struct Outgoing<'a> {
 
 /// How long a transaction may stay open before the broker aborts it: bounds how long a
 /// crashed instance's open transaction holds back `read_committed` readers.
-const TRANSACTION_TIMEOUT_MS: &str = "10000";
+const TRANSACTION_TIMEOUT_MS: &str = "15000";
 
 impl Producer {
     pub fn new(settings: &KafkaSettings) -> Result<Self, KafkaError> {
@@ -455,6 +479,8 @@ impl Producer {
         if let Some(id) = transactional_id {
             fixed.push(("transactional.id", id));
             fixed.push(("transaction.timeout.ms", TRANSACTION_TIMEOUT_MS));
+            // librdkafka: message.timeout.ms must not exceed transaction.timeout.ms
+            fixed.push(("message.timeout.ms", "10000"));
         }
         let c = settings.config_with(
             &[
@@ -594,11 +620,7 @@ impl Reader {
         let mut tpl = TopicPartitionList::new();
         let mut remaining = BTreeMap::new();
         for (topic, partition, start) in starts {
-            let (low, high) = consumer.fetch_watermarks(
-                topic,
-                *partition,
-                Timeout::After(Duration::from_secs(10)),
-            )?;
+            let (low, high) = watermarks(&consumer, topic, *partition)?;
             let from = (*start).max(low);
             if from < high {
                 tpl.add_partition_offset(topic, *partition, Offset::Offset(from))?;

@@ -101,7 +101,51 @@ impl Topology {
                 }
             }
         }
+        if !created.is_empty() {
+            self.wait_for_leaders(settings).await?;
+        }
         Ok(created)
+    }
+
+    /// Waits until every partition of every topic has a leader: a topic just created on
+    /// Apache Kafka answers `NotLeaderForPartition` for a moment.
+    async fn wait_for_leaders(&self, settings: &KafkaSettings) -> Result<(), TopologyError> {
+        use rdkafka::consumer::Consumer;
+        let c: rdkafka::consumer::BaseConsumer = settings
+            .client_config()
+            .create()
+            .map_err(KafkaError::from)?;
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let md = c
+                .fetch_metadata(None, Duration::from_secs(10))
+                .map_err(KafkaError::from)?;
+            let waiting: Vec<String> = self
+                .topics
+                .iter()
+                .filter(|spec| {
+                    !md.topics().iter().any(|t| {
+                        t.name() == spec.name
+                            && t.error().is_none()
+                            && t.partitions().len() == spec.partitions as usize
+                            && t.partitions()
+                                .iter()
+                                .all(|p| p.error().is_none() && p.leader() >= 0)
+                    })
+                })
+                .map(|t| t.name.clone())
+                .collect();
+            if waiting.is_empty() {
+                return Ok(());
+            }
+            if std::time::Instant::now() > deadline {
+                return Err(TopologyError::Create {
+                    topic: waiting.join(","),
+                    reason: "no leader 60 s after creation".into(),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// Deletes every topic of the topology that exists and waits until the broker no

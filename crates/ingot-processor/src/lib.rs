@@ -29,8 +29,8 @@ mod state;
 
 use chrono::Utc;
 use ingot_kafka::{
-    create_group_consumer, AvroCodec, Consumer, GroupConsumer, KafkaError, KafkaSettings, Message,
-    Producer, TopicPartitionList, OP_DELETE, OP_HEADER,
+    create_group_consumer, Assignment, AvroCodec, Consumer, GroupConsumer, KafkaError,
+    KafkaSettings, Message, Producer, TopicPartitionList, OP_DELETE, OP_HEADER,
 };
 use ingot_model::{
     decide, Decision, Model, NormalizedRecord, Provider, RawEvent, RecordKey, RecordMeta, Version,
@@ -274,7 +274,11 @@ impl Processor {
                     self.progress.touch();
                     continue;
                 }
-                Ok(Ok(m)) => batch.push(Message::from_borrowed(&m)),
+                Ok(Ok(m)) => {
+                    let m = Message::from_borrowed(&m);
+                    forget_revoked(&assignment, &mut restored, &mut batch);
+                    batch.push(m);
+                }
                 Ok(Err(e)) if is_eof(&e) => {
                     self.progress.touch();
                     continue;
@@ -287,18 +291,18 @@ impl Processor {
             }
             while batch.len() < self.cfg.max_batch {
                 match tokio::time::timeout(Duration::from_millis(5), consumer.recv()).await {
-                    Ok(Ok(m)) => batch.push(Message::from_borrowed(&m)),
+                    Ok(Ok(m)) => {
+                        // a rebalance runs inside recv(): what it revoked was collected
+                        // before it, what recv() returns now is of the new assignment
+                        let m = Message::from_borrowed(&m);
+                        forget_revoked(&assignment, &mut restored, &mut batch);
+                        batch.push(m);
+                    }
                     Ok(Err(e)) if is_eof(&e) => break,
                     _ => break,
                 }
             }
-            // partitions revoked while the batch was collected now belong to another
-            // instance: their messages are left to it, their state must be restored again
-            // if they come back
-            for (topic, p) in assignment.take_revoked() {
-                restored.remove(&p);
-                batch.retain(|m| !(m.topic == topic && m.partition == p));
-            }
+            forget_revoked(&assignment, &mut restored, &mut batch);
             if batch.is_empty() {
                 continue;
             }
@@ -678,6 +682,16 @@ pub fn nanos(t: &chrono::DateTime<Utc>) -> i64 {
     } else {
         i64::MAX
     })
+}
+
+/// Partitions revoked since the last call now belong to another instance (or come back
+/// re-assigned, re-delivered from the committed offset): their messages collected so far
+/// are left out of the batch, and their state must be restored again before use.
+fn forget_revoked(assignment: &Assignment, restored: &mut HashSet<i32>, batch: &mut Vec<Message>) {
+    for (topic, p) in assignment.take_revoked() {
+        restored.remove(&p);
+        batch.retain(|m| !(m.topic == topic && m.partition == p));
+    }
 }
 
 /// The changelog record of a version the state takes: to the raw event's partition, so
