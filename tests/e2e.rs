@@ -1196,3 +1196,153 @@ async fn a_netsuite_account_in_los_angeles_is_polled_and_mirrored() {
     h.assert_mirrors_connector("ns-sim", ingot_model::Provider::NetSuite, config)
         .await;
 }
+
+/// What the change-webhook receiver got: headers and raw body of each request.
+type Received = std::sync::Arc<std::sync::Mutex<Vec<(axum::http::HeaderMap, Vec<u8>, Instant)>>>;
+
+/// A receiver for change webhooks on a free loopback port; answers 200 to everything.
+async fn change_receiver() -> (String, Received) {
+    let got: Received = Default::default();
+    let store = got.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(
+            move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+                let store = store.clone();
+                async move {
+                    store
+                        .lock()
+                        .unwrap()
+                        .push((headers, body.to_vec(), Instant::now()));
+                    "ok"
+                }
+            },
+        ),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, got)
+}
+
+/// Standard Webhooks, checked by hand (not with the crate ingot signs with):
+/// base64(HMAC-SHA256(base64decode(secret without "whsec_"), "<id>.<timestamp>.<body>")).
+fn signature_ok(secret: &str, headers: &axum::http::HeaderMap, body: &[u8]) -> bool {
+    use base64::Engine;
+    use hmac::Mac;
+    let h = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let key = base64::engine::general_purpose::STANDARD
+        .decode(secret.trim_start_matches("whsec_"))
+        .unwrap();
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&key).unwrap();
+    mac.update(format!("{}.{}.", h("webhook-id"), h("webhook-timestamp")).as_bytes());
+    mac.update(body);
+    let want = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+    h("webhook-signature")
+        .split(' ')
+        .any(|s| s.strip_prefix("v1,") == Some(want.as_str()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn change_webhooks_reach_a_subscribed_endpoint_signed_and_in_order() {
+    let _serial = serial();
+    let h = Harness::start().await;
+    let (url, got) = change_receiver().await;
+    let r = h
+        .client
+        .post(format!("{}/v1/webhook-endpoints", h.base))
+        .bearer_auth(KEY)
+        .json(&json!({"url": url, "events": ["order.*"], "description": "e2e"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201);
+    let endpoint: Value = r.json().await.unwrap();
+    let secret = endpoint["secret"].as_str().unwrap().to_string();
+    assert!(secret.starts_with("whsec_"), "{endpoint}");
+    // the other tenant's records never reach this endpoint
+    let other = shopsim::delivery(
+        "globex.myshopify.com",
+        "globex-secret",
+        "orders/create",
+        &sample_order(4_400_000_000_009, "paid", "2026-11-20T10:00:00Z"),
+        "g1",
+        "2026-11-20T15:00:00Z",
+    );
+    assert_eq!(
+        shopsim::send(&h.client, &h.base, "globex-shop", &other)
+            .await
+            .unwrap(),
+        200
+    );
+    // create, update, delete of one order, a webhook each; time each to its change webhook
+    let oid = 4_400_000_000_001u64;
+    let sent = [
+        (
+            delivery(
+                "orders/create",
+                &sample_order(oid, "pending", "2026-11-20T10:00:00Z"),
+                "w1",
+            ),
+            "order.created",
+        ),
+        (
+            delivery(
+                "orders/updated",
+                &sample_order(oid, "paid", "2026-11-20T11:00:00Z"),
+                "w2",
+            ),
+            "order.updated",
+        ),
+        (
+            shopsim::delivery(
+                "demo.myshopify.com",
+                SECRET,
+                "orders/delete",
+                &json!({"id": oid}),
+                "w3",
+                "2026-11-20T16:00:00Z",
+            ),
+            "order.deleted",
+        ),
+    ];
+    let mut latencies = Vec::new();
+    for (i, (d, kind)) in sent.iter().enumerate() {
+        let t = Instant::now();
+        assert_eq!(h.post(d).await, 200);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if got.lock().unwrap().len() > i {
+                break;
+            }
+            assert!(Instant::now() < deadline, "no {kind} change webhook");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let at = got.lock().unwrap()[i].2;
+        latencies.push(at.duration_since(t));
+    }
+    let got = got.lock().unwrap().clone();
+    assert_eq!(got.len(), 3, "only this tenant's three changes");
+    let mut last_version = -1i64;
+    for ((headers, body, _), (_, kind)) in got.iter().zip(&sent) {
+        assert!(signature_ok(&secret, headers, body), "bad signature");
+        let v: Value = serde_json::from_slice(body).unwrap();
+        assert_eq!(v["type"], *kind);
+        assert_eq!(v["data"]["id"], order_id(oid));
+        assert_eq!(v["data"]["remote_id"], oid.to_string());
+        let version = v["data"]["version"].as_i64().unwrap();
+        assert!(version > last_version, "versions increase per record");
+        last_version = version;
+    }
+    let updated: Value = serde_json::from_slice(&got[1].1).unwrap();
+    assert_eq!(updated["data"]["payment_status"], "paid");
+    let deleted: Value = serde_json::from_slice(&got[2].1).unwrap();
+    assert_eq!(deleted["data"]["remote_deleted"], true);
+    println!(
+        "webhook in → change webhook received (loopback): {:?}",
+        latencies
+            .iter()
+            .map(|d| format!("{:.0} ms", d.as_secs_f64() * 1000.0))
+            .collect::<Vec<_>>()
+    );
+}

@@ -83,6 +83,9 @@ data_dir = "{}"
 kafka_port = {kafka}
 registry_port = {registry}
 compaction_interval_secs = {compaction}
+[forwarder]
+allow_insecure_urls = true
+retry_schedule_secs = [0, 1, 1, 1]
 [processor]
 group_id = "ingot-processor-{kafka}-{run}"
 [[tenants]]

@@ -136,6 +136,8 @@ pub struct Stages {
     pub materializer: bool,
     /// The sync engine and the connections API.
     pub sync: bool,
+    /// The forwarder (change webhooks) and the webhook-endpoints API.
+    pub forwarder: bool,
 }
 
 impl Stages {
@@ -144,12 +146,14 @@ impl Stages {
         processor: true,
         materializer: true,
         sync: true,
+        forwarder: true,
     };
     pub const NONE: Stages = Stages {
         ingest: false,
         processor: false,
         materializer: false,
         sync: false,
+        forwarder: false,
     };
 }
 
@@ -235,6 +239,10 @@ pub fn processor_dir(cfg: &Config) -> PathBuf {
     cfg.storage.data_dir.join("processor")
 }
 
+pub fn forwarder_dir(cfg: &Config) -> PathBuf {
+    cfg.storage.data_dir.join("forwarder")
+}
+
 pub fn view_dir(cfg: &Config) -> PathBuf {
     cfg.storage.data_dir.join("view")
 }
@@ -275,9 +283,14 @@ pub async fn start_with(
     let connections = ingot_ingest::Connections::new(ingest_connections(&static_specs));
     let mut engine = None;
     if stages.sync {
-        let e = ingot_sync::Engine::open(infra.kafka.clone(), codec.clone(), sync_settings.clone())
-            .await
-            .context("starting the sync engine")?;
+        let e = ingot_sync::Engine::open_sealed(
+            infra.kafka.clone(),
+            codec.clone(),
+            sync_settings.clone(),
+            cfg.keyring()?,
+        )
+        .await
+        .context("starting the sync engine")?;
         for spec in &static_specs {
             e.upsert_connection(spec.clone())
                 .await
@@ -305,15 +318,16 @@ pub async fn start_with(
         engine = Some(e);
     } else if stages.ingest {
         // a separate ingest process: configured connections plus those in the control topic
-        let (kafka, conns, statics, mut stop) = (
+        let (kafka, conns, statics, mut stop, keyring) = (
             infra.kafka.clone(),
             connections.clone(),
             static_specs.clone(),
             rx.clone(),
+            cfg.keyring()?,
         );
         tasks.push(tokio::spawn(async move {
             loop {
-                if let Ok(stored) = ingot_sync::read_connections(&kafka).await {
+                if let Ok(stored) = ingot_sync::read_connections_sealed(&kafka, &keyring).await {
                     let mut all = statics.clone();
                     all.extend(
                         stored
@@ -363,17 +377,35 @@ pub async fn start_with(
         router = router.merge(ingot_materializer::router(api));
         view = Some(v);
     }
+    if stages.forwarder {
+        let fwd = ingot_forwarder::Forwarder::open(
+            cfg.forwarder.clone(),
+            &forwarder_dir(cfg),
+            infra.kafka.clone(),
+            codec.clone(),
+            ingot_model::auth::Auth::new(&tenants(cfg)),
+        )
+        .await
+        .context("starting the forwarder")?;
+        router = router.merge(fwd.router());
+        let rx = rx.clone();
+        tasks.push(tokio::spawn(async move {
+            fwd.run(rx).await.context("forwarder failed")?;
+            Ok(())
+        }));
+    }
     if stages.ingest {
         let producer = Producer::new(&infra.kafka)?;
         let state = ingot_ingest::IngestState::new(connections.clone(), producer, codec.clone());
         router = router.merge(ingot_ingest::router(state, cfg.http.max_body_bytes));
-        if !stages.materializer {
-            router = router.route("/healthz", axum::routing::get(|| async { "ok" }));
-        }
+    }
+    if !stages.materializer && (stages.ingest || stages.sync || stages.forwarder) {
+        // the materializer's router serves /healthz in the processes that run it
+        router = router.route("/healthz", axum::routing::get(|| async { "ok" }));
     }
     let mut http = None;
     let mut http_addr = None;
-    if stages.ingest || stages.materializer || stages.sync {
+    if stages.ingest || stages.materializer || stages.sync || stages.forwarder {
         let listener = tokio::net::TcpListener::bind(&cfg.http.listen)
             .await
             .with_context(|| format!("binding {}", cfg.http.listen))?;

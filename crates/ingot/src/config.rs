@@ -68,6 +68,9 @@ pub struct Config {
     pub processor: ProcessorSection,
     #[serde(default)]
     pub secrets: SecretsConfig,
+    /// Change webhooks to the ISV's endpoints (`ingot forward`).
+    #[serde(default)]
+    pub forwarder: ingot_forwarder::ForwarderConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]

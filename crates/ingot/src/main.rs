@@ -89,6 +89,12 @@ enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
+    /// Only the forwarder: change webhooks to the ISV's endpoints and the
+    /// `/v1/webhook-endpoints` API. Run one per deployment.
+    Forward {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
     /// Only the materializer and the query API.
     Materialize {
         #[arg(long, short)]
@@ -186,6 +192,17 @@ async fn main() -> anyhow::Result<()> {
                 Embedded::Connect,
                 Some(Stages {
                     processor: true,
+                    ..Stages::NONE
+                }),
+            )
+            .await
+        }
+        Command::Forward { config } => {
+            serve(
+                Config::load(Some(&config))?,
+                Embedded::Connect,
+                Some(Stages {
+                    forwarder: true,
                     ..Stages::NONE
                 }),
             )
