@@ -421,9 +421,15 @@ impl Materializer {
                     continue;
                 }
             }
+            let mut eof_in_batch = Vec::new();
             while batch.len() < 1000 {
                 match tokio::time::timeout(Duration::from_millis(2), consumer.recv()).await {
                     Ok(Ok(m)) => batch.push(Message::from_borrowed(&m)),
+                    // an EOF met while filling the batch counts once the batch is applied
+                    Ok(Err(ingot_kafka::RdKafkaError::PartitionEOF(p))) => {
+                        eof_in_batch.push(p);
+                        break;
+                    }
                     _ => break,
                 }
             }
@@ -473,6 +479,10 @@ impl Materializer {
                 .expect("view writer panicked")?;
             metrics::counter!("ingot_materializer_applied_total").increment(n as u64);
             tracing::debug!(component = "materializer", applied = n, "batch applied");
+            if !eof_in_batch.is_empty() {
+                not_eof.retain(|(_, q)| !eof_in_batch.contains(q));
+                self.mark_caught_up(&not_eof);
+            }
         }
     }
 

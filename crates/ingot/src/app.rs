@@ -225,14 +225,8 @@ fn ingest_connections(specs: &[ingot_model::ConnectionSpec]) -> Vec<ingot_ingest
 }
 
 fn tenants(cfg: &Config) -> Vec<Tenant> {
-    cfg.tenants
-        .iter()
-        .map(|t| Tenant {
-            id: t.id.clone(),
-            api_keys: t.api_keys.iter().map(|k| k.0.clone()).collect(),
-            connections: t.connections.clone(),
-        })
-        .collect()
+    // each tenant, and each of its connection-limited keys as a tenant entry of its own
+    cfg.tenants.iter().flat_map(|t| t.tenants()).collect()
 }
 
 pub fn processor_dir(cfg: &Config) -> PathBuf {
