@@ -16,6 +16,7 @@
 
 mod support;
 
+use ingot::app::Stages;
 use ingot::shopsim;
 use ingot_model::{Model, RecordKey};
 use serde_json::{json, Value};
@@ -1246,7 +1247,7 @@ fn signature_ok(secret: &str, headers: &axum::http::HeaderMap, body: &[u8]) -> b
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn change_webhooks_reach_a_subscribed_endpoint_signed_and_in_order() {
     let _serial = serial();
-    let h = Harness::start().await;
+    let h = Harness::start_stages(ingot_sync::SyncSettings::default(), 3600, Stages::ALL).await;
     let (url, got) = change_receiver().await;
     let r = h
         .client

@@ -246,6 +246,7 @@ async fn two_instances_one_killed_give_the_results_of_one() {
         3600,
         Stages {
             processor: false,
+            forwarder: false,
             ..Stages::ALL
         },
     )

@@ -127,7 +127,18 @@ impl Harness {
     }
 
     pub async fn start_full(sync: ingot_sync::SyncSettings, compaction_secs: u64) -> Harness {
-        Self::start_stages(sync, compaction_secs, Stages::ALL).await
+        // the forwarder only where a test asks for it (`start_stages`): its group consumer,
+        // dropped with the test's runtime after the broker is gone, waits in
+        // librdkafka's close; tests that run it stop the harness with `down()`
+        Self::start_stages(
+            sync,
+            compaction_secs,
+            Stages {
+                forwarder: false,
+                ..Stages::ALL
+            },
+        )
+        .await
     }
 
     /// `INGOT_TEST_LOG=<filter>` shows the stages' logs on stderr (with `--nocapture`).

@@ -69,8 +69,8 @@ fn row(what: &str, r: &Rates, baseline: Option<&Rates>) {
     println!("| {what:<58} | {} | {ratio:>6} |", r.show());
 }
 
-/// A Shopify-size order (≈ 4 KB of JSON, 5 line items) as a raw event.
-fn raw_order(i: usize) -> anyhow::Result<(String, RawEvent)> {
+/// A Shopify-size order (≈ 4 KB of JSON, 5 line items) as a raw event of `connection`.
+fn raw_order(i: usize, connection: &str) -> anyhow::Result<(String, RawEvent)> {
     let id = 900_000_000_000_000_000u64 + i as u64;
     let c = shopsim::customer(
         7_408_123_456_789_001,
@@ -97,7 +97,7 @@ fn raw_order(i: usize) -> anyhow::Result<(String, RawEvent)> {
     let ev = RawEvent {
         event_id: format!("bench-{i}"),
         tenant_id: "acme".into(),
-        connection_id: CONNECTION.into(),
+        connection_id: connection.into(),
         provider: "shopify".into(),
         topic: "orders/create".into(),
         source: "webhook".into(),
@@ -106,8 +106,39 @@ fn raw_order(i: usize) -> anyhow::Result<(String, RawEvent)> {
         triggered_at: None,
         payload: serde_json::to_vec(&body)?,
     };
-    let key = RecordKey::new(CONNECTION, Model::Order, id.to_string()).to_string();
+    let key = RecordKey::new(connection, Model::Order, id.to_string()).to_string();
     Ok((key, ev))
+}
+
+/// `records` raw orders of `connection`, encoded for `raw.shopify`.
+async fn encode_orders(
+    codec: &ingot_kafka::AvroCodec,
+    connection: &str,
+    records: usize,
+) -> anyhow::Result<Vec<(String, Vec<u8>)>> {
+    let mut out = Vec::with_capacity(records);
+    for i in 0..records {
+        let (key, ev) = raw_order(i, connection)?;
+        out.push((key, codec.encode_raw("raw.shopify", &ev).await?));
+    }
+    Ok(out)
+}
+
+async fn produce_raw(producer: &Producer, encoded: &[(String, Vec<u8>)]) -> anyhow::Result<()> {
+    for chunk in encoded.chunks(1000) {
+        let recs: Vec<ingot_kafka::OutgoingRecord<'_>> = chunk
+            .iter()
+            .map(|(k, v)| ingot_kafka::OutgoingRecord {
+                topic: "raw.shopify",
+                partition: None,
+                key: k.as_bytes(),
+                value: Some(v),
+                headers: &[],
+            })
+            .collect();
+        producer.send_all(&recs).await?;
+    }
+    Ok(())
 }
 
 fn sum_end(kafka: &ingot_kafka::KafkaSettings, topic: &str) -> anyhow::Result<i64> {
@@ -146,32 +177,15 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
          build profile: {}",
         if cfg!(debug_assertions) { "dev (dependencies at opt-level 2)" } else { "release" }
     );
-    let mut encoded = Vec::with_capacity(records);
-    let mut raw_bytes = 0usize;
-    for i in 0..records {
-        let (key, ev) = raw_order(i)?;
-        raw_bytes += ev.payload.len();
-        encoded.push((key, codec.encode_raw("raw.shopify", &ev).await?));
-    }
-    println!("mean webhook body {} bytes\n", raw_bytes / records.max(1));
+    let encoded = encode_orders(&codec, CONNECTION, records).await?;
+    let body = raw_order(0, CONNECTION)?.1.payload.len();
+    println!("webhook body {body} bytes\n");
     println!("| figure | min | median | max | × baseline |");
     println!("|---|---|---|---|---|");
 
     // 0. produce the raw events (also the broker's own write rate)
     let t = Instant::now();
-    for chunk in encoded.chunks(1000) {
-        let recs: Vec<ingot_kafka::OutgoingRecord<'_>> = chunk
-            .iter()
-            .map(|(k, v)| ingot_kafka::OutgoingRecord {
-                topic: "raw.shopify",
-                partition: None,
-                key: k.as_bytes(),
-                value: Some(v),
-                headers: &[],
-            })
-            .collect();
-        producer.send_all(&recs).await?;
-    }
+    produce_raw(&producer, &encoded).await?;
     let produce = Rates(vec![records as f64 / t.elapsed().as_secs_f64()]);
     row(
         "produce the raw events (acks=all, one sample)",
@@ -244,6 +258,10 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     for &eos in modes {
         let mut rates = Vec::new();
         for sample in 0..=runs {
+            // new records for each sample (the version changelog remembers earlier ones);
+            // the earlier samples' raw events are read and dropped before the first output
+            let fresh = encode_orders(&codec, &format!("bench-{eos}-{sample}"), records).await?;
+            produce_raw(&producer, &fresh).await?;
             let mut pc = ProcessorConfig::new(dir.join(format!("proc-{eos}-{sample}")));
             pc.group_id = format!("bench-processor-{eos}-{sample}");
             pc.exactly_once = eos;
