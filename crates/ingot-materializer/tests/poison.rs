@@ -1,7 +1,7 @@
 //! The materializer against the real embedded broker and registry: a poison pill goes to
 //! `raw.dlq` and the view goes on, now and after a restart.
 
-use ingot_kafka::{AvroCodec, KafkaSettings, Producer, Topology};
+use ingot_kafka::{AvroCodec, Producer};
 use ingot_materializer::{Materializer, View, DLQ_TOPIC, HEADER_DLQ_REASON, HEADER_SOURCE};
 use ingot_model::{Model, NormalizedRecord, Order, RecordData, RecordKey, RecordMeta};
 use std::time::{Duration, Instant};
@@ -61,24 +61,11 @@ async fn until(
 async fn a_poison_pill_is_dead_lettered_and_the_view_goes_on() {
     let _serial = SERIAL.lock().await;
     let dir = tempfile::tempdir().unwrap();
-    let port = ingot_embedded::free_port().unwrap();
-    let _broker = ingot_embedded::EmbeddedBroker::start(
-        &dir.path().join("broker"),
-        port,
-        Duration::from_secs(10),
-    )
-    .await
-    .unwrap();
-    let kafka = KafkaSettings::new(format!("127.0.0.1:{port}"));
-    Topology::builtin().apply(&kafka).await.unwrap();
-    let reg_port = ingot_embedded::free_port().unwrap();
-    let registry = ingot_embedded::Registry::open(&kafka)
-        .await
-        .unwrap()
-        .serve(reg_port)
+    let cluster = ingot_embedded::LocalCluster::start(dir.path(), Duration::from_secs(10))
         .await
         .unwrap();
-    let codec = AvroCodec::new(&format!("http://127.0.0.1:{reg_port}")).unwrap();
+    let kafka = cluster.kafka.clone();
+    let codec = AvroCodec::new(&cluster.registry_url).unwrap();
     let producer = Producer::new(&kafka).unwrap();
     let topic = Model::Order.normalized_topic();
 
@@ -174,5 +161,4 @@ async fn a_poison_pill_is_dead_lettered_and_the_view_goes_on() {
     assert_eq!(dlq.len(), 2, "{dlq:?}");
     stop.send(true).unwrap();
     task.await.unwrap().unwrap();
-    registry.abort();
 }

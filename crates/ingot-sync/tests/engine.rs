@@ -2,7 +2,7 @@
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use ingot_kafka::{AvroCodec, KafkaSettings, Producer, Topology};
+use ingot_kafka::{AvroCodec, KafkaSettings, Producer};
 use ingot_model::auth::{Auth, Tenant};
 use ingot_model::{ConnectionSpec, Keyring, Model};
 use ingot_sync::{Engine, SyncSettings, SyncState, CONNECTIONS_TOPIC};
@@ -13,59 +13,23 @@ use tower::ServiceExt;
 /// The embedded broker keeps process-wide state: the tests of this binary run one at a time.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-/// Ports never handed out twice in this process (old clients may still dial them).
-fn free_port() -> u16 {
-    static USED: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
-    let mut used = USED.lock().unwrap_or_else(|e| e.into_inner());
-    loop {
-        let p = ingot_embedded::free_port().unwrap();
-        if !used.contains(&p) {
-            used.push(p);
-            return p;
-        }
-    }
-}
-
 struct Infra {
     kafka: KafkaSettings,
     codec: AvroCodec,
     dir: tempfile::TempDir,
-    _broker: ingot_embedded::EmbeddedBroker,
-    registry: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for Infra {
-    fn drop(&mut self) {
-        self.registry.abort();
-    }
+    _cluster: ingot_embedded::LocalCluster,
 }
 
 async fn infra() -> Infra {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let broker = ingot_embedded::EmbeddedBroker::start(
-        &dir.path().join("broker"),
-        port,
-        Duration::from_secs(10),
-    )
-    .await
-    .unwrap();
-    let kafka = KafkaSettings::new(format!("127.0.0.1:{port}"));
-    Topology::builtin().apply(&kafka).await.unwrap();
-    let reg_port = free_port();
-    let registry = ingot_embedded::Registry::open(&kafka)
-        .await
-        .unwrap()
-        .serve(reg_port)
+    let cluster = ingot_embedded::LocalCluster::start(dir.path(), Duration::from_secs(10))
         .await
         .unwrap();
-    let codec = AvroCodec::new(&format!("http://127.0.0.1:{reg_port}")).unwrap();
     Infra {
-        kafka,
-        codec,
+        kafka: cluster.kafka.clone(),
+        codec: AvroCodec::new(&cluster.registry_url).unwrap(),
         dir,
-        _broker: broker,
-        registry,
+        _cluster: cluster,
     }
 }
 

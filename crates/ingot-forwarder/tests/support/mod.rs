@@ -10,7 +10,7 @@ use axum::http::{HeaderMap, Request, StatusCode};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use hmac::{Hmac, Mac};
-use ingot_kafka::{AvroCodec, KafkaSettings, Producer, Topology};
+use ingot_kafka::{AvroCodec, KafkaSettings, Producer};
 use ingot_model::auth::{Auth, Tenant};
 use ingot_model::{Model, NormalizedRecord, RecordData, RecordKey, RecordMeta};
 use serde_json::Value;
@@ -25,19 +25,6 @@ static SERIAL: Mutex<()> = Mutex::new(());
 /// Two embedded brokers in one process interfere: tests run one at a time.
 pub fn serial() -> std::sync::MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// A loopback port never handed out before in this process.
-pub fn free_port() -> u16 {
-    static USED: Mutex<Vec<u16>> = Mutex::new(Vec::new());
-    let mut used = USED.lock().unwrap_or_else(|e| e.into_inner());
-    loop {
-        let p = ingot_embedded::free_port().unwrap();
-        if !used.contains(&p) {
-            used.push(p);
-            return p;
-        }
-    }
 }
 
 /// Polls `f` every 20 ms until it is `Some`, or panics after `secs`.
@@ -74,37 +61,17 @@ pub struct Infra {
     pub registry_url: String,
     pub producer: Producer,
     pub dir: tempfile::TempDir,
-    _broker: ingot_embedded::EmbeddedBroker,
-    _registry: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for Infra {
-    fn drop(&mut self) {
-        self._registry.abort();
-    }
+    _cluster: ingot_embedded::LocalCluster,
 }
 
 impl Infra {
     pub async fn start() -> Infra {
         let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
-        let broker = ingot_embedded::EmbeddedBroker::start(
-            &dir.path().join("broker"),
-            port,
-            Duration::from_secs(3600),
-        )
-        .await
-        .unwrap();
-        let kafka = KafkaSettings::new(broker.bootstrap_servers());
-        Topology::builtin().apply(&kafka).await.unwrap();
-        let reg_port = free_port();
-        let registry = ingot_embedded::Registry::open(&kafka)
-            .await
-            .unwrap()
-            .serve(reg_port)
+        let cluster = ingot_embedded::LocalCluster::start(dir.path(), Duration::from_secs(3600))
             .await
             .unwrap();
-        let registry_url = format!("http://127.0.0.1:{reg_port}");
+        let kafka = cluster.kafka.clone();
+        let registry_url = cluster.registry_url.clone();
         let codec = AvroCodec::new(&registry_url).unwrap();
         Infra {
             registry_url,
@@ -112,8 +79,7 @@ impl Infra {
             kafka,
             codec,
             dir,
-            _broker: broker,
-            _registry: registry,
+            _cluster: cluster,
         }
     }
 
