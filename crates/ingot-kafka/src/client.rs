@@ -506,7 +506,8 @@ impl Producer {
 
     /// Adds the consumed offsets (`next` offsets to read, per topic-partition) of
     /// `consumer`'s group to the open transaction and commits it: outputs and offsets
-    /// become visible together, or not at all. On error the caller aborts.
+    /// become visible together, or not at all (with no offsets, only the outputs: a
+    /// replay batch). On error the caller aborts.
     pub async fn commit_transaction<C: ConsumerContext + 'static>(
         &self,
         offsets: &HashMap<(String, i32), i64>,
@@ -521,11 +522,13 @@ impl Producer {
             .ok_or_else(|| KafkaError::Metadata("consumer has no group metadata".into()))?;
         let inner = self.inner.clone();
         blocking(move || {
-            inner.send_offsets_to_transaction(
-                &tpl,
-                &cgm,
-                Timeout::After(Duration::from_secs(30)),
-            )?;
+            if tpl.count() > 0 {
+                inner.send_offsets_to_transaction(
+                    &tpl,
+                    &cgm,
+                    Timeout::After(Duration::from_secs(30)),
+                )?;
+            }
             inner.commit_transaction(Timeout::After(Duration::from_secs(30)))
         })
         .await

@@ -16,6 +16,7 @@ pub mod connection;
 mod key;
 mod models;
 mod raw;
+pub mod replay;
 pub mod secret;
 mod time;
 pub mod version;

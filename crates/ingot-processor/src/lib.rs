@@ -25,6 +25,7 @@
 //! the instance restores partition *p* of the changelog to its end. Deletion markers are
 //! real values there, so no compaction erases them.
 
+mod replay;
 mod state;
 
 use chrono::Utc;
@@ -35,7 +36,7 @@ use ingot_kafka::{
 use ingot_model::{
     decide, Decision, Model, NormalizedRecord, Provider, RawEvent, RecordKey, RecordMeta, Version,
 };
-use ingot_standardize::{mapping_for, Outcome, Standardized};
+use ingot_standardize::{mapping_for, Mapping, Outcome, Standardized};
 use ingot_store::Store;
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -97,6 +98,19 @@ pub struct ProcessorConfig {
     pub max_batch: usize,
     /// Exactly-once mode (transactions); needs a broker with transactions.
     pub exactly_once: bool,
+    /// A mapping used instead of the registry's for its provider (tests of a mapping
+    /// change, and replays through a candidate mapping).
+    pub mapping_override: Option<MappingOverride>,
+}
+
+/// A provider's mapping replacing the one of [`mapping_for`].
+#[derive(Clone)]
+pub struct MappingOverride(pub Arc<dyn Mapping>);
+
+impl std::fmt::Debug for MappingOverride {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "MappingOverride({})", self.0.mapping_version())
+    }
 }
 
 impl ProcessorConfig {
@@ -107,6 +121,7 @@ impl ProcessorConfig {
             providers: Provider::ALL.to_vec(),
             max_batch: 500,
             exactly_once: false,
+            mapping_override: None,
         }
     }
 }
@@ -162,6 +177,9 @@ struct Plan {
     out: Vec<Out>,
     versions: Vec<(String, Version)>,
     stats: BatchStats,
+    /// When asked for (dry runs): every emitted change, in order — record key, model and
+    /// the standardized fields (`None`: a deletion).
+    changes: Vec<(String, Model, Option<serde_json::Value>)>,
 }
 
 /// A standardized raw event waiting for the version rule.
@@ -228,6 +246,14 @@ impl Processor {
         })
     }
 
+    /// The mapping of `provider`: the override for its provider, else the registry's.
+    fn mapping(&self, provider: Provider) -> &dyn Mapping {
+        match &self.cfg.mapping_override {
+            Some(o) if o.0.provider() == provider => o.0.as_ref(),
+            _ => mapping_for(provider),
+        }
+    }
+
     /// The processor's progress (for readiness).
     pub fn progress(&self) -> Arc<Progress> {
         self.progress.clone()
@@ -261,11 +287,34 @@ impl Processor {
         let mut totals = BatchStats::default();
         let mut restored: HashSet<i32> = HashSet::new();
         let mut backoff = Duration::from_millis(100);
+        let mut replays = replay::Replays::start(&self.settings)?;
         self.progress.touch();
         loop {
+            // one replay batch, then whatever live batch is ready: live traffic waits at
+            // most one replay batch
+            let owned = owned_partitions(&consumer);
+            let replaying = replays.has_work(&owned);
+            if replaying {
+                if let Err(e) = self
+                    .replay_step(&mut replays, &owned, &mut restored, &consumer)
+                    .await
+                {
+                    if !e.is_transient() {
+                        return Err(e);
+                    }
+                    tracing::warn!(component = "processor", error = %e, "replay batch failed; retrying it");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+            }
+            let wait = if replaying {
+                Duration::from_millis(1)
+            } else {
+                Duration::from_secs(1)
+            };
             let first = tokio::select! {
                 _ = shutdown.changed() => break,
-                m = tokio::time::timeout(Duration::from_secs(1), consumer.recv()) => m,
+                m = tokio::time::timeout(wait, consumer.recv()) => m,
             };
             let mut batch = Vec::new();
             match first {
@@ -362,7 +411,7 @@ impl Processor {
                 restored.insert(p);
             }
         }
-        let plan = self.plan_batch(batch).await?;
+        let plan = self.plan_batch(batch, None, None).await?;
         if self.cfg.exactly_once {
             self.producer.begin_transaction()?;
             let produced = async {
@@ -395,7 +444,7 @@ impl Processor {
     /// can drive it with messages read any way; the state of the messages' partitions
     /// must have been restored.
     pub async fn process_batch(&self, batch: &[Message]) -> Result<BatchStats, ProcessorError> {
-        let plan = self.plan_batch(batch).await?;
+        let plan = self.plan_batch(batch, None, None).await?;
         self.produce(&plan).await?;
         self.write_state(plan.versions).await?;
         record_metrics(&plan.stats);
@@ -406,7 +455,7 @@ impl Processor {
     /// the outputs of `batch`, without producing them or writing the state: the
     /// processor's own cost per record, for benchmarks.
     pub async fn plan_only(&self, batch: &[Message]) -> Result<BatchStats, ProcessorError> {
-        Ok(self.plan_batch(batch).await?.stats)
+        Ok(self.plan_batch(batch, None, None).await?.stats)
     }
 
     async fn produce(&self, plan: &Plan) -> Result<(), ProcessorError> {
@@ -443,8 +492,14 @@ impl Processor {
 
     /// Decodes and standardizes every raw event, reads the stored versions of their keys
     /// in one multi-get, and applies the version rule in log order (an overlay carries
-    /// each decision to later events of the same key in the batch).
-    async fn plan_batch(&self, batch: &[Message]) -> Result<Plan, ProcessorError> {
+    /// each decision to later events of the same key in the batch). A dry run passes its
+    /// own overlay, which outlives the batch (nothing is written), and gets the changes.
+    async fn plan_batch(
+        &self,
+        batch: &[Message],
+        dry: Option<&mut HashMap<String, Version>>,
+        modified_at: Option<chrono::DateTime<Utc>>,
+    ) -> Result<Plan, ProcessorError> {
         let mut plan = Plan {
             stats: BatchStats {
                 received: batch.len() as u64,
@@ -454,7 +509,7 @@ impl Processor {
         };
         let mut steps = Vec::with_capacity(batch.len());
         for m in batch {
-            steps.push(self.standardize(m).await?);
+            steps.push(self.standardize(m, modified_at).await?);
         }
         let keys: Vec<Vec<u8>> = steps
             .iter()
@@ -473,7 +528,9 @@ impl Processor {
             }
         };
         let mut stored = stored.into_iter();
-        let mut overlay: HashMap<String, Version> = HashMap::new();
+        let collect = dry.is_some();
+        let mut own_overlay: HashMap<String, Version> = HashMap::new();
+        let overlay = dry.unwrap_or(&mut own_overlay);
         for step in steps {
             let c = match step {
                 Step::Skip => {
@@ -520,6 +577,13 @@ impl Processor {
                     };
                     plan.stats.emitted += 1;
                     overlay.insert(c.key_str.clone(), c.version);
+                    if collect {
+                        plan.changes.push((
+                            c.key_str.clone(),
+                            c.key.model,
+                            c.record.as_ref().map(|r| r.data.to_json()),
+                        ));
+                    }
                     plan.out.push(Out {
                         topic: c.key.model.normalized_topic(),
                         partition: None,
@@ -539,9 +603,14 @@ impl Processor {
         Ok(plan)
     }
 
-    /// Decodes and standardizes one raw event. Errors only for transient failures
+    /// Decodes and standardizes one raw event (`modified_at`: a replay's time, see
+    /// [`Processor::version_and_output`]). Errors only for transient failures
     /// (registry unreachable); anything wrong with the event itself is a DLQ step.
-    async fn standardize(&self, m: &Message) -> Result<Step, ProcessorError> {
+    async fn standardize(
+        &self,
+        m: &Message,
+        modified_at: Option<chrono::DateTime<Utc>>,
+    ) -> Result<Step, ProcessorError> {
         let source = format!("{}/{}@{}", m.topic, m.partition, m.offset);
         let dlq = |reason: String| {
             Ok(Step::Dlq(dlq_out(
@@ -563,7 +632,7 @@ impl Processor {
             Ok(p) => p,
             Err(e) => return dlq(e.to_string()),
         };
-        let mapping = mapping_for(provider);
+        let mapping = self.mapping(provider);
         let standardized = match mapping.standardize(&event) {
             Ok(Outcome::Record(s)) => s,
             Ok(Outcome::Skip(reason)) => {
@@ -578,8 +647,18 @@ impl Processor {
             standardized.remote_id(),
         );
         let key_str = key.to_string();
-        let (version, record, headers) =
-            self.version_and_output(&event, m, &key, standardized, mapping.mapping_version());
+        let (version, record, headers) = self.version_and_output(
+            &event,
+            m,
+            &key,
+            standardized,
+            mapping.mapping_version(),
+            modified_at,
+        );
+        debug_assert_eq!(
+            version.mapping_version,
+            ingot_standardize::revision(mapping.mapping_version())
+        );
         Ok(Step::Candidate(Box::new(Candidate {
             key,
             key_str,
@@ -602,14 +681,21 @@ impl Processor {
         key: &RecordKey,
         s: Standardized,
         mapping_version: &str,
+        modified_at: Option<chrono::DateTime<Utc>>,
     ) -> (
         Version,
         Option<NormalizedRecord>,
         Vec<(&'static str, String)>,
     ) {
-        let modified_at = ingot_model::parse_time(&event.received_at, true)
-            .map(|t| ingot_model::format_utc(&t))
-            .unwrap_or_else(|_| ingot_model::format_utc(&Utc::now()));
+        // the raw event's receive time, or the replay's time when later: a record a replay
+        // changes (or a redrive brings) is modified now, for readers that poll by
+        // `modified_at`; a re-processed replay batch still re-emits identical records
+        let received = ingot_model::parse_time(&event.received_at, true).ok();
+        let modified_at = match (received, modified_at) {
+            (Some(r), Some(m)) => r.max(m),
+            (r, m) => r.or(m).unwrap_or_else(Utc::now),
+        };
+        let modified_at = ingot_model::format_utc(&modified_at);
         let lineage = |updated: &str| {
             vec![
                 (HEADER_UPDATED_AT, updated.to_string()),
@@ -628,6 +714,7 @@ impl Processor {
                     deleted: true,
                     raw_partition: m.partition,
                     raw_offset: m.offset,
+                    mapping_version: ingot_standardize::revision(mapping_version),
                     content_hash: [0; 32],
                 };
                 let mut headers = lineage(&at);
@@ -645,6 +732,7 @@ impl Processor {
                     deleted: false,
                     raw_partition: m.partition,
                     raw_offset: m.offset,
+                    mapping_version: ingot_standardize::revision(mapping_version),
                     content_hash: data.content_hash(),
                 };
                 let updated = ingot_model::format_utc(&remote_updated_at);
@@ -682,6 +770,15 @@ pub fn nanos(t: &chrono::DateTime<Utc>) -> i64 {
     } else {
         i64::MAX
     })
+}
+
+/// The raw partition numbers this instance is assigned (of any provider: the `range`
+/// assignor gives partition *p* of every provider to the same instance).
+fn owned_partitions(consumer: &GroupConsumer) -> HashSet<i32> {
+    consumer
+        .assignment()
+        .map(|tpl| tpl.elements().iter().map(|e| e.partition()).collect())
+        .unwrap_or_default()
 }
 
 /// Partitions revoked since the last call now belong to another instance (or come back

@@ -85,6 +85,15 @@ pub trait Mapping: Send + Sync {
     fn standardize(&self, event: &RawEvent) -> Result<Outcome, StandardizeError>;
 }
 
+/// The revision `n` of a mapping version `<provider>/<n>` (0 if it has none): the number
+/// the version rule orders mapping versions by.
+pub fn revision(mapping_version: &str) -> u32 {
+    mapping_version
+        .rsplit_once('/')
+        .and_then(|(_, n)| n.parse().ok())
+        .unwrap_or(0)
+}
+
 /// The provider registry: adding a provider is one module and one line here.
 pub fn mapping_for(provider: Provider) -> &'static dyn Mapping {
     match provider {

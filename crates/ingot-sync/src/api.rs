@@ -7,7 +7,8 @@
 //! - `DELETE /v1/connections/{id}` → 204;
 //! - `POST /v1/connections/{id}/resync` → 202, a fresh historical sync;
 //! - `GET /v1/connections/{id}/sync-status` → per model: state, phase, cursor,
-//!   last_success, records_seen, deletions_seen, last_error, progress_percent.
+//!   last_success, records_seen, deletions_seen, last_error, progress_percent;
+//! - `/v1/replays`: see [`crate::replays`].
 
 use crate::engine::{Engine, EngineError};
 use axum::extract::{Path, State};
@@ -21,17 +22,17 @@ use serde_json::{json, Value};
 use std::sync::Arc;
 
 #[derive(Clone)]
-struct ApiState {
-    engine: Engine,
-    auth: Auth,
+pub(crate) struct ApiState {
+    pub(crate) engine: Engine,
+    pub(crate) auth: Auth,
 }
 
-fn error(status: StatusCode, msg: impl Into<String>) -> Response {
+pub(crate) fn error(status: StatusCode, msg: impl Into<String>) -> Response {
     (status, Json(json!({"error": msg.into()}))).into_response()
 }
 
 #[allow(clippy::result_large_err)] // the Err is the ready-made HTTP answer
-fn principal(s: &ApiState, headers: &HeaderMap) -> Result<Arc<Principal>, Response> {
+pub(crate) fn principal(s: &ApiState, headers: &HeaderMap) -> Result<Arc<Principal>, Response> {
     s.auth
         .principal(headers.get("authorization").and_then(|v| v.to_str().ok()))
         .ok_or_else(|| error(StatusCode::UNAUTHORIZED, "missing or unknown API key"))
@@ -81,6 +82,12 @@ pub fn router(engine: Engine, auth: Auth) -> Router {
         .route("/v1/connections/{id}", get(get_one).delete(delete))
         .route("/v1/connections/{id}/resync", post(resync))
         .route("/v1/connections/{id}/sync-status", get(sync_status))
+        .route(
+            "/v1/replays",
+            post(crate::replays::create).get(crate::replays::list),
+        )
+        .route("/v1/replays/{id}", get(crate::replays::get_one))
+        .route("/v1/replays/{id}/cancel", post(crate::replays::cancel))
         .with_state(ApiState { engine, auth })
 }
 

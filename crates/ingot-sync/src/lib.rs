@@ -25,6 +25,7 @@
 
 pub mod api;
 mod engine;
+pub mod replays;
 mod status;
 
 pub use engine::{

@@ -9,4 +9,5 @@ pub mod bench;
 pub mod config;
 pub mod demo;
 pub mod progress;
+pub mod replay;
 pub mod shopsim;

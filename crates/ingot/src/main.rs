@@ -67,6 +67,37 @@ enum Command {
         #[arg(long)]
         follow: bool,
     },
+    /// Re-standardize a selection of the raw log with the current mappings (zero 3PA
+    /// calls), or redrive the dead-letter topic; run by the running processor(s), followed
+    /// here with a progress bar (Ctrl-C cancels).
+    Replay {
+        #[arg(long, short)]
+        config: PathBuf,
+        /// A connection to replay (repeatable; required unless --dlq).
+        #[arg(long = "connection")]
+        connections: Vec<String>,
+        /// Only these models (repeatable): order, customer, product.
+        #[arg(long = "model")]
+        models: Vec<ingot_model::Model>,
+        /// Raw events received at or after this time (RFC 3339).
+        #[arg(long)]
+        since: Option<String>,
+        /// Raw events received at or before this time (RFC 3339).
+        #[arg(long)]
+        until: Option<String>,
+        /// Write nothing; report what would change (per model, per field, sample diffs).
+        #[arg(long)]
+        dry_run: bool,
+        /// Redrive the dead-letter topic (raw.dlq) instead of the raw topics.
+        #[arg(long)]
+        dlq: bool,
+        /// With --dlq: only entries whose reason contains this text.
+        #[arg(long)]
+        reason: Option<String>,
+        /// Print the final status as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Topic administration.
     Topics {
         #[command(subcommand)]
@@ -239,6 +270,32 @@ async fn main() -> anyhow::Result<()> {
                     Ok(())
                 }
             }
+        }
+        Command::Replay {
+            config,
+            connections,
+            models,
+            since,
+            until,
+            dry_run,
+            dlq,
+            reason,
+            json,
+        } => {
+            ingot::replay::run(
+                Config::load(Some(&config))?,
+                ingot::replay::ReplayArgs {
+                    connections,
+                    models,
+                    since,
+                    until,
+                    dry_run,
+                    dlq,
+                    reason,
+                    json,
+                },
+            )
+            .await
         }
         Command::SyncStatus {
             api,
