@@ -1351,3 +1351,389 @@ async fn change_webhooks_reach_a_subscribed_endpoint_signed_and_in_order() {
     let mut h = h;
     h.down().await;
 }
+
+// ---------------------------------------------------------------------------------------
+// Replay (DESIGN §3 rule 6, §6): re-standardizing history with a changed mapping, dry
+// runs, dead-letter redrive. The processor runs in the test, so the test can swap its
+// mapping between runs as a deploy would.
+
+/// A Shopify mapping with a different revision whose output differs from the real one's:
+/// `change` rewrites what the real mapping produced.
+struct ChangedMapping {
+    version: &'static str,
+    change: fn(
+        &ingot_model::RawEvent,
+        Result<ingot_standardize::Outcome, ingot_standardize::StandardizeError>,
+    ) -> Result<ingot_standardize::Outcome, ingot_standardize::StandardizeError>,
+}
+
+impl ingot_standardize::Mapping for ChangedMapping {
+    fn provider(&self) -> ingot_model::Provider {
+        ingot_model::Provider::Shopify
+    }
+    fn mapping_version(&self) -> &'static str {
+        self.version
+    }
+    fn route(&self, topic: &str) -> Option<(Model, ingot_model::RawOp)> {
+        ingot_standardize::shopify::ShopifyMapping.route(topic)
+    }
+    fn standardize(
+        &self,
+        e: &ingot_model::RawEvent,
+    ) -> Result<ingot_standardize::Outcome, ingot_standardize::StandardizeError> {
+        (self.change)(e, ingot_standardize::shopify::ShopifyMapping.standardize(e))
+    }
+}
+
+/// shopify/2: every order gets a note (a field the real mapping leaves empty here).
+fn note_orders(
+    _e: &ingot_model::RawEvent,
+    r: Result<ingot_standardize::Outcome, ingot_standardize::StandardizeError>,
+) -> Result<ingot_standardize::Outcome, ingot_standardize::StandardizeError> {
+    use ingot_standardize::{Outcome, Standardized};
+    match r {
+        Ok(Outcome::Record(Standardized::Upsert {
+            remote_id,
+            remote_created_at,
+            remote_updated_at,
+            data: ingot_model::RecordData::Order(mut o),
+        })) => {
+            o.note = Some("mapped by shopify/2".into());
+            Ok(Outcome::Record(Standardized::Upsert {
+                remote_id,
+                remote_created_at,
+                remote_updated_at,
+                data: ingot_model::RecordData::Order(o),
+            }))
+        }
+        other => other,
+    }
+}
+
+/// A buggy shopify/1: orders numbered 1002 fail to standardize.
+fn reject_order_1002(
+    e: &ingot_model::RawEvent,
+    r: Result<ingot_standardize::Outcome, ingot_standardize::StandardizeError>,
+) -> Result<ingot_standardize::Outcome, ingot_standardize::StandardizeError> {
+    let payload: Value = serde_json::from_slice(&e.payload).unwrap_or(Value::Null);
+    if payload["order_number"] == 1002 {
+        return Err(ingot_standardize::StandardizeError::InvalidField {
+            field: "order_number".into(),
+            reason: "mapping bug under test".into(),
+        });
+    }
+    r
+}
+
+/// A processor of the harness's group and state dir, with `mapping` for Shopify.
+struct TestProcessor {
+    stop: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<Result<ingot_processor::BatchStats, ingot_processor::ProcessorError>>,
+}
+
+impl TestProcessor {
+    async fn start(h: &Harness, mapping: Option<ChangedMapping>) -> TestProcessor {
+        let mut pc = ingot_processor::ProcessorConfig::new(ingot::app::processor_dir(&h.cfg));
+        pc.exactly_once = h.kafka().capabilities.transactions;
+        pc.group_id = h.cfg.processor.group_id.clone().unwrap();
+        pc.mapping_override =
+            mapping.map(|m| ingot_processor::MappingOverride(std::sync::Arc::new(m)));
+        let codec = h.infra.as_ref().unwrap().codec().unwrap();
+        let p = ingot_processor::Processor::open(pc, h.kafka().clone(), codec)
+            .await
+            .unwrap();
+        let (stop, rx) = tokio::sync::watch::channel(false);
+        TestProcessor {
+            stop,
+            task: tokio::spawn(p.run(rx)),
+        }
+    }
+
+    async fn stop(self) {
+        self.stop.send(true).unwrap();
+        self.task.await.unwrap().unwrap();
+    }
+}
+
+impl Harness {
+    /// Requests a replay through the API and waits until it is done.
+    async fn replay(&self, key: &str, body: Value) -> Value {
+        let r = self
+            .client
+            .post(format!("{}/v1/replays", self.base))
+            .bearer_auth(key)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 202, "{body}");
+        let v: Value = r.json().await.unwrap();
+        let id = v["id"].as_str().unwrap().to_string();
+        assert!(id.starts_with("rpl_"), "{v}");
+        let path = format!("/v1/replays/{id}");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let (s, v) = self.get(&path, key).await;
+            assert_eq!(s, 200, "{v}");
+            if v["state"] == "done" {
+                return v;
+            }
+            assert!(Instant::now() < deadline, "replay did not finish: {v}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn count(&self, topic: &str, key: &str) -> usize {
+        self.records_for(topic, key).await.len()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_applies_a_changed_mapping_to_history_and_its_dry_run_says_so_first() {
+    let _serial = serial();
+    let h = Harness::start_stages(
+        ingot_sync::SyncSettings::default(),
+        3600,
+        Stages {
+            processor: false,
+            forwarder: false,
+            ..Stages::ALL
+        },
+    )
+    .await;
+    let v1 = TestProcessor::start(&h, None).await;
+    let ids: Vec<u64> = (0..3).map(|i| 820_982_911_946_154_600 + i).collect();
+    for (i, id) in ids.iter().enumerate() {
+        let o = sample_order(*id, "paid", "2026-11-20T10:00:00Z");
+        assert_eq!(
+            h.post(&delivery("orders/create", &o, &format!("o{i}"))).await,
+            200
+        );
+    }
+    let cust = shopsim::customer(
+        7_408_123_456_789_001,
+        "Ada",
+        "Lovelace",
+        "ada@example.com",
+        "2026-11-01T09:00:00Z",
+    );
+    assert_eq!(h.post(&delivery("customers/create", &cust, "c1")).await, 200);
+    // another tenant's connection: never touched by acme's replay
+    let other = shopsim::delivery(
+        "globex.myshopify.com",
+        "globex-secret",
+        "orders/create",
+        &sample_order(999, "paid", "2026-11-20T10:00:00Z"),
+        "g1",
+        "2026-11-20T15:00:00Z",
+    );
+    assert_eq!(
+        shopsim::send(&h.client, &h.base, "globex-shop", &other)
+            .await
+            .unwrap(),
+        200
+    );
+    h.wait_processed().await;
+    let order_path = |id: u64| format!("/v1/orders/{}", order_id(id));
+    for id in &ids {
+        h.wait_for(&order_path(*id), |s, _| s == 200).await;
+    }
+    let before = h.get(&order_path(ids[0]), KEY).await.1;
+    assert_eq!(before["data"]["mapping_version"], "shopify/1");
+    assert_eq!(before["data"]["note"], Value::Null);
+    let cust_id = RecordKey::new(CONN, Model::Customer, "7408123456789001").record_id();
+    let cust_before = h
+        .wait_for(&format!("/v1/customers/{cust_id}"), |s, _| s == 200)
+        .await;
+    let order_keys: Vec<String> = ids.iter().map(|id| format!("{CONN}/order/{id}")).collect();
+    let cust_key = format!("{CONN}/customer/7408123456789001");
+    let globex_key = "globex-shop/order/999";
+    let mut counts = Vec::new();
+    for k in order_keys.iter().chain([&cust_key, &globex_key.to_string()]) {
+        let topic = if k.contains("/customer/") {
+            "normalized.customer"
+        } else {
+            "normalized.order"
+        };
+        counts.push((topic, k.clone(), h.count(topic, k).await));
+    }
+    v1.stop().await;
+
+    // the deploy: shopify/2 fills the order note
+    let v2 = TestProcessor::start(
+        &h,
+        Some(ChangedMapping {
+            version: "shopify/2",
+            change: note_orders,
+        }),
+    )
+    .await;
+
+    // tenant scoping: acme cannot replay globex's connection
+    let r = h
+        .client
+        .post(format!("{}/v1/replays", h.base))
+        .bearer_auth(KEY)
+        .json(&json!({"connection_ids": ["globex-shop"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 404);
+
+    // 1. the dry run: what would change, and nothing written
+    let dry = h
+        .replay(KEY, json!({"connection_ids": [CONN], "dry_run": true}))
+        .await;
+    assert_eq!(dry["dry_run"], true);
+    // every raw event of shop-1 is read: 3 orders and a customer (+ the customer inside
+    // each order is not a separate raw event)
+    assert_eq!(dry["counts"]["read"], 4, "{dry}");
+    assert_eq!(dry["counts"]["reemitted"], 3, "{dry}");
+    let report = &dry["report"]["models"];
+    assert_eq!(report["order"]["changed"], 3, "{dry}");
+    assert_eq!(report["order"]["fields"], json!({"note": 3}), "{dry}");
+    assert!(report.get("customer").is_none(), "customers do not change: {dry}");
+    let sample = &report["order"]["samples"][0];
+    assert!(order_keys.contains(&sample["record_key"].as_str().unwrap().to_string()));
+    assert_eq!(
+        sample["changes"],
+        json!([{"field": "note", "old": null, "new": "mapped by shopify/2"}])
+    );
+    // no `since`: read from the start
+    assert_eq!(dry["seek"], "scan");
+    for (topic, k, n) in &counts {
+        assert_eq!(h.count(topic, k).await, *n, "a dry run wrote to {topic} for {k}");
+    }
+    let (_, still) = h.get(&order_path(ids[0]), KEY).await;
+    assert_eq!(still["data"]["note"], Value::Null);
+
+    // another tenant cannot see acme's replay
+    let dry_id = dry["id"].as_str().unwrap();
+    assert_eq!(h.get(&format!("/v1/replays/{dry_id}"), OTHER_KEY).await.0, 404);
+
+    // 2. the replay itself does what the dry run said
+    let real = h.replay(KEY, json!({"connection_ids": [CONN]})).await;
+    assert_eq!(real["counts"]["read"], 4, "{real}");
+    assert_eq!(real["counts"]["reemitted"], dry["counts"]["reemitted"], "{real}");
+    assert_eq!(real["counts"]["unchanged"], 1, "{real}");
+    assert_eq!(real["counts"]["dead_lettered"], 0, "{real}");
+    for id in &ids {
+        let v = h
+            .wait_for(&order_path(*id), |s, v| {
+                s == 200 && v["data"]["mapping_version"] == "shopify/2"
+            })
+            .await;
+        assert_eq!(v["data"]["note"], "mapped by shopify/2");
+        // modified_at moves for a changed record
+        assert!(
+            v["data"]["modified_at"].as_str().unwrap() > before["data"]["modified_at"].as_str().unwrap(),
+            "{v}"
+        );
+        // the rest of the record is as before
+        assert_eq!(v["data"]["total_price"], before["data"]["total_price"]);
+    }
+    h.wait_processed().await;
+    for (topic, k, n) in &counts {
+        let expected = if order_keys.contains(k) { n + 1 } else { *n };
+        assert_eq!(h.count(topic, k).await, expected, "{topic} {k}");
+    }
+    // the unchanged customer: same record, same modified_at, same mapping version
+    let cust_after = h.get(&format!("/v1/customers/{cust_id}"), KEY).await.1;
+    assert_eq!(cust_after["data"], cust_before["data"]);
+    let globex = h
+        .get(&format!("/v1/orders/{}", RecordKey::new("globex-shop", Model::Order, "999").record_id()), OTHER_KEY)
+        .await
+        .1;
+    assert_eq!(globex["data"]["mapping_version"], "shopify/1");
+    assert_eq!(globex["data"]["note"], Value::Null);
+
+    // 3. the same replay again changes nothing; with `since`, the start is found by the
+    // broker's timestamp index where it has one (Apache Kafka), else by a scan
+    let since = chrono::Utc::now() - chrono::Duration::minutes(10);
+    let again = h
+        .replay(
+            KEY,
+            json!({"connection_ids": [CONN], "models": ["order"], "since": since.to_rfc3339()}),
+        )
+        .await;
+    let expected_seek = if h.kafka().capabilities.timestamp_lookup {
+        "timestamp_lookup"
+    } else {
+        "scan"
+    };
+    assert_eq!(again["seek"], expected_seek, "{again}");
+    assert_eq!(again["counts"]["read"], 3, "{again}");
+    assert_eq!(again["counts"]["reemitted"], 0, "{again}");
+    assert_eq!(again["counts"]["unchanged"], 3, "{again}");
+    for (topic, k, n) in &counts {
+        let expected = if order_keys.contains(k) { n + 1 } else { *n };
+        assert_eq!(h.count(topic, k).await, expected, "{topic} {k}");
+    }
+    // the list shows the tenant's three replays, none to the other tenant
+    let (_, list) = h.get("/v1/replays", KEY).await;
+    assert_eq!(list["data"].as_array().unwrap().len(), 3);
+    let (_, none) = h.get("/v1/replays", OTHER_KEY).await;
+    assert_eq!(none["data"], json!([]));
+    v2.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_letters_of_a_mapping_bug_are_redriven_after_the_fix() {
+    let _serial = serial();
+    let h = Harness::start_stages(
+        ingot_sync::SyncSettings::default(),
+        3600,
+        Stages {
+            processor: false,
+            forwarder: false,
+            ..Stages::ALL
+        },
+    )
+    .await;
+    let buggy = TestProcessor::start(
+        &h,
+        Some(ChangedMapping {
+            version: "shopify/1",
+            change: reject_order_1002,
+        }),
+    )
+    .await;
+    let good_id = 820_982_911_946_154_700u64;
+    let bug_id = 820_982_911_946_154_701u64;
+    let bad_id = 820_982_911_946_154_702u64;
+    let good = sample_order(good_id, "paid", "2026-11-20T10:00:00Z");
+    let mut bug = sample_order(bug_id, "paid", "2026-11-20T10:00:00Z");
+    bug["order_number"] = json!(1002);
+    bug["name"] = json!("#1002");
+    // wrong in itself: a price that is not a number
+    let mut bad = sample_order(bad_id, "paid", "2026-11-20T10:00:00Z");
+    bad["total_price"] = json!("a lot");
+    for (o, e) in [(&good, "g"), (&bug, "b"), (&bad, "x")] {
+        assert_eq!(h.post(&delivery("orders/create", o, e)).await, 200);
+    }
+    h.wait_processed().await;
+    let dlq = h.kafka().read_all("raw.dlq").await.unwrap();
+    assert_eq!(dlq.len(), 2, "the bug and the bad payload are dead-lettered");
+    assert_eq!(h.get(&format!("/v1/orders/{}", order_id(bug_id)), KEY).await.0, 404);
+    buggy.stop().await;
+
+    // the fix is deployed (the real mapping); redrive the dead letters
+    let fixed = TestProcessor::start(&h, None).await;
+    let st = h.replay(KEY, json!({"source": "dlq"})).await;
+    assert_eq!(st["counts"]["read"], 2, "{st}");
+    assert_eq!(st["counts"]["reemitted"], 1, "{st}");
+    assert_eq!(st["counts"]["dead_lettered"], 1, "{st}");
+    let v = h
+        .wait_for(&format!("/v1/orders/{}", order_id(bug_id)), |s, _| s == 200)
+        .await;
+    assert_eq!(v["data"]["order_number"], "#1002");
+    // the still-bad entry stays dead-lettered once, with its reason: no new entry
+    let dlq_after = h.kafka().read_all("raw.dlq").await.unwrap();
+    assert_eq!(dlq_after.len(), 2);
+    // redriving again changes nothing more
+    let again = h.replay(KEY, json!({"source": "dlq"})).await;
+    assert_eq!(again["counts"]["reemitted"], 0, "{again}");
+    assert_eq!(again["counts"]["unchanged"], 1, "{again}");
+    assert_eq!(h.kafka().read_all("raw.dlq").await.unwrap().len(), 2);
+    fixed.stop().await;
+}
