@@ -1428,14 +1428,25 @@ fn reject_order_1002(
 /// A processor of the harness's group and state dir, with `mapping` for Shopify.
 struct TestProcessor {
     stop: tokio::sync::watch::Sender<bool>,
-    task: tokio::task::JoinHandle<Result<ingot_processor::BatchStats, ingot_processor::ProcessorError>>,
+    task: tokio::task::JoinHandle<
+        Result<ingot_processor::BatchStats, ingot_processor::ProcessorError>,
+    >,
 }
 
 impl TestProcessor {
     async fn start(h: &Harness, mapping: Option<ChangedMapping>) -> TestProcessor {
+        Self::start_batch(h, mapping, 500).await
+    }
+
+    async fn start_batch(
+        h: &Harness,
+        mapping: Option<ChangedMapping>,
+        max_batch: usize,
+    ) -> TestProcessor {
         let mut pc = ingot_processor::ProcessorConfig::new(ingot::app::processor_dir(&h.cfg));
         pc.exactly_once = h.kafka().capabilities.transactions;
         pc.group_id = h.cfg.processor.group_id.clone().unwrap();
+        pc.max_batch = max_batch;
         pc.mapping_override =
             mapping.map(|m| ingot_processor::MappingOverride(std::sync::Arc::new(m)));
         let codec = h.infra.as_ref().unwrap().codec().unwrap();
@@ -1506,7 +1517,8 @@ async fn a_replay_applies_a_changed_mapping_to_history_and_its_dry_run_says_so_f
     for (i, id) in ids.iter().enumerate() {
         let o = sample_order(*id, "paid", "2026-11-20T10:00:00Z");
         assert_eq!(
-            h.post(&delivery("orders/create", &o, &format!("o{i}"))).await,
+            h.post(&delivery("orders/create", &o, &format!("o{i}")))
+                .await,
             200
         );
     }
@@ -1517,7 +1529,10 @@ async fn a_replay_applies_a_changed_mapping_to_history_and_its_dry_run_says_so_f
         "ada@example.com",
         "2026-11-01T09:00:00Z",
     );
-    assert_eq!(h.post(&delivery("customers/create", &cust, "c1")).await, 200);
+    assert_eq!(
+        h.post(&delivery("customers/create", &cust, "c1")).await,
+        200
+    );
     // another tenant's connection: never touched by acme's replay
     let other = shopsim::delivery(
         "globex.myshopify.com",
@@ -1549,7 +1564,10 @@ async fn a_replay_applies_a_changed_mapping_to_history_and_its_dry_run_says_so_f
     let cust_key = format!("{CONN}/customer/7408123456789001");
     let globex_key = "globex-shop/order/999";
     let mut counts = Vec::new();
-    for k in order_keys.iter().chain([&cust_key, &globex_key.to_string()]) {
+    for k in order_keys
+        .iter()
+        .chain([&cust_key, &globex_key.to_string()])
+    {
         let topic = if k.contains("/customer/") {
             "normalized.customer"
         } else {
@@ -1592,7 +1610,10 @@ async fn a_replay_applies_a_changed_mapping_to_history_and_its_dry_run_says_so_f
     let report = &dry["report"]["models"];
     assert_eq!(report["order"]["changed"], 3, "{dry}");
     assert_eq!(report["order"]["fields"], json!({"note": 3}), "{dry}");
-    assert!(report.get("customer").is_none(), "customers do not change: {dry}");
+    assert!(
+        report.get("customer").is_none(),
+        "customers do not change: {dry}"
+    );
     let sample = &report["order"]["samples"][0];
     assert!(order_keys.contains(&sample["record_key"].as_str().unwrap().to_string()));
     assert_eq!(
@@ -1602,19 +1623,29 @@ async fn a_replay_applies_a_changed_mapping_to_history_and_its_dry_run_says_so_f
     // no `since`: read from the start
     assert_eq!(dry["seek"], "scan");
     for (topic, k, n) in &counts {
-        assert_eq!(h.count(topic, k).await, *n, "a dry run wrote to {topic} for {k}");
+        assert_eq!(
+            h.count(topic, k).await,
+            *n,
+            "a dry run wrote to {topic} for {k}"
+        );
     }
     let (_, still) = h.get(&order_path(ids[0]), KEY).await;
     assert_eq!(still["data"]["note"], Value::Null);
 
     // another tenant cannot see acme's replay
     let dry_id = dry["id"].as_str().unwrap();
-    assert_eq!(h.get(&format!("/v1/replays/{dry_id}"), OTHER_KEY).await.0, 404);
+    assert_eq!(
+        h.get(&format!("/v1/replays/{dry_id}"), OTHER_KEY).await.0,
+        404
+    );
 
     // 2. the replay itself does what the dry run said
     let real = h.replay(KEY, json!({"connection_ids": [CONN]})).await;
     assert_eq!(real["counts"]["read"], 4, "{real}");
-    assert_eq!(real["counts"]["reemitted"], dry["counts"]["reemitted"], "{real}");
+    assert_eq!(
+        real["counts"]["reemitted"], dry["counts"]["reemitted"],
+        "{real}"
+    );
     assert_eq!(real["counts"]["unchanged"], 1, "{real}");
     assert_eq!(real["counts"]["dead_lettered"], 0, "{real}");
     for id in &ids {
@@ -1626,7 +1657,8 @@ async fn a_replay_applies_a_changed_mapping_to_history_and_its_dry_run_says_so_f
         assert_eq!(v["data"]["note"], "mapped by shopify/2");
         // modified_at moves for a changed record
         assert!(
-            v["data"]["modified_at"].as_str().unwrap() > before["data"]["modified_at"].as_str().unwrap(),
+            v["data"]["modified_at"].as_str().unwrap()
+                > before["data"]["modified_at"].as_str().unwrap(),
             "{v}"
         );
         // the rest of the record is as before
@@ -1641,7 +1673,13 @@ async fn a_replay_applies_a_changed_mapping_to_history_and_its_dry_run_says_so_f
     let cust_after = h.get(&format!("/v1/customers/{cust_id}"), KEY).await.1;
     assert_eq!(cust_after["data"], cust_before["data"]);
     let globex = h
-        .get(&format!("/v1/orders/{}", RecordKey::new("globex-shop", Model::Order, "999").record_id()), OTHER_KEY)
+        .get(
+            &format!(
+                "/v1/orders/{}",
+                RecordKey::new("globex-shop", Model::Order, "999").record_id()
+            ),
+            OTHER_KEY,
+        )
         .await
         .1;
     assert_eq!(globex["data"]["mapping_version"], "shopify/1");
@@ -1713,8 +1751,17 @@ async fn dead_letters_of_a_mapping_bug_are_redriven_after_the_fix() {
     }
     h.wait_processed().await;
     let dlq = h.kafka().read_all("raw.dlq").await.unwrap();
-    assert_eq!(dlq.len(), 2, "the bug and the bad payload are dead-lettered");
-    assert_eq!(h.get(&format!("/v1/orders/{}", order_id(bug_id)), KEY).await.0, 404);
+    assert_eq!(
+        dlq.len(),
+        2,
+        "the bug and the bad payload are dead-lettered"
+    );
+    assert_eq!(
+        h.get(&format!("/v1/orders/{}", order_id(bug_id)), KEY)
+            .await
+            .0,
+        404
+    );
     buggy.stop().await;
 
     // the fix is deployed (the real mapping); redrive the dead letters
@@ -1736,4 +1783,96 @@ async fn dead_letters_of_a_mapping_bug_are_redriven_after_the_fix() {
     assert_eq!(again["counts"]["unchanged"], 1, "{again}");
     assert_eq!(h.kafka().read_all("raw.dlq").await.unwrap().len(), 2);
     fixed.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crashed_replay_resumes_and_never_reverts_a_newer_live_version() {
+    let _serial = serial();
+    let h = Harness::start_stages(
+        ingot_sync::SyncSettings::default(),
+        3600,
+        Stages {
+            processor: false,
+            forwarder: false,
+            ..Stages::ALL
+        },
+    )
+    .await;
+    let v1 = TestProcessor::start(&h, None).await;
+    let ids: Vec<u64> = (0..120).map(|i| 820_982_911_946_155_000 + i).collect();
+    for id in &ids {
+        let o = sample_order(*id, "paid", "2026-11-20T10:00:00Z");
+        assert_eq!(
+            h.post(&delivery("orders/create", &o, &format!("o{id}")))
+                .await,
+            200
+        );
+    }
+    h.wait_processed().await;
+    v1.stop().await;
+
+    // shopify/2, one raw event per batch, so the replay is still running when it crashes
+    let mapping = || ChangedMapping {
+        version: "shopify/2",
+        change: note_orders,
+    };
+    let crashing = TestProcessor::start_batch(&h, Some(mapping()), 1).await;
+    let r = h
+        .client
+        .post(format!("{}/v1/replays", h.base))
+        .bearer_auth(KEY)
+        .json(&json!({"connection_ids": [CONN]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 202);
+    let id = r.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let path = format!("/v1/replays/{id}");
+    let mid = h
+        .wait_for(&path, |_, v| {
+            v["counts"]["read"].as_u64().unwrap_or(0) >= 10
+        })
+        .await;
+    // the crash: the processor's task is dropped wherever it is (mid-batch, mid-produce)
+    crashing.task.abort();
+    let _ = crashing.task.await;
+    assert_ne!(mid["state"], "done", "the replay was still running: {mid}");
+    let checkpoint = h.get(&path, KEY).await.1;
+    assert!(
+        checkpoint["counts"]["read"].as_u64().unwrap() < ids.len() as u64,
+        "{checkpoint}"
+    );
+
+    // while it is down, a newer live version of one order arrives
+    let newest = ids[ids.len() - 1];
+    let live = sample_order(newest, "refunded", "2026-11-20T12:00:00Z");
+    assert_eq!(
+        h.post(&delivery("orders/updated", &live, "live")).await,
+        200
+    );
+
+    let resumed = TestProcessor::start(&h, Some(mapping())).await;
+    let done = h.wait_for(&path, |_, v| v["state"] == "done").await;
+    // resumed from its checkpoint: every raw event read once, plus at most the batch in
+    // flight at the crash (and the live event, when it fell into the replay's range)
+    let read = done["counts"]["read"].as_u64().unwrap();
+    assert!(
+        read >= ids.len() as u64 && read <= ids.len() as u64 + 3,
+        "{done}"
+    );
+    h.wait_processed().await;
+    for id in &ids {
+        let v = h
+            .wait_for(&format!("/v1/orders/{}", order_id(*id)), |s, v| {
+                s == 200 && v["data"]["mapping_version"] == "shopify/2"
+            })
+            .await;
+        assert_eq!(v["data"]["note"], "mapped by shopify/2");
+        let expected = if *id == newest { "refunded" } else { "paid" };
+        assert_eq!(v["data"]["payment_status"], expected, "{v}");
+    }
+    resumed.stop().await;
 }
