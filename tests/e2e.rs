@@ -1443,13 +1443,22 @@ impl TestProcessor {
         mapping: Option<ChangedMapping>,
         max_batch: usize,
     ) -> TestProcessor {
+        let codec = h.infra.as_ref().unwrap().codec().unwrap();
+        Self::start_with(h, mapping, max_batch, codec).await
+    }
+
+    async fn start_with(
+        h: &Harness,
+        mapping: Option<ChangedMapping>,
+        max_batch: usize,
+        codec: ingot_kafka::AvroCodec,
+    ) -> TestProcessor {
         let mut pc = ingot_processor::ProcessorConfig::new(ingot::app::processor_dir(&h.cfg));
         pc.exactly_once = h.kafka().capabilities.transactions;
         pc.group_id = h.cfg.processor.group_id.clone().unwrap();
         pc.max_batch = max_batch;
         pc.mapping_override =
             mapping.map(|m| ingot_processor::MappingOverride(std::sync::Arc::new(m)));
-        let codec = h.infra.as_ref().unwrap().codec().unwrap();
         let p = ingot_processor::Processor::open(pc, h.kafka().clone(), codec)
             .await
             .unwrap();
@@ -1875,4 +1884,94 @@ async fn a_crashed_replay_resumes_and_never_reverts_a_newer_live_version() {
         assert_eq!(v["data"]["payment_status"], expected, "{v}");
     }
     resumed.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_schema_registry_outage_dead_letters_nothing() {
+    let _serial = serial();
+    let h = Harness::start_stages(
+        ingot_sync::SyncSettings::default(),
+        3600,
+        Stages {
+            processor: false,
+            forwarder: false,
+            ..Stages::ALL
+        },
+    )
+    .await;
+    let ids: Vec<u64> = (0..3).map(|i| 820_982_911_946_156_000 + i).collect();
+    for id in &ids {
+        let o = sample_order(*id, "paid", "2026-11-20T10:00:00Z");
+        assert_eq!(
+            h.post(&delivery("orders/create", &o, &format!("o{id}")))
+                .await,
+            200
+        );
+    }
+    // the processor reaches the registry through a proxy that is down at first: it
+    // accepts connections and drops them
+    let upstream = h
+        .infra
+        .as_ref()
+        .unwrap()
+        .registry_url
+        .trim_start_matches("http://")
+        .to_string();
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+        .await
+        .unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let attempts = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let up = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (a, u) = (attempts.clone(), up.clone());
+    let proxy = tokio::spawn(async move {
+        loop {
+            let Ok((mut sock, _)) = listener.accept().await else {
+                continue;
+            };
+            if !u.load(std::sync::atomic::Ordering::SeqCst) {
+                a.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                drop(sock);
+                continue;
+            }
+            let upstream = upstream.clone();
+            tokio::spawn(async move {
+                if let Ok(mut up) = tokio::net::TcpStream::connect(&upstream).await {
+                    let _ = tokio::io::copy_bidirectional(&mut sock, &mut up).await;
+                }
+            });
+        }
+    });
+    let codec = ingot_kafka::AvroCodec::new(&format!("http://127.0.0.1:{port}")).unwrap();
+    let p = TestProcessor::start_with(&h, None, 500, codec).await;
+    // wait until the processor has tried (and retried) the registry
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while attempts.load(std::sync::atomic::Ordering::SeqCst) < 3 {
+        assert!(
+            Instant::now() < deadline,
+            "the processor never asked the registry"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(h.kafka().read_all("raw.dlq").await.unwrap().len(), 0);
+    assert_eq!(
+        h.get(&format!("/v1/orders/{}", order_id(ids[0])), KEY)
+            .await
+            .0,
+        404
+    );
+    // the registry is back
+    up.store(true, std::sync::atomic::Ordering::SeqCst);
+    h.wait_processed().await;
+    for id in &ids {
+        h.wait_for(&format!("/v1/orders/{}", order_id(*id)), |s, _| s == 200)
+            .await;
+    }
+    assert_eq!(
+        h.kafka().read_all("raw.dlq").await.unwrap().len(),
+        0,
+        "nothing was dead-lettered for the outage"
+    );
+    p.stop().await;
+    proxy.abort();
 }
