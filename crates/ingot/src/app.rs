@@ -378,6 +378,7 @@ pub async fn start_with(
             infra.kafka.clone(),
             codec.clone(),
             ingot_model::auth::Auth::new(&tenants(cfg)),
+            cfg.keyring()?,
         )
         .await
         .context("starting the forwarder")?;
