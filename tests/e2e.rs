@@ -1261,6 +1261,40 @@ async fn change_webhooks_reach_a_subscribed_endpoint_signed_and_in_order() {
     let endpoint: Value = r.json().await.unwrap();
     let secret = endpoint["secret"].as_str().unwrap().to_string();
     assert!(secret.starts_with("whsec_"), "{endpoint}");
+    // the server's one /openapi.json documents the endpoints API next to the query API
+    let doc: Value = h
+        .client
+        .get(format!("{}/openapi.json", h.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let paths = doc["paths"].as_object().unwrap();
+    for p in [
+        "/v1/webhook-endpoints",
+        "/v1/webhook-endpoints/{id}/replay",
+        "/v1/orders/{id}",
+    ] {
+        assert!(paths.contains_key(p), "{p} not in /openapi.json");
+    }
+    assert!(doc["paths"]["/v1/webhook-endpoints"]["post"].is_object());
+    assert!(doc["components"]["securitySchemes"].is_object());
+    // the secret is stored sealed (ingot run seals with Config::keyring)
+    let kafka = &h.infra.as_ref().unwrap().kafka;
+    let stored = kafka
+        .read_all(ingot_forwarder::ENDPOINTS_TOPIC)
+        .await
+        .unwrap();
+    let id = endpoint["id"].as_str().unwrap();
+    let mine: Vec<_> = stored.iter().filter(|m| m.key_str() == Some(id)).collect();
+    assert_eq!(mine.len(), 1);
+    let text = String::from_utf8_lossy(mine[0].value.as_deref().unwrap()).to_string();
+    assert!(
+        !text.contains(&secret) && text.contains("ingot-sealed:v1:"),
+        "{text}"
+    );
     // the other tenant's records never reach this endpoint
     let other = shopsim::delivery(
         "globex.myshopify.com",

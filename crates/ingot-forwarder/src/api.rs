@@ -14,7 +14,7 @@
 //! - `POST /v1/webhook-endpoints/{id}/test` → a signed `ping` sent at once → 200
 //!   `{"message_id", "delivered", "status_code", "latency_ms", "error"}`.
 
-use crate::endpoints::{validate_event_pattern, Endpoint, EndpointStatus, Secret, SigningSecret};
+use crate::endpoints::{validate_event_pattern, Endpoint, EndpointStatus, SigningSecret};
 use crate::engine::{blocking, replay, send_test, Shared};
 use crate::http::check_url_resolving;
 use crate::sign::generate_secret;
@@ -28,6 +28,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::Utc;
 use ingot_model::auth::Principal;
+use ingot_model::Secret;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -229,7 +230,7 @@ async fn create(
         status: EndpointStatus::Enabled,
         disabled_reason: None,
         secrets: vec![SigningSecret {
-            secret: Secret(secret.clone()),
+            secret: Secret::new(secret.clone()),
             expires_at: None,
         }],
         created_at: now.clone(),
@@ -393,15 +394,10 @@ async fn rotate(State(s): St, headers: HeaderMap, Path(id): Path<String>) -> Res
     let overlap = chrono::Duration::from_std(crate::config::secs(s.cfg.secret_overlap_secs))
         .unwrap_or(chrono::Duration::hours(24));
     let expires = ingot_model::format_utc(&(now + overlap));
-    let active: Vec<String> = e
-        .active_secrets(now)
-        .iter()
-        .map(|x| x.to_string())
-        .collect();
     let mut secrets: Vec<SigningSecret> = e
         .secrets
         .into_iter()
-        .filter(|x| active.contains(&x.secret.0))
+        .filter(|x| x.signs_at(now))
         .map(|mut x| {
             if x.expires_at.is_none() {
                 x.expires_at = Some(expires.clone());
@@ -413,7 +409,7 @@ async fn rotate(State(s): St, headers: HeaderMap, Path(id): Path<String>) -> Res
     secrets.insert(
         0,
         SigningSecret {
-            secret: Secret(secret.clone()),
+            secret: Secret::new(secret.clone()),
             expires_at: None,
         },
     );

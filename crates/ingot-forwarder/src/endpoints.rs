@@ -1,15 +1,15 @@
 //! Webhook endpoints: what an ISV registered, event-sourced in the compacted
-//! `ingot.webhook-endpoints` topic (key = endpoint id, JSON [`Endpoint`], tombstone =
-//! deleted) and mirrored in memory. Every change is produced and acknowledged before it is
-//! applied; a tail of the topic applies changes made by other processes.
+//! `ingot.webhook-endpoints` topic (key = endpoint id, JSON [`Endpoint`] with its signing
+//! secrets sealed by the [`Keyring`], tombstone = deleted) and mirrored in memory. Every
+//! change is produced and acknowledged before it is applied; a tail of the topic applies
+//! changes made by other processes.
 
 use crate::ForwarderError;
 use chrono::{DateTime, Utc};
 use ingot_kafka::{Consumer, KafkaError, KafkaSettings, Message, Producer, StreamConsumer};
-use ingot_model::Model;
+use ingot_model::{Keyring, Model, SealError, Secret};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::fmt;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use tokio::sync::watch;
@@ -17,24 +17,23 @@ use tokio::sync::watch;
 /// The control topic of endpoints (declared in `topology/topics.toml`).
 pub const ENDPOINTS_TOPIC: &str = "ingot.webhook-endpoints";
 
-/// A signing secret (`whsec_…`); `Debug` never prints it.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct Secret(pub String);
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
-
-/// One secret of an endpoint and, once rotated out, when it stops signing.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// One signing secret (`whsec_…`) of an endpoint and, once rotated out, when it stops
+/// signing. `Debug` prints the secret as `***` ([`Secret`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SigningSecret {
     pub secret: Secret,
     /// RFC 3339; `None` while it is the current secret.
-    #[serde(default)]
     pub expires_at: Option<String>,
+}
+
+impl SigningSecret {
+    /// Does it still sign at `now` (current, or rotated out and not yet expired)?
+    pub fn signs_at(&self, now: DateTime<Utc>) -> bool {
+        self.expires_at
+            .as_deref()
+            .and_then(|t| ingot_model::parse_time(t, false).ok())
+            .is_none_or(|t| t > now)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -44,7 +43,7 @@ pub enum EndpointStatus {
     Disabled,
 }
 
-/// An endpoint as stored on the control topic.
+/// An endpoint. Its serde form has no secrets (they are stored sealed, see [`Stored`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Endpoint {
     /// `ep_<32 hex>`.
@@ -63,9 +62,76 @@ pub struct Endpoint {
     #[serde(default)]
     pub disabled_reason: Option<String>,
     /// Newest first; the first is the current secret.
+    #[serde(skip)]
     pub secrets: Vec<SigningSecret>,
     pub created_at: String,
     pub updated_at: String,
+}
+
+/// A secret as stored: sealed (`ingot-sealed:v1:…`), or in clear as written before
+/// sealing existed (read, then stored again sealed).
+#[derive(Serialize, Deserialize)]
+struct StoredSecret {
+    secret: String,
+    #[serde(default)]
+    expires_at: Option<String>,
+}
+
+/// The control-topic value: the endpoint and its sealed secrets.
+#[derive(Serialize, Deserialize)]
+struct Stored {
+    #[serde(flatten)]
+    endpoint: Endpoint,
+    secrets: Vec<StoredSecret>,
+}
+
+/// The associated data an endpoint's secrets are sealed with (a sealed secret copied to
+/// another endpoint does not open).
+fn seal_context(id: &str) -> String {
+    format!("webhook-endpoint/{id}/secret")
+}
+
+/// The control-topic value of `e`, every secret sealed under `keyring`'s current key.
+fn seal(keyring: &Keyring, e: &Endpoint) -> Vec<u8> {
+    let context = seal_context(&e.id);
+    let stored = Stored {
+        endpoint: e.clone(),
+        secrets: e
+            .secrets
+            .iter()
+            .map(|s| StoredSecret {
+                secret: keyring.seal(&context, &s.secret),
+                expires_at: s.expires_at.clone(),
+            })
+            .collect(),
+    };
+    serde_json::to_vec(&stored).expect("endpoint serializes")
+}
+
+/// Reads a control-topic value; the flag says whether some secret was stored in clear.
+fn unseal(keyring: &Keyring, value: &[u8]) -> Result<(Endpoint, bool), String> {
+    let stored: Stored = serde_json::from_slice(value).map_err(|e| e.to_string())?;
+    let mut endpoint = stored.endpoint;
+    let context = seal_context(&endpoint.id);
+    let mut clear = false;
+    endpoint.secrets = stored
+        .secrets
+        .into_iter()
+        .map(|s| {
+            let secret = if Keyring::is_sealed(&s.secret) {
+                keyring.open(&context, &s.secret)?
+            } else {
+                clear = true;
+                Secret::new(s.secret)
+            };
+            Ok(SigningSecret {
+                secret,
+                expires_at: s.expires_at,
+            })
+        })
+        .collect::<Result<_, SealError>>()
+        .map_err(|e| format!("endpoint {:?}: {e}", endpoint.id))?;
+    Ok((endpoint, clear))
 }
 
 const OPS: [&str; 3] = ["created", "updated", "deleted"];
@@ -114,13 +180,8 @@ impl Endpoint {
     pub fn active_secrets(&self, now: DateTime<Utc>) -> Vec<&str> {
         self.secrets
             .iter()
-            .filter(|s| {
-                s.expires_at
-                    .as_deref()
-                    .and_then(|t| ingot_model::parse_time(t, false).ok())
-                    .is_none_or(|t| t > now)
-            })
-            .map(|s| s.secret.0.as_str())
+            .filter(|s| s.signs_at(now))
+            .map(|s| s.secret.expose())
             .collect()
     }
 
@@ -140,25 +201,54 @@ struct Entry {
 pub struct Endpoints {
     map: Arc<RwLock<BTreeMap<String, Entry>>>,
     producer: Producer,
+    keyring: Keyring,
     changes: Arc<watch::Sender<u64>>,
     /// Serializes read-modify-write changes in this process.
     write: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Endpoints {
-    /// Reads the control topic to its end.
-    pub async fn load(kafka: &KafkaSettings) -> Result<Endpoints, ForwarderError> {
+    /// Reads the control topic to its end, opening the secrets with `keyring`. Endpoints
+    /// whose secrets were stored in clear (before sealing existed) are stored again, sealed.
+    pub async fn load(
+        kafka: &KafkaSettings,
+        keyring: Keyring,
+    ) -> Result<Endpoints, ForwarderError> {
         let mut map = BTreeMap::new();
+        let mut in_clear = Vec::new();
         for m in kafka.read_all(ENDPOINTS_TOPIC).await? {
-            apply(&mut map, &m)?;
+            let Some(id) = m.key_str().map(str::to_string) else {
+                continue;
+            };
+            let (endpoint, clear) = parse(&keyring, &m)?;
+            in_clear.retain(|c| c != &id);
+            if clear {
+                in_clear.push(id.clone());
+            }
+            map.insert(
+                id,
+                Entry {
+                    offset: m.offset,
+                    endpoint,
+                },
+            );
         }
         let (changes, _) = watch::channel(0);
-        Ok(Endpoints {
+        let endpoints = Endpoints {
             map: Arc::new(RwLock::new(map)),
             producer: Producer::new(kafka)?,
+            keyring,
             changes: Arc::new(changes),
             write: Arc::new(tokio::sync::Mutex::new(())),
-        })
+        };
+        for id in in_clear {
+            let _g = endpoints.lock().await;
+            if let Some(e) = endpoints.get(&id) {
+                tracing::info!(component = "forwarder", endpoint = %id, "sealing the secrets of an endpoint stored in clear");
+                endpoints.put(&id, Some(&e)).await?;
+            }
+        }
+        Ok(endpoints)
     }
 
     /// Ticks on every change.
@@ -191,7 +281,7 @@ impl Endpoints {
 
     /// Stores a new version (or a deletion) and applies it once acknowledged.
     pub async fn put(&self, id: &str, endpoint: Option<&Endpoint>) -> Result<(), ForwarderError> {
-        let value = endpoint.map(|e| serde_json::to_vec(e).expect("endpoint serializes"));
+        let value = endpoint.map(|e| seal(&self.keyring, e));
         let (_, offset) = self
             .producer
             .send(ENDPOINTS_TOPIC, id.as_bytes(), value.as_deref(), &[])
@@ -268,8 +358,8 @@ impl Endpoints {
                     let Some(id) = msg.key_str().map(str::to_string) else {
                         continue;
                     };
-                    match parse(&msg) {
-                        Ok(e) => self.apply_version(&id, msg.offset, e),
+                    match parse(&self.keyring, &msg) {
+                        Ok((e, _)) => self.apply_version(&id, msg.offset, e),
                         Err(e) => {
                             tracing::error!(component = "forwarder", error = %e, "endpoint record unreadable, skipped")
                         }
@@ -285,31 +375,18 @@ impl Endpoints {
     }
 }
 
-fn parse(m: &Message) -> Result<Option<Endpoint>, ForwarderError> {
-    m.value
-        .as_deref()
-        .map(serde_json::from_slice::<Endpoint>)
-        .transpose()
-        .map_err(|e| ForwarderError::Corrupt {
-            topic: ENDPOINTS_TOPIC.into(),
-            offset: m.offset,
-            reason: e.to_string(),
-        })
-}
-
-fn apply(map: &mut BTreeMap<String, Entry>, m: &Message) -> Result<(), ForwarderError> {
-    let Some(id) = m.key_str() else {
-        return Ok(());
-    };
-    let endpoint = parse(m)?;
-    map.insert(
-        id.to_string(),
-        Entry {
-            offset: m.offset,
-            endpoint,
-        },
-    );
-    Ok(())
+/// A control record: the endpoint (`None` for a tombstone) and whether a secret was in clear.
+fn parse(keyring: &Keyring, m: &Message) -> Result<(Option<Endpoint>, bool), ForwarderError> {
+    match m.value.as_deref() {
+        None => Ok((None, false)),
+        Some(v) => unseal(keyring, v)
+            .map(|(e, clear)| (Some(e), clear))
+            .map_err(|reason| ForwarderError::Corrupt {
+                topic: ENDPOINTS_TOPIC.into(),
+                offset: m.offset,
+                reason,
+            }),
+    }
 }
 
 #[cfg(test)]
@@ -377,19 +454,67 @@ mod tests {
         let mut e = ep(&["*"], None);
         e.secrets = vec![
             SigningSecret {
-                secret: Secret("whsec_new".into()),
+                secret: Secret::new("whsec_new"),
                 expires_at: None,
             },
             SigningSecret {
-                secret: Secret("whsec_old".into()),
+                secret: Secret::new("whsec_old"),
                 expires_at: Some(ingot_model::format_utc(&(now + chrono::Duration::hours(1)))),
             },
             SigningSecret {
-                secret: Secret("whsec_older".into()),
+                secret: Secret::new("whsec_older"),
                 expires_at: Some(ingot_model::format_utc(&(now - chrono::Duration::hours(1)))),
             },
         ];
         assert_eq!(e.active_secrets(now), ["whsec_new", "whsec_old"]);
         assert!(!format!("{e:?}").contains("whsec_"));
+        assert!(!serde_json::to_string(&e).unwrap().contains("whsec_"));
+    }
+
+    #[test]
+    fn stored_secrets_are_sealed_bound_to_the_endpoint_and_legacy_clear_ones_read() {
+        let (ring, _) = Keyring::generate("k1").unwrap();
+        let mut e = ep(&["*"], None);
+        e.secrets = vec![
+            SigningSecret {
+                secret: Secret::new("whsec_current"),
+                expires_at: None,
+            },
+            SigningSecret {
+                secret: Secret::new("whsec_previous"),
+                expires_at: Some("2030-01-01T00:00:00Z".into()),
+            },
+        ];
+        let bytes = seal(&ring, &e);
+        let text = String::from_utf8(bytes.clone()).unwrap();
+        assert!(!text.contains("whsec_"), "{text}");
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["secrets"].as_array().unwrap().len(), 2);
+        for s in v["secrets"].as_array().unwrap() {
+            assert!(
+                s["secret"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("ingot-sealed:v1:k1:"),
+                "{s}"
+            );
+        }
+        assert_eq!(v["secrets"][1]["expires_at"], "2030-01-01T00:00:00Z");
+        assert_eq!(unseal(&ring, &bytes), Ok((e.clone(), false)));
+        // another key, or the sealed secrets moved to another endpoint id: refused
+        let (other, _) = Keyring::generate("k1").unwrap();
+        assert!(unseal(&other, &bytes)
+            .unwrap_err()
+            .contains("does not open"));
+        let mut moved = v.clone();
+        moved["id"] = "ep_2".into();
+        let moved = serde_json::to_vec(&moved).unwrap();
+        assert!(unseal(&ring, &moved).is_err());
+        // written in clear by an older ingot: read, flagged for sealing
+        let mut clear = v;
+        clear["secrets"][0]["secret"] = "whsec_current".into();
+        clear["secrets"][1]["secret"] = "whsec_previous".into();
+        let clear = serde_json::to_vec(&clear).unwrap();
+        assert_eq!(unseal(&ring, &clear), Ok((e, true)));
     }
 }

@@ -3,7 +3,10 @@
 
 use crate::config::ForwarderConfig;
 use crate::endpoints::{Endpoint, Endpoints};
-use crate::event::{change_of, message_id, Change, HEADER_MODIFIED_AT, HEADER_TENANT};
+use crate::event::{
+    change_of, message_id, Change, DLQ_TOPIC, HEADER_DLQ_REASON, HEADER_MODIFIED_AT, HEADER_SOURCE,
+    HEADER_TENANT,
+};
 use crate::http::{AttemptResult, Sender};
 use crate::store::{
     created_key, queue_key, Attempt, Delivery, DeliveryStatus, DeliveryStore, CREATED, HEALTH,
@@ -12,8 +15,8 @@ use crate::store::{
 use crate::ForwarderError;
 use chrono::{DateTime, Utc};
 use ingot_kafka::{
-    AvroCodec, Consumer, KafkaError, KafkaSettings, Message, Offset, Reader, StreamConsumer,
-    TopicPartitionList,
+    AvroCodec, Consumer, KafkaError, KafkaSettings, Message, Offset, Producer, Reader, SchemaError,
+    StreamConsumer, TopicPartitionList,
 };
 use ingot_model::auth::Auth;
 use ingot_model::Model;
@@ -33,6 +36,8 @@ pub(crate) struct Shared {
     pub sender: Sender,
     pub kafka: KafkaSettings,
     pub codec: AvroCodec,
+    /// Dead letters (to [`DLQ_TOPIC`]).
+    pub producer: Producer,
     pub auth: Auth,
     pub sched: mpsc::UnboundedSender<SchedMsg>,
     pub labels: Labels,
@@ -171,22 +176,50 @@ pub(crate) async fn consume(
     }
 }
 
-async fn decode(codec: &AvroCodec, bytes: &[u8]) -> Result<serde_json::Value, String> {
-    // a registry outage looks like a decode error: retry a little before skipping
+/// Decodes a normalized value. A registry outage (transient) is retried a few times and
+/// then returned, so the batch is read again later; any other error is the value's own.
+async fn decode(codec: &AvroCodec, bytes: &[u8]) -> Result<serde_json::Value, SchemaError> {
     let mut wait = Duration::from_millis(250);
-    let mut last = String::new();
-    for _ in 0..5 {
+    let mut attempt = 0;
+    loop {
         match codec.decode_record(bytes).await {
             Ok(v) => return Ok(v),
-            Err(e) => last = e.to_string(),
+            Err(e) if e.is_transient() && attempt < 4 => {
+                tracing::warn!(component = "forwarder", error = %e, "schema registry unavailable, retrying");
+            }
+            Err(e) => return Err(e),
         }
         tokio::time::sleep(wait).await;
         wait *= 2;
+        attempt += 1;
     }
-    Err(last)
 }
 
-/// Stores the jobs of one batch; returns the new next offsets.
+/// Produces each normalized message the forwarder can never use (its original key and
+/// bytes) to [`DLQ_TOPIC`] with its reason and source, and waits for the acknowledgements.
+async fn dead_letter(shared: &Shared, dead: &[(Message, String)]) -> Result<(), ForwarderError> {
+    for (m, reason) in dead {
+        let source = format!("{}/{}@{}", m.topic, m.partition, m.offset);
+        tracing::warn!(component = "forwarder", %source, %reason, "normalized record dead-lettered");
+        shared
+            .producer
+            .send(
+                DLQ_TOPIC,
+                m.key.as_deref().unwrap_or_default(),
+                Some(m.value.as_deref().unwrap_or_default()),
+                &[
+                    (HEADER_DLQ_REASON, reason.as_bytes()),
+                    (HEADER_SOURCE, source.as_bytes()),
+                ],
+            )
+            .await?;
+        metrics::counter!("ingot_forwarder_dead_lettered_total").increment(1);
+    }
+    Ok(())
+}
+
+/// Stores the jobs of one batch; returns the new next offsets. A record it can never use
+/// goes to the dead-letter topic (acknowledged before the offsets that pass it are stored).
 async fn handle_batch(
     shared: &Arc<Shared>,
     batch: Vec<Message>,
@@ -194,6 +227,7 @@ async fn handle_batch(
     let next = shared.offsets.read().expect("offsets lock").clone();
     let mut positions: BTreeMap<(String, i32), i64> = BTreeMap::new();
     let mut changes = Vec::new();
+    let mut dead = Vec::new();
     let received = batch.len();
     for m in batch {
         let pos = (m.topic.clone(), m.partition);
@@ -206,10 +240,12 @@ async fn handle_batch(
             None => None,
             Some(b) => match decode(&shared.codec, b).await {
                 Ok(v) => Some(v),
+                // the value may be fine: nothing of this batch is stored, it is read again
+                Err(e) if e.is_transient() => return Err(e.into()),
                 Err(e) => {
                     metrics::counter!("ingot_forwarder_dropped_total", "reason" => "undecodable")
                         .increment(1);
-                    tracing::error!(component = "forwarder", topic = %m.topic, partition = m.partition, offset = m.offset, error = %e, "normalized record undecodable, skipped");
+                    dead.push((m, format!("undecodable normalized value: {e}")));
                     continue;
                 }
             },
@@ -219,10 +255,11 @@ async fn handle_batch(
             Err(u) => {
                 metrics::counter!("ingot_forwarder_dropped_total", "reason" => u.reason())
                     .increment(1);
-                tracing::error!(component = "forwarder", topic = %m.topic, partition = m.partition, offset = m.offset, error = %u, "normalized record unusable, skipped");
+                dead.push((m, format!("unusable normalized record: {u}")));
             }
         }
     }
+    dead_letter(shared, &dead).await?;
     metrics::counter!("ingot_forwarder_received_total").increment(received as u64);
     if positions.is_empty() {
         return Ok(positions);
@@ -372,7 +409,8 @@ pub(crate) async fn replay(
                 None => None,
                 Some(b) => match decode(&shared.codec, b).await {
                     Ok(v) => Some(v),
-                    Err(_) => continue,
+                    Err(e) if e.is_transient() => return Err(e.into()),
+                    Err(_) => continue, // dead-lettered when it was consumed
                 },
             };
             if let Ok(c) = change_of(&m, decoded) {

@@ -20,7 +20,7 @@
 //!
 //! ```ignore
 //! let fwd = ingot_forwarder::Forwarder::open(cfg.forwarder.clone(), &data_dir.join("forwarder"),
-//!     kafka.clone(), codec.clone(), ingot_model::auth::Auth::new(&tenants)).await?;
+//!     kafka.clone(), codec.clone(), ingot_model::auth::Auth::new(&tenants), keyring).await?;
 //! router = router.merge(fwd.router());                 // /v1/webhook-endpoints...
 //! tasks.push(tokio::spawn(async move { fwd.run(shutdown_rx).await }));
 //! ```
@@ -28,7 +28,9 @@
 //! - [`ForwarderConfig`] is the `[forwarder]` table (serde, `deny_unknown_fields`, every
 //!   field defaulted).
 //! - [`Forwarder::open`] opens the RocksDB state under `state_dir` (one process per
-//!   directory) and reads the endpoints topic; [`Forwarder::router`] serves the endpoints
+//!   directory) and reads the endpoints topic, opening the endpoints' signing secrets with
+//!   the [`Keyring`](ingot_model::Keyring) (they are stored sealed, like connection
+//!   credentials; one stored in clear by an older ingot is sealed on open); [`Forwarder::router`] serves the endpoints
 //!   API (see [`api`]) and may be merged into any axum server of the same
 //!   process; [`Forwarder::run`] consumes and delivers until `shutdown` turns true (or its
 //!   sender is dropped).
@@ -55,6 +57,12 @@
 //!
 //! # Guarantees
 //!
+//! - **Dead letters**: a normalized record the forwarder can never use (an undecodable
+//!   value, a key that is no record key) goes to `raw.dlq` with its original key and bytes
+//!   and the headers `ingot-dlq-reason` and `ingot-source` (`<topic>/<partition>@<offset>`),
+//!   acknowledged before the offset that passes it is stored; the forwarder goes on. A
+//!   schema-registry outage is no reason: the batch is read again (the stage stops with the
+//!   error after a few retries, and resumes from its stored offsets).
 //! - **At-least-once, durable**: a batch of normalized records becomes delivery jobs in one
 //!   RocksDB batch together with the consumed offsets and the seen-markers (so a crash
 //!   neither loses nor doubles a job); only then are offsets committed to the consumer
@@ -77,7 +85,8 @@
 //!   with their original ids, types and bodies, queued behind pending ones of the record.
 //!
 //! Metrics (`metrics` facade): `ingot_forwarder_received_total`, `_enqueued_total`,
-//! `_dropped_total{reason}`, `_attempts_total{endpoint,result}`,
+//! `_dropped_total{reason}` (records that give no event; each is dead-lettered, counted
+//! again in `_dead_lettered_total`), `_attempts_total{endpoint,result}`,
 //! `_attempt_duration_seconds{endpoint}`, `_delivered_total{endpoint}`,
 //! `_failed_total{endpoint}`, `_delivery_lag_seconds` (change → delivered),
 //! `_backlog{endpoint}`, `_in_flight`, `_endpoints_disabled_total`. The `endpoint` label is
@@ -99,6 +108,7 @@ pub use store::{Attempt, Delivery, DeliveryStatus};
 use engine::{Labels, Scheduler, Shared};
 use ingot_kafka::{AvroCodec, KafkaError, KafkaSettings, SchemaError};
 use ingot_model::auth::Auth;
+use ingot_model::Keyring;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Arc, RwLock};
@@ -141,13 +151,15 @@ pub struct Forwarder {
 }
 
 impl Forwarder {
-    /// Opens the state in `state_dir` (created if missing) and reads the endpoints.
+    /// Opens the state in `state_dir` (created if missing) and reads the endpoints, whose
+    /// secrets `keyring` seals and opens.
     pub async fn open(
         cfg: ForwarderConfig,
         state_dir: &Path,
         kafka: KafkaSettings,
         codec: AvroCodec,
         auth: Auth,
+        keyring: Keyring,
     ) -> Result<Forwarder, ForwarderError> {
         cfg.validate()
             .map_err(|e| ForwarderError::Config(e.join("; ")))?;
@@ -172,7 +184,7 @@ impl Forwarder {
                 }
             }
         }
-        let endpoints = endpoints::Endpoints::load(&kafka).await?;
+        let endpoints = endpoints::Endpoints::load(&kafka, keyring).await?;
         let (tx, rx) = mpsc::unbounded_channel();
         let sender = http::Sender::new(
             config::secs(cfg.timeout_secs),
@@ -181,6 +193,7 @@ impl Forwarder {
         );
         let shared = Arc::new(Shared {
             labels: Labels::new(cfg.metrics_endpoint_labels),
+            producer: ingot_kafka::Producer::new(&kafka)?,
             cfg,
             endpoints,
             store,

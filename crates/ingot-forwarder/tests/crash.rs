@@ -29,6 +29,7 @@ async fn child_forwarder_process() {
         kafka,
         codec,
         auth(),
+        keyring(),
     )
     .await
     .unwrap();
@@ -78,6 +79,7 @@ async fn kill_9_with_pending_deliveries_loses_none() {
         infra.kafka.clone(),
         infra.codec.clone(),
         auth(),
+        keyring(),
     )
     .await
     .unwrap();

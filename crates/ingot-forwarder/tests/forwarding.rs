@@ -922,3 +922,236 @@ async fn redirects_are_not_followed_and_bodies_are_read_only_so_far() {
     );
     server.abort();
 }
+
+fn all_files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(all_files_under(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn endpoint_secrets_are_sealed_at_rest_and_sign_after_a_restart() {
+    let _serial = serial();
+    let infra = Infra::start().await;
+    let rx = Receiver::start().await;
+    let topic = ingot_forwarder::ENDPOINTS_TOPIC;
+    // an endpoint written in clear by an older ingot
+    let legacy_secret = ingot_forwarder::sign::generate_secret();
+    let legacy = json!({
+        "id": "ep_legacy", "tenant_id": "globex", "url": format!("{}/legacy", rx.url),
+        "events": ["*"], "status": "enabled",
+        "secrets": [{"secret": legacy_secret, "expires_at": null}],
+        "created_at": "2026-01-01T00:00:00Z", "updated_at": "2026-01-01T00:00:00Z",
+    });
+    infra
+        .producer
+        .send(
+            topic,
+            b"ep_legacy",
+            Some(legacy.to_string().as_bytes()),
+            &[],
+        )
+        .await
+        .unwrap();
+    let state = infra.state_dir("fwd");
+    let fwd = start_forwarder(&infra, fast_config(), &state).await;
+    let (a, first) = create_endpoint(
+        &fwd.router,
+        "acme-key",
+        json!({"url": format!("{}/a", rx.url), "events": ["order.*"]}),
+    )
+    .await;
+    let (st, v) = api(
+        &fwd.router,
+        "POST",
+        &format!("/v1/webhook-endpoints/{a}/rotate-secret"),
+        "acme-key",
+        None,
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    let second = v["secret"].as_str().unwrap().to_string();
+    assert_ne!(first, second);
+    fwd.stop().await;
+
+    // the topic's latest values hold sealed secrets only (the current and the rotated-out
+    // one of `a`, and the legacy one sealed on open), each naming key test-k1
+    let records = infra.kafka.read_all(topic).await.unwrap();
+    let latest = |id: &str| {
+        let m = records
+            .iter()
+            .rev()
+            .find(|m| m.key_str() == Some(id))
+            .unwrap();
+        String::from_utf8(m.value.clone().unwrap()).unwrap()
+    };
+    for (id, n) in [(a.as_str(), 2), ("ep_legacy", 1)] {
+        let text = latest(id);
+        for s in [&first, &second, &legacy_secret] {
+            assert!(!text.contains(s.as_str()), "{id}: {text}");
+        }
+        assert!(!text.contains("whsec_"), "{id}: {text}");
+        let v: Value = serde_json::from_str(&text).unwrap();
+        let secrets = v["secrets"].as_array().unwrap();
+        assert_eq!(secrets.len(), n, "{v}");
+        for s in secrets {
+            assert!(
+                s["secret"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("ingot-sealed:v1:test-k1:"),
+                "{v}"
+            );
+        }
+    }
+    assert!(latest(&a).contains("\"expires_at\":\"20"), "rotation kept");
+    // no record the forwarder wrote, nor any file of the broker, holds a secret it made
+    for m in &records {
+        let text = String::from_utf8_lossy(m.value.as_deref().unwrap_or_default()).to_string();
+        assert!(!text.contains(&first) && !text.contains(&second), "{text}");
+    }
+    for file in all_files_under(&infra.dir.path().join("broker")) {
+        let bytes = std::fs::read(&file).unwrap();
+        for s in [&first, &second] {
+            assert!(
+                !bytes.windows(s.len()).any(|w| w == s.as_bytes()),
+                "a secret in {}",
+                file.display()
+            );
+        }
+    }
+
+    // without the key the endpoints do not open, and the error names the key needed
+    let (other, _) = ingot_model::Keyring::generate("k9").unwrap();
+    let err = ingot_forwarder::Forwarder::open(
+        fast_config(),
+        &infra.state_dir("other"),
+        infra.kafka.clone(),
+        infra.codec.clone(),
+        auth(),
+        other,
+    )
+    .await
+    .err()
+    .unwrap()
+    .to_string();
+    assert!(
+        err.contains("sealed with key \"test-k1\", which is not configured"),
+        "{err}"
+    );
+
+    // after a restart with the key, both active secrets of `a` sign, and the legacy one
+    let fwd = start_forwarder(&infra, fast_config(), &state).await;
+    rx.set_secrets(&[&second, &first, &legacy_secret]);
+    produce(&infra, &order("shop-1", "acme", "s1", "open")).await;
+    produce(&infra, &order("shop-9", "globex", "s2", "open")).await;
+    let a_got = eventually(30, "the acme delivery", || {
+        rx.delivered_at("/a").into_iter().next()
+    })
+    .await;
+    assert_eq!(a_got.remote_id(), "s1");
+    assert_eq!(
+        a_got.verified_by,
+        [0, 1],
+        "signed with current and previous"
+    );
+    let l_got = eventually(30, "the legacy endpoint's delivery", || {
+        rx.delivered_at("/legacy").into_iter().next()
+    })
+    .await;
+    assert_eq!(l_got.remote_id(), "s2");
+    assert_eq!(l_got.verified_by, [2]);
+    fwd.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unusable_normalized_records_are_dead_lettered_and_forwarding_goes_on() {
+    use ingot_forwarder::event::{DLQ_TOPIC, HEADER_DLQ_REASON, HEADER_SOURCE};
+    let _serial = serial();
+    let infra = Infra::start().await;
+    let rx = Receiver::start().await;
+    let state = infra.state_dir("fwd");
+    let fwd = start_forwarder(&infra, fast_config(), &state).await;
+    let (_, secret) = create_endpoint(
+        &fwd.router,
+        "acme-key",
+        json!({"url": format!("{}/e", rx.url)}),
+    )
+    .await;
+    rx.set_secrets(&[&secret]);
+    let topic = Model::Order.normalized_topic();
+    // 1. a value that is no Avro at all under a record key; 2. a good value under a key
+    //    that is no record key; 3. a good record
+    let garbage: &[u8] = b"not avro at all";
+    let (pp, po) = infra
+        .producer
+        .send(&topic, b"shop-1/order/1", Some(garbage), &[])
+        .await
+        .unwrap();
+    let good = infra
+        .codec
+        .encode_record(Model::Order, order("shop-1", "acme", "2", "open").to_json())
+        .await
+        .unwrap();
+    let (kp, ko) = infra
+        .producer
+        .send(&topic, b"no-slashes-here", Some(&good), &[])
+        .await
+        .unwrap();
+    produce(&infra, &order("shop-1", "acme", "3", "open")).await;
+    let got = eventually(30, "the good record", || rx.delivered().into_iter().next()).await;
+    assert_eq!(got.remote_id(), "3");
+
+    let dlq_of = |dlq: &[ingot_kafka::Message], source: String| {
+        dlq.iter()
+            .filter(|m| m.header(HEADER_SOURCE) == Some(source.as_str()))
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    let dlq = infra.kafka.read_all(DLQ_TOPIC).await.unwrap();
+    let undecodable = dlq_of(&dlq, format!("{topic}/{pp}@{po}"));
+    assert_eq!(undecodable.len(), 1, "{dlq:?}");
+    assert_eq!(undecodable[0].value.as_deref(), Some(garbage));
+    assert_eq!(undecodable[0].key.as_deref(), Some(&b"shop-1/order/1"[..]));
+    let reason = undecodable[0].header(HEADER_DLQ_REASON).unwrap();
+    assert!(
+        reason.starts_with("undecodable normalized value: "),
+        "{reason}"
+    );
+    let bad_key = dlq_of(&dlq, format!("{topic}/{kp}@{ko}"));
+    assert_eq!(bad_key.len(), 1, "{dlq:?}");
+    assert_eq!(bad_key[0].value.as_deref(), Some(&good[..]));
+    assert_eq!(
+        bad_key[0].header(HEADER_DLQ_REASON),
+        Some("unusable normalized record: key is not a record key")
+    );
+
+    // after a restart the pills are not dead-lettered again, and records keep flowing
+    fwd.stop().await;
+    let fwd = start_forwarder(&infra, fast_config(), &state).await;
+    produce(&infra, &order("shop-1", "acme", "4", "open")).await;
+    eventually(30, "the record after the restart", || {
+        rx.delivered()
+            .iter()
+            .any(|g| g.remote_id() == "4")
+            .then_some(())
+    })
+    .await;
+    let ids: Vec<String> = rx
+        .delivered()
+        .iter()
+        .map(|g| g.remote_id().to_string())
+        .collect();
+    assert_eq!(ids, ["3", "4"], "no event from a pill");
+    let dlq = infra.kafka.read_all(DLQ_TOPIC).await.unwrap();
+    assert_eq!(dlq_of(&dlq, format!("{topic}/{pp}@{po}")).len(), 1);
+    assert_eq!(dlq_of(&dlq, format!("{topic}/{kp}@{ko}")).len(), 1);
+    fwd.stop().await;
+}

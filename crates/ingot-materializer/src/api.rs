@@ -34,6 +34,8 @@ pub struct ApiState {
     auth: Auth,
     metrics: Option<Arc<dyn Fn() -> String + Send + Sync>>,
     readiness: Option<Readiness>,
+    /// The `/openapi.json` served: this API's, plus what [`ApiState::with_openapi`] added.
+    openapi: Arc<String>,
 }
 
 /// A readiness check beyond the view's own: `Some(reason)` while not ready.
@@ -46,7 +48,31 @@ impl ApiState {
             auth: Auth::new(tenants),
             metrics: None,
             readiness: None,
+            openapi: Arc::new(include_str!("openapi.json").to_string()),
         }
+    }
+
+    /// Adds the `paths` and `components` of another API served by the same server (e.g.
+    /// `ingot_forwarder::openapi_paths()`) to the `/openapi.json` this router serves.
+    pub fn with_openapi(mut self, extra: &Value) -> Self {
+        let mut doc: Value =
+            serde_json::from_str(&self.openapi).expect("the served openapi.json is JSON");
+        if let Some(paths) = extra.get("paths").and_then(Value::as_object) {
+            if let Some(into) = doc["paths"].as_object_mut() {
+                into.extend(paths.clone());
+            }
+        }
+        if let Some(components) = extra.get("components").and_then(Value::as_object) {
+            for (section, items) in components {
+                let into = &mut doc["components"][section];
+                match (into.as_object_mut(), items.as_object()) {
+                    (Some(into), Some(items)) => into.extend(items.clone()),
+                    _ => *into = items.clone(),
+                }
+            }
+        }
+        self.openapi = Arc::new(doc.to_string());
+        self
     }
 
     /// Adds a readiness check (e.g. "the processor makes progress") to `/readyz`.
@@ -133,10 +159,10 @@ async fn metrics(State(s): State<ApiState>) -> Response {
     }
 }
 
-async fn openapi() -> Response {
+async fn openapi(State(s): State<ApiState>) -> Response {
     (
         [("content-type", "application/json")],
-        include_str!("openapi.json"),
+        s.openapi.as_str().to_string(),
     )
         .into_response()
 }

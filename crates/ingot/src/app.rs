@@ -368,6 +368,10 @@ pub async fn start_with(
         if let Some(render) = metrics.clone() {
             api = api.with_metrics(render);
         }
+        if stages.forwarder {
+            // one /openapi.json for the whole server
+            api = api.with_openapi(&ingot_forwarder::openapi_paths());
+        }
         router = router.merge(ingot_materializer::router(api));
         view = Some(v);
     }
@@ -378,6 +382,7 @@ pub async fn start_with(
             infra.kafka.clone(),
             codec.clone(),
             ingot_model::auth::Auth::new(&tenants(cfg)),
+            cfg.keyring()?,
         )
         .await
         .context("starting the forwarder")?;

@@ -31,6 +31,10 @@ tenant = "acme"
 provider = "shopify"
 shop_domain = "{SHOP}"
 webhook_secrets = ["{SECRET}"]
+[forwarder]
+# the demo's change-webhook receiver listens on loopback over plain http
+allow_insecure_urls = true
+retry_schedule_secs = [0, 1, 2, 5]
 "#,
         data_dir.display()
     ))
@@ -86,6 +90,98 @@ async fn api_get(client: &reqwest::Client, base: &str, path: &str) -> anyhow::Re
     Ok((status, body))
 }
 
+/// One change webhook the demo's receiver got.
+struct Received {
+    event_type: String,
+    record_id: String,
+    version: i64,
+    /// The `standardwebhooks` crate's verdict (signature and timestamp).
+    verified: Result<(), String>,
+}
+
+/// The ISV's side, as small as it gets: an HTTP receiver on a free loopback port that
+/// verifies each request with the `standardwebhooks` crate under the endpoint's secret
+/// (set once the endpoint exists) and records what it got.
+struct DemoReceiver {
+    url: String,
+    secret: Arc<std::sync::OnceLock<String>>,
+    got: Arc<std::sync::Mutex<Vec<Received>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl DemoReceiver {
+    async fn start() -> anyhow::Result<DemoReceiver> {
+        let secret: Arc<std::sync::OnceLock<String>> = Arc::default();
+        let got: Arc<std::sync::Mutex<Vec<Received>>> = Arc::default();
+        let (s, g) = (secret.clone(), got.clone());
+        let app = axum::Router::new().route(
+            "/ingot-changes",
+            axum::routing::post(
+                move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+                    let (s, g) = (s.clone(), g.clone());
+                    async move {
+                        let verified = match s.get() {
+                            None => Err("no secret yet".to_string()),
+                            Some(secret) => standardwebhooks::Webhook::new(secret)
+                                .and_then(|wh| wh.verify(&body, &headers))
+                                .map_err(|e| e.to_string()),
+                        };
+                        let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                        let status = if verified.is_ok() {
+                            axum::http::StatusCode::NO_CONTENT
+                        } else {
+                            axum::http::StatusCode::UNAUTHORIZED
+                        };
+                        g.lock().unwrap_or_else(|e| e.into_inner()).push(Received {
+                            event_type: v["type"].as_str().unwrap_or("?").to_string(),
+                            record_id: v["data"]["id"].as_str().unwrap_or("?").to_string(),
+                            version: v["data"]["version"].as_i64().unwrap_or(-1),
+                            verified,
+                        });
+                        status
+                    }
+                },
+            ),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .context("binding the demo's change-webhook receiver")?;
+        let url = format!("http://{}/ingot-changes", listener.local_addr()?);
+        let task = tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app).await {
+                tracing::error!(component = "demo", error = %e, "change-webhook receiver stopped");
+            }
+        });
+        Ok(DemoReceiver {
+            url,
+            secret,
+            got,
+            task,
+        })
+    }
+
+    fn count(&self) -> usize {
+        self.got.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+}
+
+impl Drop for DemoReceiver {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Versions on the normalized topics (the demo's broker is fresh, so the end offsets
+/// count every version the processor wrote): one change webhook each.
+fn normalized_versions(infra: &Infra) -> i64 {
+    ingot_model::Model::ALL
+        .iter()
+        .filter_map(|m| infra.kafka.end_offsets(&m.normalized_topic()).ok())
+        .flatten()
+        .map(|(_, end)| end)
+        .sum()
+}
+
 pub async fn run(
     listen: String,
     data_dir: PathBuf,
@@ -110,6 +206,29 @@ pub async fn run(
         started.elapsed().as_millis()
     );
     let client = reqwest::Client::new();
+
+    println!("\n== the ISV subscribes a receiver to change webhooks:");
+    let receiver = DemoReceiver::start().await?;
+    let r = client
+        .post(format!("{base}/v1/webhook-endpoints"))
+        .bearer_auth(API_KEY)
+        .json(
+            &serde_json::json!({"url": receiver.url, "events": ["*"], "description": "ingot demo"}),
+        )
+        .send()
+        .await?;
+    let status = r.status().as_u16();
+    let endpoint: Value = r.json().await.unwrap_or(Value::Null);
+    let (Some(endpoint_id), Some(secret)) = (endpoint["id"].as_str(), endpoint["secret"].as_str())
+    else {
+        anyhow::bail!("POST /v1/webhook-endpoints answered {status}: {endpoint}");
+    };
+    let _ = receiver.secret.set(secret.to_string());
+    println!(
+        "   POST /v1/webhook-endpoints → {status}: {endpoint_id} → {} (secret shown once: whsec_…)",
+        receiver.url
+    );
+
     println!("\n== the simulated shop {SHOP} sends signed webhooks:");
     let story = shopsim::story(SHOP, SECRET);
     let send_started = Instant::now();
@@ -164,6 +283,37 @@ pub async fn run(
         "\n== all webhooks queryable {} ms after the first was sent",
         send_started.elapsed().as_millis()
     );
+
+    // every version on the normalized topics becomes one change webhook
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while (receiver.count() as i64) < normalized_versions(&infra) {
+        if Instant::now() > deadline {
+            anyhow::bail!(
+                "the receiver got {} change webhooks of {} within 60 s",
+                receiver.count(),
+                normalized_versions(&infra)
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    println!("\n== change webhooks the receiver got (verified with the standardwebhooks crate):");
+    for g in receiver
+        .got
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+    {
+        println!(
+            "   {:<17} {}  version={:<3} {}",
+            g.event_type,
+            g.record_id,
+            g.version,
+            match &g.verified {
+                Ok(()) => "signature verified".to_string(),
+                Err(e) => format!("NOT verified: {e}"),
+            }
+        );
+    }
 
     println!("\n== GET /v1/orders (what the API returns now):");
     let (_, orders) = api_get(&client, &base, "/v1/orders").await?;
@@ -248,6 +398,7 @@ pub async fn run(
     println!("   curl -s -H 'Authorization: Bearer {API_KEY}' '{base}/v1/customers?limit=1'");
     println!("   curl -s -H 'Authorization: Bearer {API_KEY}' '{base}/v1/orders?include_deleted=true&modified_after=2020-01-01T00:00:00Z'");
     println!("   curl -s '{base}/metrics' | grep ingot_");
+    println!("   curl -s -H 'Authorization: Bearer {API_KEY}' '{base}/v1/webhook-endpoints/{endpoint_id}/deliveries?limit=3'");
     if exit {
         running.stop().await?;
         return Ok(());

@@ -88,6 +88,13 @@ impl Infra {
     }
 }
 
+/// The key that seals endpoint secrets in the tests (fixed, so a child process shares it).
+pub const KEY_SPEC: &str = "test-k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+
+pub fn keyring() -> ingot_model::Keyring {
+    ingot_model::Keyring::from_specs([&ingot_model::Secret::new(KEY_SPEC)]).unwrap()
+}
+
 pub fn auth() -> Auth {
     Auth::new(&tenants())
 }
@@ -154,6 +161,7 @@ pub async fn start_forwarder(
             infra.kafka.clone(),
             infra.codec.clone(),
             auth(),
+            keyring(),
         )
         .await
         {
