@@ -6,6 +6,7 @@
 //! |---|---|
 //! | processor core (decode → standardize → version rule → Avro), no broker | – (records/s/core) |
 //! | processor through the broker (at-least-once; and exactly-once where the broker has transactions) | pass-through: consume the same raw events and produce them again |
+//! | replay of one sample's raw events through a changed mapping (every record re-emitted), by the running processor | the processor through the broker (at-least-once) |
 //! | materializer rebuild of the view from `normalized.order` | a plain read of the same topic |
 //! | webhook → queryable over loopback, sequential | – (p50/p90/p99/max) |
 //!
@@ -255,6 +256,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         &[false]
     };
     let mut alo_rates = None;
+    let mut replay_rates = Vec::new();
     for &eos in modes {
         let mut rates = Vec::new();
         for sample in 0..=runs {
@@ -287,6 +289,13 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             if sample > 0 {
                 rates.push(records as f64 / took.as_secs_f64());
             }
+            if !eos {
+                // the same records replayed through a mapping revision that changes them
+                let rate = replay_sample(&kafka, &codec, &dir, sample, records).await?;
+                if sample > 0 {
+                    replay_rates.push(rate);
+                }
+            }
         }
         let rates = Rates(rates);
         let what = if eos {
@@ -300,6 +309,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
                 row("  exactly-once vs at-least-once", &rates, Some(alo));
             }
         } else {
+            row(
+                "replay through a changed mapping (all re-emitted), at-least-once",
+                &Rates(std::mem::take(&mut replay_rates)),
+                Some(&rates),
+            );
             alo_rates = Some(rates);
         }
     }
@@ -427,6 +441,81 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
 /// Consumes `records` raw events with a fresh group and produces each again (to
 /// `raw.dlq`, which no stage consumes), waiting for the acks: the floor
 /// any consume → produce stage has on this broker. Records/s from the first message.
+/// A Shopify mapping revision that changes every order (its note), for the replay figure.
+struct Revised(&'static str);
+
+impl ingot_standardize::Mapping for Revised {
+    fn provider(&self) -> ingot_model::Provider {
+        ingot_model::Provider::Shopify
+    }
+    fn mapping_version(&self) -> &'static str {
+        self.0
+    }
+    fn route(&self, topic: &str) -> Option<(Model, ingot_model::RawOp)> {
+        ingot_standardize::shopify::ShopifyMapping.route(topic)
+    }
+    fn standardize(
+        &self,
+        e: &RawEvent,
+    ) -> Result<ingot_standardize::Outcome, ingot_standardize::StandardizeError> {
+        use ingot_standardize::{Outcome, Standardized};
+        let mut r = ingot_standardize::shopify::ShopifyMapping.standardize(e)?;
+        if let Outcome::Record(Standardized::Upsert {
+            data: ingot_model::RecordData::Order(o),
+            ..
+        }) = &mut r
+        {
+            o.note = Some(format!("revised by {}", self.0));
+        }
+        Ok(r)
+    }
+}
+
+/// Replays sample `sample`'s raw events (connection `bench-false-<sample>`) with the
+/// processor of that sample restarted on a new mapping revision; raw events/s from the
+/// request to the end of the replay.
+async fn replay_sample(
+    kafka: &ingot_kafka::KafkaSettings,
+    codec: &ingot_kafka::AvroCodec,
+    dir: &std::path::Path,
+    sample: usize,
+    records: usize,
+) -> anyhow::Result<f64> {
+    let version: &'static str = Box::leak(format!("shopify/{}", sample + 2).into_boxed_str());
+    let mut pc = ProcessorConfig::new(dir.join(format!("proc-false-{sample}")));
+    pc.group_id = format!("bench-processor-false-{sample}");
+    pc.mapping_override = Some(ingot_processor::MappingOverride(std::sync::Arc::new(
+        Revised(version),
+    )));
+    let p = Processor::open(pc, kafka.clone(), codec.clone()).await?;
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(p.run(rx));
+    let mut spec = ingot_model::replay::ReplaySpec::new(
+        ingot_model::replay::ReplaySource::Raw,
+        ingot_sync::replays::units(kafka)?,
+    );
+    spec.connection_ids = vec![format!("bench-false-{sample}")];
+    let t = Instant::now();
+    ingot_sync::replays::submit(kafka, &spec).await?;
+    let status = loop {
+        let book = ingot_sync::replays::read_book(kafka).await?;
+        if let Some(st) = book.status(&spec.id).filter(|s| s.finished()) {
+            break st;
+        }
+        anyhow::ensure!(t.elapsed() < Duration::from_secs(600), "the replay did not end");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let took = t.elapsed();
+    let _ = tx.send(true);
+    task.await??;
+    anyhow::ensure!(
+        status.counts.reemitted == records as u64,
+        "replay re-emitted {} of {records}",
+        status.counts.reemitted
+    );
+    Ok(records as f64 / took.as_secs_f64())
+}
+
 async fn pass_through(
     kafka: &ingot_kafka::KafkaSettings,
     group: &str,
