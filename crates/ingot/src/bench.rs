@@ -79,7 +79,10 @@ impl Rates {
 
 fn row(what: &str, r: &Rates, baseline: Option<&Rates>) {
     let ratio = baseline
-        .map(|b| format!("{:.2}×", r.median() / b.median()))
+        .map(|b| match r.median() / b.median() {
+            x if x < 0.1 => format!("{x:.3}×"),
+            x => format!("{x:.2}×"),
+        })
         .unwrap_or_else(|| "–".into());
     println!("| {what:<58} | {} | {ratio:>6} |", r.show());
 }
@@ -447,7 +450,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         );
     }
     // 6. the query API beside a bare axum route serving the same bytes
-    queries(&running, &kafka, &producer, &codec, records, runs).await?;
+    queries(&running, &kafka, &producer, &codec, runs).await?;
     running.stop().await?;
     drop(infra);
     let _ = std::fs::remove_dir_all(&dir);
@@ -570,7 +573,6 @@ async fn queries(
     kafka: &ingot_kafka::KafkaSettings,
     producer: &Producer,
     codec: &ingot_kafka::AvroCodec,
-    runs_records: usize,
     runs: usize,
 ) -> anyhow::Result<()> {
     let base = format!("http://{}", running.http_addr.expect("http"));
@@ -649,7 +651,9 @@ async fn queries(
     let small_body = fetch(small_page.clone(), SMALL_KEY).await?;
     println!(
         "
-query API: {} orders of tenant acme (≥ {runs_records} per pipeline sample) and {SMALL_ORDERS} of tenant {SMALL_TENANT};          {QUERY_REQUESTS} requests per sample from {QUERY_CLIENTS} concurrent keep-alive clients, {runs} samples after a warm-up;          record {} bytes ({} with remote_data), page of 100 ≈ {} bytes
+query API: {} orders of tenant acme and {SMALL_ORDERS} of tenant {SMALL_TENANT};
+{QUERY_REQUESTS} requests per sample from {QUERY_CLIENTS} concurrent keep-alive clients, {runs} samples after a warm-up;
+record {} bytes ({} with remote_data), page of 100 ≈ {} bytes
 ",
         ids.len(),
         one.len(),
