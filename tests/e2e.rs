@@ -2008,4 +2008,369 @@ async fn a_schema_registry_outage_dead_letters_nothing() {
     );
     p.stop().await;
     proxy.abort();
+/// What one caller must never see, and what it must see (a positive control).
+struct Caller {
+    key: &'static str,
+    name: &'static str,
+    /// Record ids (any model), remote ids and connection ids of others.
+    foreign_records: Vec<String>,
+    foreign_remote_ids: Vec<String>,
+    foreign_connections: Vec<String>,
+    /// Connections whose records and settings it may read.
+    own_connections: Vec<String>,
+    /// Remote ids it must find in the order list.
+    own_orders: Vec<String>,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_openapi_path_keeps_tenants_and_connections_apart() {
+    let _serial = serial();
+    let h = Harness::start().await;
+    // tenant acme: shop-1 (an order, a customer, a product) and woo-1 (an order);
+    // tenant globex: globex-shop (an order, a customer, a product)
+    let acme_order = 880_000_000_000_006_001u64;
+    let globex_order = 880_000_000_000_007_001u64;
+    let (acme_customer, globex_customer) = (880_000_000_000_006_101u64, 880_000_000_000_007_101u64);
+    let (acme_product, globex_product) = (880_000_000_000_006_201u64, 880_000_000_000_007_201u64);
+    let t = "2026-11-20T10:30:00-05:00";
+    let shop = |secret: &str, topic: &str, body: &Value, event: &str| {
+        shopsim::delivery(
+            "demo.myshopify.com",
+            secret,
+            topic,
+            body,
+            event,
+            "2026-11-20T15:00:00Z",
+        )
+    };
+    for (conn, secret, order, customer, product) in [
+        (CONN, SECRET, acme_order, acme_customer, acme_product),
+        (
+            "globex-shop",
+            "globex-secret",
+            globex_order,
+            globex_customer,
+            globex_product,
+        ),
+    ] {
+        let c = shopsim::customer(customer, "Ada", "Lovelace", "ada@example.com", t);
+        let o = shopsim::order(
+            order,
+            1001,
+            None,
+            &[(1, 11, "Parka", "249.00", 1)],
+            "10.00",
+            "paid",
+            t,
+        );
+        let p = shopsim::product(product, "Parka", "249.00", t);
+        for (topic, body) in [
+            ("orders/create", o),
+            ("customers/create", c),
+            ("products/create", p),
+        ] {
+            let d = shop(secret, topic, &body, &format!("{conn}-{topic}"));
+            let status = shopsim::send(&h.client, &h.base, conn, &d).await.unwrap();
+            assert_eq!(status, 200, "{conn} {topic}");
+        }
+    }
+    let woo_order = json!({
+        "id": 9001, "number": "9001", "status": "processing", "currency": "USD",
+        "date_created_gmt": "2026-11-20T15:00:00", "date_modified_gmt": "2026-11-20T15:05:00",
+        "total": "47.93", "total_tax": "0.00", "customer_id": 0, "billing": {}, "shipping": {},
+        "shipping_lines": [], "tax_lines": [], "coupon_lines": [], "fee_lines": [], "refunds": [],
+        "line_items": []
+    });
+    let body = serde_json::to_vec(&woo_order).unwrap();
+    assert_eq!(
+        h.post_woo(&woo_delivery("order.created", &body, "iso-1"))
+            .await,
+        200
+    );
+    for (key, path, n) in [
+        (KEY, "/v1/orders", 2),
+        (KEY, "/v1/customers", 1),
+        (KEY, "/v1/products", 1),
+        (OTHER_KEY, "/v1/orders", 1),
+        (OTHER_KEY, "/v1/customers", 1),
+        (OTHER_KEY, "/v1/products", 1),
+    ] {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let (_, v) = h.get(path, key).await;
+            if v["data"].as_array().is_some_and(|a| a.len() == n) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{path} for {key}: {v}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    let id = |conn: &str, model: Model, remote: u64| {
+        RecordKey::new(conn, model, remote.to_string()).record_id()
+    };
+    let globex_ids = vec![
+        id("globex-shop", Model::Order, globex_order),
+        id("globex-shop", Model::Customer, globex_customer),
+        id("globex-shop", Model::Product, globex_product),
+    ];
+    let shop1_ids = vec![
+        id(CONN, Model::Order, acme_order),
+        id(CONN, Model::Customer, acme_customer),
+        id(CONN, Model::Product, acme_product),
+    ];
+    let globex_remote = vec![
+        globex_order.to_string(),
+        globex_customer.to_string(),
+        globex_product.to_string(),
+    ];
+    let shop1_remote = vec![
+        acme_order.to_string(),
+        acme_customer.to_string(),
+        acme_product.to_string(),
+    ];
+    let callers = [
+        Caller {
+            key: KEY,
+            name: "acme",
+            foreign_records: globex_ids.clone(),
+            foreign_remote_ids: globex_remote.clone(),
+            foreign_connections: vec!["globex-shop".into()],
+            own_connections: vec![CONN.into(), "woo-1".into()],
+            own_orders: vec![acme_order.to_string(), "9001".into()],
+        },
+        Caller {
+            key: OTHER_KEY,
+            name: "globex",
+            foreign_records: [shop1_ids.clone(), vec![woo_id(Model::Order, "9001")]].concat(),
+            foreign_remote_ids: [shop1_remote.clone(), vec!["9001".into()]].concat(),
+            foreign_connections: vec![CONN.into(), "woo-1".into()],
+            own_connections: vec!["globex-shop".into()],
+            own_orders: vec![globex_order.to_string()],
+        },
+        Caller {
+            key: LIMITED_KEY,
+            name: "acme limited to woo-1",
+            foreign_records: [shop1_ids.clone(), globex_ids.clone()].concat(),
+            foreign_remote_ids: [shop1_remote, globex_remote].concat(),
+            foreign_connections: vec![CONN.into(), "globex-shop".into()],
+            own_connections: vec!["woo-1".into()],
+            own_orders: vec!["9001".into()],
+        },
+    ];
+
+    // the served document, not a copy of it
+    let doc: Value = h
+        .client
+        .get(format!("{}/openapi.json", h.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let paths = doc["paths"].as_object().expect("paths");
+    assert!(paths.len() >= 14, "{:?}", paths.keys());
+    let mut requests = 0;
+    for caller in &callers {
+        // (method, path, body) → the statuses allowed; every body is checked for others' data
+        let mut calls: Vec<(String, String, Option<Value>, Vec<u16>, bool)> = Vec::new();
+        for (template, ops) in paths {
+            for method in ops.as_object().unwrap().keys() {
+                let m = method.to_uppercase();
+                let resource = template
+                    .strip_prefix("/v1/")
+                    .and_then(|r| Model::from_resource(r.split('/').next().unwrap_or_default()));
+                match (m.as_str(), template.as_str(), resource) {
+                    ("GET", p, Some(_)) if !p.contains('{') => {
+                        // a list: the caller's own records only; others' filters give []
+                        calls.push((
+                            m.clone(),
+                            format!("{p}?limit=500&include_deleted=true"),
+                            None,
+                            vec![200],
+                            false,
+                        ));
+                        for c in &caller.foreign_connections {
+                            calls.push((
+                                m.clone(),
+                                format!("{p}?connection_id={c}&include_deleted=true"),
+                                None,
+                                vec![200],
+                                true,
+                            ));
+                            for r in &caller.foreign_remote_ids {
+                                calls.push((
+                                    m.clone(),
+                                    format!(
+                                        "{p}?connection_id={c}&remote_id={r}&include_deleted=true"
+                                    ),
+                                    None,
+                                    vec![200],
+                                    true,
+                                ));
+                            }
+                        }
+                        for r in &caller.foreign_remote_ids {
+                            calls.push((
+                                m.clone(),
+                                format!("{p}?remote_id={r}&include_remote_data=true"),
+                                None,
+                                vec![200],
+                                true,
+                            ));
+                        }
+                    }
+                    ("GET", p, Some(_)) => {
+                        for id in &caller.foreign_records {
+                            let path = p.replace("{id}", id);
+                            calls.push((m.clone(), path.clone(), None, vec![404], false));
+                            calls.push((
+                                m.clone(),
+                                format!("{path}?include_remote_data=true"),
+                                None,
+                                vec![404],
+                                false,
+                            ));
+                        }
+                    }
+                    ("GET", "/v1/connections", _) => {
+                        calls.push((m.clone(), "/v1/connections".into(), None, vec![200], false))
+                    }
+                    ("POST", "/v1/connections", _) => {
+                        for c in &caller.foreign_connections {
+                            // connection ids are one namespace (they name the webhook URLs):
+                            // taking another tenant's is a conflict, and changes nothing
+                            let spec = json!({"id": c, "provider": "shopify", "shop_domain": "x.myshopify.com", "webhook_secrets": ["s3cret-for-the-isolation-test"]});
+                            calls.push((
+                                m.clone(),
+                                "/v1/connections".into(),
+                                Some(spec),
+                                vec![409],
+                                false,
+                            ));
+                            let spec = json!({"id": c, "tenant": "globex", "provider": "shopify", "shop_domain": "x.myshopify.com", "webhook_secrets": ["s"]});
+                            calls.push((
+                                m.clone(),
+                                "/v1/connections".into(),
+                                Some(spec),
+                                vec![400, 409],
+                                false,
+                            ));
+                        }
+                    }
+                    (_, p, _) if p.starts_with("/v1/connections/{id}") => {
+                        for c in &caller.foreign_connections {
+                            calls.push((m.clone(), p.replace("{id}", c), None, vec![404], false));
+                        }
+                    }
+                    ("POST", "/webhooks/{provider}/{connection_id}", _) => {
+                        // signed per connection, not by API key: a key opens nothing
+                        for c in &caller.foreign_connections {
+                            let provider = if c == "woo-1" {
+                                "woocommerce"
+                            } else {
+                                "shopify"
+                            };
+                            calls.push((
+                                m.clone(),
+                                format!("/webhooks/{provider}/{c}"),
+                                Some(json!({"id": 1})),
+                                vec![401],
+                                false,
+                            ));
+                        }
+                    }
+                    ("GET", "/healthz" | "/readyz" | "/metrics", _) => {
+                        calls.push((
+                            m.clone(),
+                            template.clone(),
+                            None,
+                            vec![200, 404, 503],
+                            false,
+                        ));
+                    }
+                    other => panic!("the walk does not know {other:?}: add it"),
+                }
+            }
+        }
+        for (method, path, body, statuses, empty) in calls {
+            let mut req = h
+                .client
+                .request(method.parse().unwrap(), format!("{}{path}", h.base))
+                .bearer_auth(caller.key);
+            if let Some(b) = &body {
+                req = req.json(b);
+            }
+            let r = req.send().await.unwrap();
+            let status = r.status().as_u16();
+            let text = r.text().await.unwrap();
+            requests += 1;
+            let what = format!("{} {method} {path}", caller.name);
+            assert!(statuses.contains(&status), "{what}: {status} {text}");
+            for s in caller
+                .foreign_records
+                .iter()
+                .chain(&caller.foreign_remote_ids)
+                .chain(&caller.foreign_connections)
+            {
+                assert!(!text.contains(s.as_str()), "{what}: others' {s} in {text}");
+            }
+            if status == 200 && method == "GET" && path.starts_with("/v1/") {
+                let v: Value = serde_json::from_str(&text).unwrap();
+                let data = v["data"]
+                    .as_array()
+                    .unwrap_or_else(|| panic!("{what}: {text}"));
+                if empty {
+                    assert!(data.is_empty(), "{what}: {text}");
+                }
+                for item in data {
+                    let conn = item
+                        .get("connection_id")
+                        .or_else(|| item.get("id"))
+                        .and_then(Value::as_str)
+                        .unwrap();
+                    assert!(
+                        caller.own_connections.iter().any(|c| c == conn),
+                        "{what}: {item}"
+                    );
+                }
+            }
+        }
+        // positive controls: the walk reached the caller's own data
+        let (_, v) = h.get("/v1/orders", caller.key).await;
+        let mut got: Vec<String> = v["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["remote_id"].as_str().unwrap().to_string())
+            .collect();
+        got.sort();
+        let mut want = caller.own_orders.clone();
+        want.sort();
+        assert_eq!(got, want, "{}'s orders", caller.name);
+        let (_, v) = h.get("/v1/connections", caller.key).await;
+        let mut conns: Vec<&str> = v["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["id"].as_str().unwrap())
+            .collect();
+        conns.sort();
+        let mut own: Vec<&str> = caller.own_connections.iter().map(String::as_str).collect();
+        own.sort();
+        assert_eq!(conns, own, "{}'s connections", caller.name);
+    }
+    // the DELETEs and POSTs above changed nothing: every connection is still there
+    for (key, conn) in [(KEY, CONN), (KEY, "woo-1"), (OTHER_KEY, "globex-shop")] {
+        let (s, v) = h.get(&format!("/v1/connections/{conn}"), key).await;
+        assert_eq!((s, v["data"]["id"].as_str()), (200, Some(conn)), "{v}");
+    }
+    let (s, v) = h
+        .get(&format!("/v1/orders/{}", globex_ids[0]), OTHER_KEY)
+        .await;
+    assert_eq!(
+        (s, v["data"]["remote_id"].as_str()),
+        (200, Some(globex_order.to_string().as_str()))
+    );
+    assert!(requests > 150, "{requests} requests");
 }

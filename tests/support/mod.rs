@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 
 pub const KEY: &str = "test-api-key";
 pub const OTHER_KEY: &str = "other-tenant-key";
+/// A key of tenant acme limited to its connection `woo-1`.
+pub const LIMITED_KEY: &str = "woo-only-key";
 pub const SECRET: &str = "test-secret-not-real";
 pub const CONN: &str = "shop-1";
 
@@ -83,6 +85,9 @@ group_id = "ingot-processor-{kafka}-{run}"
 [[tenants]]
 id = "acme"
 api_keys = ["{KEY}"]
+[[tenants.limited_keys]]
+key = "{LIMITED_KEY}"
+connections = ["woo-1"]
 [[tenants]]
 id = "globex"
 api_keys = ["{OTHER_KEY}"]

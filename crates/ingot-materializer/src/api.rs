@@ -11,17 +11,22 @@
 //!   apply: the view reflects everything before it.
 //!
 //! `remote_data` (the 3PA object as received) is omitted unless `include_remote_data=true`.
+//!
+//! Responses are spliced from the view's stored bytes (records as served, `remote_data`
+//! apart, the freshness object built once per applied batch): no JSON tree is built on
+//! the query path. The bytes are those `serde_json` writes for the same objects (keys in
+//! order), so answers are byte-identical to building them as values.
 
 use crate::view::{ListQuery, View};
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use base64::Engine;
 use ingot_model::Model;
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::json;
 use std::sync::Arc;
 
 pub use ingot_model::auth::Tenant;
@@ -92,14 +97,18 @@ impl ApiState {
             .principal(headers.get("authorization").and_then(|v| v.to_str().ok()))
             .ok_or(ApiError::Unauthorized)
     }
+}
 
-    fn freshness(&self) -> Value {
-        let mut out = serde_json::Map::new();
-        for ((t, p), o) in self.view.freshness() {
-            out.insert(format!("{t}/{p}"), json!(o));
-        }
-        Value::Object(out)
-    }
+/// A JSON body made of stored bytes.
+fn json_body(body: Vec<u8>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response()
 }
 
 enum ApiError {
@@ -171,22 +180,6 @@ fn model(resource: &str) -> Result<Model, ApiError> {
     Model::from_resource(resource).ok_or(ApiError::NotFound)
 }
 
-fn present(mut v: Value, include_remote_data: bool) -> Value {
-    if let Some(obj) = v.as_object_mut() {
-        let raw = obj.remove("remote_data");
-        if include_remote_data {
-            let parsed = raw
-                .and_then(|r| {
-                    r.as_str()
-                        .map(|s| serde_json::from_str(s).unwrap_or(Value::String(s.to_string())))
-                })
-                .unwrap_or(Value::Null);
-            obj.insert("remote_data".into(), parsed);
-        }
-    }
-    v
-}
-
 #[derive(Deserialize, Default)]
 struct GetParams {
     #[serde(default)]
@@ -202,21 +195,24 @@ async fn get_one(
     let who = s.principal(&headers)?;
     let model = model(&resource)?;
     let view = s.view.clone();
-    let rec = tokio::task::spawn_blocking(move || view.get(model, &id))
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?
-        .map_err(|e| ApiError::Internal(e.to_string()))?
-        .ok_or(ApiError::NotFound)?;
-    let field = |f: &str| rec.get(f).and_then(Value::as_str).unwrap_or_default();
-    let visible = who.may_read(field("tenant_id"), field("connection_id"))
-        && rec.get("remote_deleted").and_then(Value::as_bool) != Some(true);
-    if !visible {
-        return Err(ApiError::NotFound);
-    }
-    Ok(
-        Json(json!({"data": present(rec, params.include_remote_data), "freshness": s.freshness()}))
-            .into_response(),
-    )
+    let body = tokio::task::spawn_blocking(move || {
+        // the freshness first: the record read after it reflects at least those offsets
+        let freshness = view.freshness_json();
+        let mut body = Vec::with_capacity(4096);
+        body.extend_from_slice(b"{\"data\":");
+        if !view.read_one(&who, model, &id, params.include_remote_data, &mut body)? {
+            return Ok(None);
+        }
+        body.extend_from_slice(b",\"freshness\":");
+        body.extend_from_slice(&freshness);
+        body.push(b'}');
+        Ok::<_, crate::ViewError>(Some(body))
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.to_string()))?
+    .map_err(|e| ApiError::Internal(e.to_string()))?
+    .ok_or(ApiError::NotFound)?;
+    Ok(json_body(body))
 }
 
 #[derive(Deserialize, Default)]
@@ -288,23 +284,33 @@ async fn list(
         remote_updated_after: time_param("remote_updated_after", &p.remote_updated_after)?,
         remote_updated_before: time_param("remote_updated_before", &p.remote_updated_before)?,
         include_deleted: p.include_deleted,
+        include_remote_data: p.include_remote_data,
         limit,
         after: p.cursor.as_deref().map(decode_cursor).transpose()?,
     };
     let view = s.view.clone();
-    let page = tokio::task::spawn_blocking(move || view.list(model, &q))
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
-    let data: Vec<Value> = page
-        .records
-        .into_iter()
-        .map(|r| present(r, p.include_remote_data))
-        .collect();
-    Ok(Json(json!({
-        "data": data,
-        "next_cursor": page.next.map(|(n, id)| encode_cursor(n, &id)),
-        "freshness": s.freshness(),
-    }))
-    .into_response())
+    let body = tokio::task::spawn_blocking(move || {
+        let freshness = view.freshness_json();
+        let mut body = Vec::with_capacity(4096 * limit.min(100) + 256);
+        body.extend_from_slice(b"{\"data\":[");
+        let page = view.list(model, &q, &mut body)?;
+        body.extend_from_slice(b"],\"freshness\":");
+        body.extend_from_slice(&freshness);
+        body.extend_from_slice(b",\"next_cursor\":");
+        match page.next {
+            Some((n, id)) => {
+                // base64url: nothing to escape
+                body.push(b'"');
+                body.extend_from_slice(encode_cursor(n, &id).as_bytes());
+                body.push(b'"');
+            }
+            None => body.extend_from_slice(b"null"),
+        }
+        body.push(b'}');
+        Ok::<_, crate::ViewError>(body)
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.to_string()))?
+    .map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok(json_body(body))
 }

@@ -1,19 +1,56 @@
+//! The materialized view (RocksDB) and its reads.
+//!
+//! Layout (format [`FORMAT`]). `lp(s)` is a string with its length (u32 BE) in front, so
+//! no tenant, connection or model can be read as the start of another; `ts` is
+//! `modified_at` in nanoseconds as offset binary (8 bytes BE, negative times first):
+//!
+//! | column family | key | value |
+//! |---|---|---|
+//! | `records` | lp(tenant) lp(model) id | head (deleted, `remote_updated_at`, connection) ‖ the record's JSON as served, without `remote_data`, cut where `remote_data` sorts |
+//! | `remote_data` | the same | the 3PA object as served (JSON), when the record has one |
+//! | `by_tenant` | lp(tenant) lp(model) ts id | deleted, `remote_updated_at`, `remote_id` |
+//! | `by_connection` | lp(tenant) lp(connection) lp(model) ts id | the same |
+//! | `locator` | lp(model) id | lp(tenant) lp(connection) `modified_at` nanos: the apply path's only read |
+//! | `offsets` | topic \0 partition (4 bytes BE) | next offset (8 bytes BE) |
+//!
+//! Isolation by construction: every read of the query path builds its keys from the
+//! caller's tenant (and, for a connection-limited key or a `connection_id` filter, from
+//! each allowed connection), and iterators are bounded to their prefix inside RocksDB:
+//! another tenant's rows are outside every key range a query can touch. The `locator` is
+//! read only by [`View::apply`] (and the [`View::get`] helper of tests and tools).
+
 use ingot_kafka::{
     AvroCodec, Consumer, KafkaError, KafkaSettings, Message, Offset, StreamConsumer,
     TopicPartitionList,
 };
+use ingot_model::auth::Principal;
 use ingot_model::{Model, RecordKey};
-use ingot_store::{decode_offset, encode_offset, offset_key, Batch, Store};
+use ingot_store::{decode_offset, encode_offset, offset_key, Batch, Opened, PrefixIter, Store};
 use serde_json::Value;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use tokio::sync::watch;
 
 const RECORDS: &str = "records";
-const BY_MODIFIED: &str = "by_modified";
+const REMOTE_DATA: &str = "remote_data";
+const BY_TENANT: &str = "by_tenant";
+const BY_CONNECTION: &str = "by_connection";
+const LOCATOR: &str = "locator";
 const OFFSETS: &str = "offsets";
+const COLUMN_FAMILIES: &[&str] = &[
+    RECORDS,
+    REMOTE_DATA,
+    BY_TENANT,
+    BY_CONNECTION,
+    LOCATOR,
+    OFFSETS,
+];
+
+/// The view's format marker. A view written in another format (or before markers
+/// existed) is emptied at open and rebuilt from the normalized topics.
+pub const FORMAT: &[u8] = b"ingot-view/2 tenant-keyed, split remote_data";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ViewError {
@@ -60,19 +97,40 @@ pub fn unusable(m: &Message) -> Option<String> {
     (key.model != model).then(|| format!("record key {key} is not a {model} key"))
 }
 
-/// The materialized view: records by `<model>/<id>`, an index by (`modified_at`, `id`)
-/// per model, and the next offset to apply per normalized partition.
+/// The next offsets the view reflects, and the same as the API's `freshness` JSON.
+struct Offsets {
+    next: BTreeMap<(String, i32), i64>,
+    json: Arc<[u8]>,
+}
+
+impl Offsets {
+    fn new(next: BTreeMap<(String, i32), i64>) -> Self {
+        let mut obj = serde_json::Map::new();
+        for ((t, p), o) in &next {
+            obj.insert(format!("{t}/{p}"), Value::from(*o));
+        }
+        let json = serde_json::to_vec(&Value::Object(obj)).unwrap_or_else(|_| b"{}".to_vec());
+        Offsets {
+            next,
+            json: json.into(),
+        }
+    }
+}
+
+/// The materialized view (layout in the module docs) and the next offset to apply per
+/// normalized partition.
 #[derive(Clone)]
 pub struct View {
     store: Store,
     /// Next offset per (topic, partition), mirrored in memory for freshness reports.
-    offsets: Arc<RwLock<BTreeMap<(String, i32), i64>>>,
+    offsets: Arc<RwLock<Offsets>>,
     caught_up: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// A range query (DESIGN §6). Times are exclusive bounds.
 #[derive(Debug, Default, Clone)]
 pub struct ListQuery {
+    /// The connections the caller may read (`None`: all of the tenant's).
     pub connection_ids: Option<HashSet<String>>,
     pub tenant_id: String,
     pub connection_id: Option<String>,
@@ -82,29 +140,265 @@ pub struct ListQuery {
     pub remote_updated_after: Option<i64>,
     pub remote_updated_before: Option<i64>,
     pub include_deleted: bool,
+    pub include_remote_data: bool,
     pub limit: usize,
     /// Position after which to continue: (modified_at nanos, id).
     pub after: Option<(i64, String)>,
 }
 
-/// One page of a range query.
+/// One page of a range query (its records were written to the caller's buffer).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Page {
-    pub records: Vec<Value>,
+    pub count: usize,
     /// The (modified_at, id) of the last record when more may follow.
     pub next: Option<(i64, String)>,
 }
 
-fn record_key(model: Model, id: &str) -> Vec<u8> {
-    format!("{model}/{id}").into_bytes()
+fn lp(k: &mut Vec<u8>, s: &[u8]) {
+    k.extend_from_slice(&(s.len() as u32).to_be_bytes());
+    k.extend_from_slice(s);
 }
 
-fn index_key(model: Model, modified_nanos: i64, id: &str) -> Vec<u8> {
-    let mut k = format!("{model}\0").into_bytes();
-    // offset binary so negative times sort before positive ones
-    k.extend_from_slice(&((modified_nanos as u64) ^ (1 << 63)).to_be_bytes());
+/// Reads an `lp` string at the start of `b`: (the string, the rest).
+fn read_lp(b: &[u8]) -> Option<(&[u8], &[u8])> {
+    let n = u32::from_be_bytes(b.get(..4)?.try_into().ok()?) as usize;
+    let s = b.get(4..4 + n)?;
+    Some((s, &b[4 + n..]))
+}
+
+fn model_name(model: Model) -> String {
+    model.to_string()
+}
+
+fn record_key(tenant: &str, model: Model, id: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(64);
+    lp(&mut k, tenant.as_bytes());
+    lp(&mut k, model_name(model).as_bytes());
     k.extend_from_slice(id.as_bytes());
     k
+}
+
+fn tenant_prefix(tenant: &str, model: Model) -> Vec<u8> {
+    let mut k = Vec::with_capacity(32);
+    lp(&mut k, tenant.as_bytes());
+    lp(&mut k, model_name(model).as_bytes());
+    k
+}
+
+fn connection_prefix(tenant: &str, connection: &str, model: Model) -> Vec<u8> {
+    let mut k = Vec::with_capacity(48);
+    lp(&mut k, tenant.as_bytes());
+    lp(&mut k, connection.as_bytes());
+    lp(&mut k, model_name(model).as_bytes());
+    k
+}
+
+/// `modified_at` nanos as offset binary, so negative times sort before positive ones.
+fn ts(nanos: i64) -> [u8; 8] {
+    ((nanos as u64) ^ (1 << 63)).to_be_bytes()
+}
+
+fn un_ts(b: &[u8]) -> Option<i64> {
+    Some((u64::from_be_bytes(b.get(..8)?.try_into().ok()?) ^ (1 << 63)) as i64)
+}
+
+fn position(nanos: i64, id: &str) -> Vec<u8> {
+    let mut k = ts(nanos).to_vec();
+    k.extend_from_slice(id.as_bytes());
+    k
+}
+
+fn with(prefix: &[u8], suffix: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(prefix.len() + suffix.len());
+    k.extend_from_slice(prefix);
+    k.extend_from_slice(suffix);
+    k
+}
+
+fn locator_key(model: Model, id: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(48);
+    lp(&mut k, model_name(model).as_bytes());
+    k.extend_from_slice(id.as_bytes());
+    k
+}
+
+/// Where a record is, for the apply path: its tenant, connection and index position.
+#[derive(Debug, Clone, PartialEq)]
+struct Locator {
+    tenant: String,
+    connection: String,
+    modified: i64,
+}
+
+impl Locator {
+    fn encode(&self) -> Vec<u8> {
+        let mut v = Vec::with_capacity(self.tenant.len() + self.connection.len() + 16);
+        lp(&mut v, self.tenant.as_bytes());
+        lp(&mut v, self.connection.as_bytes());
+        v.extend_from_slice(&self.modified.to_be_bytes());
+        v
+    }
+    fn decode(b: &[u8]) -> Option<Locator> {
+        let (tenant, rest) = read_lp(b)?;
+        let (connection, rest) = read_lp(rest)?;
+        Some(Locator {
+            tenant: String::from_utf8(tenant.to_vec()).ok()?,
+            connection: String::from_utf8(connection.to_vec()).ok()?,
+            modified: i64::from_be_bytes(rest.get(..8)?.try_into().ok()?),
+        })
+    }
+}
+
+const DELETED: u8 = 1;
+const HAS_UPDATED: u8 = 2;
+
+/// What the filters of a range query need: the index entries' value (and the start of
+/// a stored record): flags, `remote_updated_at` nanos.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Facts {
+    deleted: bool,
+    updated: Option<i64>,
+}
+
+impl Facts {
+    fn encode(&self, out: &mut Vec<u8>) {
+        let flags = if self.deleted { DELETED } else { 0 }
+            | if self.updated.is_some() {
+                HAS_UPDATED
+            } else {
+                0
+            };
+        out.push(flags);
+        out.extend_from_slice(&self.updated.unwrap_or(0).to_be_bytes());
+    }
+    /// The facts and the bytes after them.
+    fn decode(b: &[u8]) -> Option<(Facts, &[u8])> {
+        let flags = *b.first()?;
+        let updated = i64::from_be_bytes(b.get(1..9)?.try_into().ok()?);
+        Some((
+            Facts {
+                deleted: flags & DELETED != 0,
+                updated: (flags & HAS_UPDATED != 0).then_some(updated),
+            },
+            &b[9..],
+        ))
+    }
+    fn matches(&self, q: &ListQuery) -> bool {
+        if !q.include_deleted && self.deleted {
+            return false;
+        }
+        if let Some(a) = q.remote_updated_after {
+            if self.updated.is_none_or(|u| u <= a) {
+                return false;
+            }
+        }
+        if let Some(b) = q.remote_updated_before {
+            if self.updated.is_none_or(|u| u >= b) {
+                return false;
+            }
+        }
+        true
+    }
+}
+
+/// A stored record: facts ‖ lp(connection) ‖ split (u32 BE) ‖ JSON. The JSON is the record
+/// as the API serves it without `remote_data` (keys in serde_json's order), in two parts:
+/// `{` + the fields sorting before `remote_data`, then the fields after it + `}`; `split`
+/// is the first part's length, so `remote_data` is spliced in at its place.
+struct Stored<'a> {
+    facts: Facts,
+    connection: &'a [u8],
+    before: &'a [u8],
+    after: &'a [u8],
+}
+
+impl<'a> Stored<'a> {
+    fn decode(b: &'a [u8]) -> Option<Stored<'a>> {
+        let (facts, rest) = Facts::decode(b)?;
+        let (connection, rest) = read_lp(rest)?;
+        let split = u32::from_be_bytes(rest.get(..4)?.try_into().ok()?) as usize;
+        let json = &rest[4..];
+        if split == 0 || split >= json.len() {
+            return None;
+        }
+        Some(Stored {
+            facts,
+            connection,
+            before: &json[..split],
+            after: &json[split..],
+        })
+    }
+
+    /// Writes the record as served; `remote_data`: `Some` to include it (`null` when the
+    /// record has none).
+    fn write(&self, out: &mut Vec<u8>, remote_data: Option<Option<&[u8]>>) {
+        let (has_before, has_after) = (self.before.len() > 1, self.after.len() > 1);
+        out.extend_from_slice(self.before);
+        match remote_data {
+            None => {
+                if has_before && has_after {
+                    out.push(b',');
+                }
+            }
+            Some(rd) => {
+                if has_before {
+                    out.push(b',');
+                }
+                out.extend_from_slice(b"\"remote_data\":");
+                out.extend_from_slice(rd.unwrap_or(b"null"));
+                if has_after {
+                    out.push(b',');
+                }
+            }
+        }
+        out.extend_from_slice(self.after);
+    }
+}
+
+/// Encodes a stored record from a record's JSON object (a non-object counts as empty).
+fn encode_stored(facts: Facts, connection: &str, v: &Value) -> Result<Vec<u8>, serde_json::Error> {
+    let empty = serde_json::Map::new();
+    let map = v.as_object().unwrap_or(&empty);
+    let mut json = Vec::with_capacity(4096);
+    json.push(b'{');
+    let mut split = None;
+    let mut first = true;
+    for (k, val) in map {
+        if k == "remote_data" {
+            continue;
+        }
+        if split.is_none() && k.as_str() > "remote_data" {
+            split = Some(json.len());
+            first = true;
+        }
+        if !first {
+            json.push(b',');
+        }
+        first = false;
+        serde_json::to_writer(&mut json, k)?;
+        json.push(b':');
+        serde_json::to_writer(&mut json, val)?;
+    }
+    let split = split.unwrap_or(json.len());
+    json.push(b'}');
+    let mut out = Vec::with_capacity(json.len() + connection.len() + 20);
+    facts.encode(&mut out);
+    lp(&mut out, connection.as_bytes());
+    out.extend_from_slice(&(split as u32).to_be_bytes());
+    out.extend_from_slice(&json);
+    Ok(out)
+}
+
+/// `remote_data` as served: the stored text parsed as JSON (or kept as a JSON string when
+/// it is not JSON); `None` when the record has none (served as `null`).
+fn remote_data_json(v: &Value) -> Result<Option<Vec<u8>>, serde_json::Error> {
+    match v.get("remote_data") {
+        Some(Value::String(s)) => Ok(Some(match serde_json::from_str::<Value>(s) {
+            Ok(parsed) => serde_json::to_vec(&parsed)?,
+            Err(_) => serde_json::to_vec(s)?,
+        })),
+        _ => Ok(None),
+    }
 }
 
 fn parse_nanos(v: Option<&Value>) -> Option<i64> {
@@ -114,8 +408,20 @@ fn parse_nanos(v: Option<&Value>) -> Option<i64> {
 }
 
 impl View {
+    /// Opens the view at `dir`. A view in another format (an older ingot's) is emptied
+    /// and rebuilt from the normalized topics: its offsets go with it, so the
+    /// materializer reads every normalized partition from the beginning.
     pub fn open(dir: &Path) -> Result<Self, ViewError> {
-        let store = Store::open(dir, &[RECORDS, BY_MODIFIED, OFFSETS])?;
+        let (store, opened) = Store::open_versioned(dir, COLUMN_FAMILIES, FORMAT)?;
+        if let Opened::Emptied { found } = &opened {
+            tracing::warn!(
+                component = "materializer",
+                dir = %dir.display(),
+                found = %found.as_deref().map(String::from_utf8_lossy).unwrap_or("none (an older ingot)".into()),
+                expected = %String::from_utf8_lossy(FORMAT),
+                "the view was written in another format: emptied it, it is rebuilt from the normalized topics"
+            );
+        }
         let mut offsets = BTreeMap::new();
         for (k, v) in store.scan_prefix(OFFSETS, b"")? {
             if let (Some(pos), Some(off)) = (k.iter().position(|b| *b == 0), decode_offset(&v)) {
@@ -129,20 +435,29 @@ impl View {
         }
         Ok(View {
             store,
-            offsets: Arc::new(RwLock::new(offsets)),
+            offsets: Arc::new(RwLock::new(Offsets::new(offsets))),
             caught_up: Arc::new(std::sync::atomic::AtomicBool::new(false)),
         })
     }
 
+    fn offsets(&self) -> std::sync::RwLockReadGuard<'_, Offsets> {
+        self.offsets.read().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// The next offset per normalized partition the view reflects.
     pub fn freshness(&self) -> BTreeMap<(String, i32), i64> {
-        self.offsets.read().expect("offsets lock").clone()
+        self.offsets().next.clone()
+    }
+
+    /// [`View::freshness`] as the API's JSON object (`{"<topic>/<partition>": offset}`),
+    /// built once per applied batch.
+    pub fn freshness_json(&self) -> Arc<[u8]> {
+        self.offsets().json.clone()
     }
 
     pub fn next_offset(&self, topic: &str, partition: i32) -> Option<i64> {
-        self.offsets
-            .read()
-            .expect("offsets lock")
+        self.offsets()
+            .next
             .get(&(topic.to_string(), partition))
             .copied()
     }
@@ -152,24 +467,74 @@ impl View {
         self.caught_up.load(std::sync::atomic::Ordering::Acquire)
     }
 
-    /// One record (including deleted ones; callers decide).
+    /// One record as the API serves it with `remote_data`, whoever owns it (including
+    /// deleted ones): for tests and tools. The query path is [`View::read_one`].
     pub fn get(&self, model: Model, id: &str) -> Result<Option<Value>, ViewError> {
-        Ok(self
+        let Some(loc) = self
             .store
-            .get(RECORDS, &record_key(model, id))?
-            .and_then(|b| serde_json::from_slice(&b).ok()))
+            .get(LOCATOR, &locator_key(model, id))?
+            .and_then(|b| Locator::decode(&b))
+        else {
+            return Ok(None);
+        };
+        let key = record_key(&loc.tenant, model, id);
+        let rd = self.store.get(REMOTE_DATA, &key)?;
+        let mut out = Vec::new();
+        let found = self.store.get_with(RECORDS, &key, |b| {
+            Stored::decode(b).map(|r| r.write(&mut out, Some(rd.as_deref())))
+        })?;
+        Ok(found
+            .flatten()
+            .and_then(|()| serde_json::from_slice(&out).ok()))
+    }
+
+    /// Writes record `id` of `model` as the API serves it to `out` if `who` may read it and
+    /// it is not deleted; returns whether it did. Reads only `who`'s tenant's rows.
+    pub fn read_one(
+        &self,
+        who: &Principal,
+        model: Model,
+        id: &str,
+        include_remote_data: bool,
+        out: &mut Vec<u8>,
+    ) -> Result<bool, ViewError> {
+        let key = record_key(&who.tenant_id, model, id);
+        let rd = if include_remote_data {
+            Some(self.store.get(REMOTE_DATA, &key)?)
+        } else {
+            None
+        };
+        let written = self.store.get_with(RECORDS, &key, |b| {
+            let Some(r) = Stored::decode(b) else {
+                return false;
+            };
+            let allowed = who.connections.as_ref().is_none_or(|c| {
+                std::str::from_utf8(r.connection).is_ok_and(|conn| c.contains(conn))
+            });
+            if !allowed || r.facts.deleted {
+                return false;
+            }
+            r.write(out, rd.as_ref().map(|rd| rd.as_deref()));
+            true
+        })?;
+        Ok(written == Some(true))
     }
 
     /// Applies decoded normalized messages and their offsets in one atomic batch. Messages
     /// below a partition's stored next offset are skipped; dead-lettered ones only move
-    /// the offset.
+    /// the offset. Reads only the compact locators of the batch's records (one multi-get).
     pub fn apply(&self, msgs: &[(Message, Entry)]) -> Result<usize, ViewError> {
+        struct Change<'m> {
+            m: &'m Message,
+            model: Model,
+            key: RecordKey,
+            id: String,
+            value: Option<&'m Value>,
+        }
         let mut batch = Batch::new();
-        let mut applied = 0;
         let mut next = self.freshness();
-        // records written earlier in this batch, by record key
-        let mut pending: BTreeMap<Vec<u8>, Value> = BTreeMap::new();
-        for (m, value) in msgs {
+        let mut changes = Vec::new();
+        for (m, entry) in msgs {
             let pos = (m.topic.clone(), m.partition);
             if next.get(&pos).is_some_and(|n| m.offset < *n) {
                 continue;
@@ -183,176 +548,268 @@ impl View {
             let Some(model) = Model::from_normalized_topic(&m.topic) else {
                 continue;
             };
-            let value = match value {
+            let value = match entry {
                 Entry::DeadLettered => continue,
                 Entry::Record(v) => Some(v),
                 Entry::Tombstone => None,
             };
-            let bad = |reason: &str| ViewError::BadRecord {
-                topic: m.topic.clone(),
-                partition: m.partition,
-                offset: m.offset,
-                reason: reason.to_string(),
-            };
             let key: RecordKey = m
                 .key_str()
                 .and_then(|k| k.parse().ok())
-                .ok_or_else(|| bad("key is not a record key"))?;
+                .ok_or_else(|| bad(m, "key is not a record key"))?;
             let id = key.record_id();
-            let rk = record_key(model, &id);
-            let previous = match pending.get(&rk) {
-                Some(v) => Some(v.clone()),
-                None => self.get(model, &id)?,
+            changes.push(Change {
+                m,
+                model,
+                key,
+                id,
+                value,
+            });
+        }
+        let locator_keys: Vec<Vec<u8>> = changes
+            .iter()
+            .map(|c| locator_key(c.model, &c.id))
+            .collect();
+        let stored = self.store.multi_get(LOCATOR, &locator_keys)?;
+        // locators written earlier in this batch
+        let mut latest: HashMap<&[u8], Locator> = HashMap::new();
+        for ((c, lk), stored) in changes.iter().zip(&locator_keys).zip(stored) {
+            let previous = match latest.get(lk.as_slice()) {
+                Some(l) => Some(l.clone()),
+                None => stored.as_deref().and_then(Locator::decode),
             };
-            let new = match value {
-                Some(v) => v.clone(),
+            let stub;
+            let (v, tenant) = match c.value {
+                Some(v) => (
+                    v,
+                    v.get("tenant_id")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_string(),
+                ),
                 None => {
                     // tombstone: a deleted record is a stub of its identity. Its last
                     // content is not kept: compaction removes it from the topic, so a view
                     // rebuilt from the topic could not show it (same answers after a rebuild).
                     let header = |name: &str| {
-                        m.header(name)
+                        c.m.header(name)
                             .map(|v| Value::String(v.to_string()))
                             .unwrap_or(Value::Null)
                     };
-                    serde_json::json!({
-                        "id": id,
-                        "remote_id": key.remote_id,
-                        "connection_id": key.connection_id,
+                    stub = serde_json::json!({
+                        "id": c.id,
+                        "remote_id": c.key.remote_id,
+                        "connection_id": c.key.connection_id,
                         "tenant_id": header("ingot-tenant-id"),
                         "provider": header("ingot-provider"),
                         "remote_deleted": true,
                         "remote_deleted_at": header("ingot-remote-updated-at"),
                         "modified_at": header("ingot-modified-at"),
-                    })
+                    });
+                    // a tombstone without its tenant header stays where the record was
+                    let tenant =
+                        c.m.header("ingot-tenant-id")
+                            .map(str::to_string)
+                            .or_else(|| previous.as_ref().map(|p| p.tenant.clone()))
+                            .unwrap_or_default();
+                    (&stub, tenant)
                 }
             };
-            if let Some(prev) = &previous {
-                if let Some(n) = parse_nanos(prev.get("modified_at")) {
-                    batch.delete(BY_MODIFIED, index_key(model, n, &id));
+            let s = |f: &str| v.get(f).and_then(Value::as_str);
+            let connection = s("connection_id")
+                .unwrap_or(&c.key.connection_id)
+                .to_string();
+            let remote_id = s("remote_id").unwrap_or(&c.key.remote_id);
+            let modified = parse_nanos(v.get("modified_at")).unwrap_or(0);
+            let facts = Facts {
+                deleted: v.get("remote_deleted").and_then(Value::as_bool) == Some(true),
+                updated: parse_nanos(v.get("remote_updated_at")),
+            };
+            let json_err = |e: serde_json::Error| bad(c.m, &e.to_string());
+            let record = encode_stored(facts, &connection, v).map_err(json_err)?;
+            let remote_data = remote_data_json(v).map_err(json_err)?;
+            let rk = record_key(&tenant, c.model, &c.id);
+            if let Some(p) = &previous {
+                let at = position(p.modified, &c.id);
+                batch.delete(BY_TENANT, with(&tenant_prefix(&p.tenant, c.model), &at));
+                batch.delete(
+                    BY_CONNECTION,
+                    with(&connection_prefix(&p.tenant, &p.connection, c.model), &at),
+                );
+                if p.tenant != tenant {
+                    let old = record_key(&p.tenant, c.model, &c.id);
+                    batch.delete(RECORDS, old.clone());
+                    batch.delete(REMOTE_DATA, old);
                 }
             }
-            let n = parse_nanos(new.get("modified_at")).unwrap_or(0);
-            batch.put(BY_MODIFIED, index_key(model, n, &id), Vec::new());
+            let mut entry = Vec::with_capacity(9 + remote_id.len());
+            facts.encode(&mut entry);
+            entry.extend_from_slice(remote_id.as_bytes());
+            let at = position(modified, &c.id);
             batch.put(
-                RECORDS,
-                rk.clone(),
-                serde_json::to_vec(&new).expect("json serializes"),
+                BY_TENANT,
+                with(&tenant_prefix(&tenant, c.model), &at),
+                entry.clone(),
             );
-            pending.insert(rk, new);
-            applied += 1;
+            batch.put(
+                BY_CONNECTION,
+                with(&connection_prefix(&tenant, &connection, c.model), &at),
+                entry,
+            );
+            match remote_data {
+                Some(rd) => batch.put(REMOTE_DATA, rk.clone(), rd),
+                None => batch.delete(REMOTE_DATA, rk.clone()),
+            }
+            batch.put(RECORDS, rk, record);
+            let loc = Locator {
+                tenant,
+                connection,
+                modified,
+            };
+            batch.put(LOCATOR, lk.clone(), loc.encode());
+            latest.insert(lk.as_slice(), loc);
         }
         if !batch.is_empty() {
             self.store.write(batch)?;
-            *self.offsets.write().expect("offsets lock") = next;
+            *self.offsets.write().unwrap_or_else(|e| e.into_inner()) = Offsets::new(next);
         }
-        Ok(applied)
+        Ok(changes.len())
     }
 
-    /// A page of records of `model` ordered by (`modified_at`, `id`).
-    pub fn list(&self, model: Model, q: &ListQuery) -> Result<Page, ViewError> {
+    /// A page of records of `model` ordered by (`modified_at`, `id`), written to `out` as
+    /// the API serves them, separated by commas. Scans only the caller's tenant's index
+    /// (or, for a connection-limited caller or a `connection_id` filter, the index of each
+    /// allowed connection, merged), and reads index and records from one snapshot.
+    pub fn list(&self, model: Model, q: &ListQuery, out: &mut Vec<u8>) -> Result<Page, ViewError> {
+        let allowed = |c: &str| q.connection_ids.as_ref().is_none_or(|set| set.contains(c));
+        let snap = self.store.snapshot();
+        let rd_of = |keys: &[Vec<u8>]| -> Result<Option<Vec<Option<Vec<u8>>>>, ViewError> {
+            if q.include_remote_data {
+                Ok(Some(snap.multi_get(REMOTE_DATA, keys)?))
+            } else {
+                Ok(None)
+            }
+        };
         // point lookup when the record key is fully given
         if let (Some(c), Some(r)) = (&q.connection_id, &q.remote_id) {
+            if !allowed(c) {
+                return Ok(Page {
+                    count: 0,
+                    next: None,
+                });
+            }
             let id = RecordKey::new(c.clone(), model, r.clone()).record_id();
-            let rec = self.get(model, &id)?.filter(|v| self.matches(v, q));
-            return Ok(Page {
-                records: rec.into_iter().collect(),
-                next: None,
-            });
+            let keys = vec![record_key(&q.tenant_id, model, &id)];
+            let recs = snap.multi_get(RECORDS, &keys)?;
+            let rds = rd_of(&keys)?;
+            let mut count = 0;
+            if let Some(r) = recs[0].as_deref().and_then(Stored::decode) {
+                if r.connection == c.as_bytes() && r.facts.matches(q) {
+                    r.write(out, rds.as_ref().map(|rds| rds[0].as_deref()));
+                    count = 1;
+                }
+            }
+            return Ok(Page { count, next: None });
         }
-        let prefix = format!("{model}\0").into_bytes();
-        let start = match &q.after {
+        let (cf, prefixes): (&str, Vec<Vec<u8>>) = match (&q.connection_id, &q.connection_ids) {
+            (Some(c), _) if !allowed(c) => (BY_CONNECTION, Vec::new()),
+            (Some(c), _) => (
+                BY_CONNECTION,
+                vec![connection_prefix(&q.tenant_id, c, model)],
+            ),
+            (None, Some(set)) => {
+                let mut conns: Vec<&String> = set.iter().collect();
+                conns.sort();
+                let prefixes = conns
+                    .into_iter()
+                    .map(|c| connection_prefix(&q.tenant_id, c, model))
+                    .collect();
+                (BY_CONNECTION, prefixes)
+            }
+            (None, None) => (BY_TENANT, vec![tenant_prefix(&q.tenant_id, model)]),
+        };
+        let from = match &q.after {
             Some((n, id)) => {
-                let mut k = index_key(model, *n, id);
+                let mut k = position(*n, id);
                 k.push(0); // strictly after
                 k
             }
             None => match q.modified_after {
-                Some(n) => index_key(model, n.saturating_add(1), ""),
-                None => prefix.clone(),
+                Some(n) => ts(n.saturating_add(1)).to_vec(),
+                None => Vec::new(),
             },
         };
-        let mut records = Vec::new();
+        let mut iters: Vec<PrefixIter<'_>> = prefixes
+            .iter()
+            .map(|p| snap.prefix_iter(cf, p, &from))
+            .collect::<Result<_, _>>()?;
+        let mut hits = Vec::new();
         let mut last = None;
         let mut more = false;
-        let mut err = None;
-        self.store.scan_from(BY_MODIFIED, &start, |k, _| {
-            if !k.starts_with(&prefix) {
-                return false;
+        loop {
+            // the smallest (modified_at, id) among the sources
+            let mut best: Option<(usize, &[u8])> = None;
+            for (i, it) in iters.iter().enumerate() {
+                if let Some((k, _)) = it.current()? {
+                    if best.is_none_or(|(_, b)| k < b) {
+                        best = Some((i, k));
+                    }
+                }
             }
-            let rest = &k[prefix.len()..];
-            if rest.len() < 8 {
-                return true;
-            }
-            let nanos =
-                (u64::from_be_bytes(rest[..8].try_into().expect("8 bytes")) ^ (1 << 63)) as i64;
+            let Some((i, _)) = best else { break };
+            let Some((k, v)) = iters[i].current()? else {
+                break;
+            };
+            let Some(nanos) = un_ts(k) else {
+                iters[i].advance();
+                continue;
+            };
             if q.modified_before.is_some_and(|b| nanos >= b) {
-                return false;
+                break;
             }
-            let id = String::from_utf8_lossy(&rest[8..]).to_string();
-            if records.len() == q.limit {
+            if hits.len() == q.limit {
                 more = true;
-                return false;
+                break;
             }
-            match self.get(model, &id) {
-                Ok(Some(v)) if self.matches(&v, q) => {
-                    records.push(v);
-                    last = Some((nanos, id));
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    err = Some(e);
-                    return false;
-                }
+            let id = String::from_utf8_lossy(&k[8..]).to_string();
+            let matches = Facts::decode(v).is_some_and(|(facts, remote_id)| {
+                facts.matches(q)
+                    && q.remote_id
+                        .as_deref()
+                        .is_none_or(|r| r.as_bytes() == remote_id)
+            });
+            if matches {
+                hits.push(record_key(&q.tenant_id, model, &id));
+                last = Some((nanos, id));
             }
-            true
-        })?;
-        if let Some(e) = err {
-            return Err(e);
+            iters[i].advance();
+        }
+        drop(iters);
+        let recs = snap.multi_get(RECORDS, &hits)?;
+        let rds = rd_of(&hits)?;
+        let mut count = 0;
+        for (i, rec) in recs.iter().enumerate() {
+            if let Some(r) = rec.as_deref().and_then(Stored::decode) {
+                if count > 0 {
+                    out.push(b',');
+                }
+                r.write(out, rds.as_ref().map(|rds| rds[i].as_deref()));
+                count += 1;
+            }
         }
         Ok(Page {
-            records,
+            count,
             next: if more { last } else { None },
         })
     }
+}
 
-    fn matches(&self, v: &Value, q: &ListQuery) -> bool {
-        let s = |f: &str| v.get(f).and_then(Value::as_str);
-        if s("tenant_id") != Some(q.tenant_id.as_str()) {
-            return false;
-        }
-        if let Some(allowed) = &q.connection_ids {
-            if !s("connection_id").is_some_and(|c| allowed.contains(c)) {
-                return false;
-            }
-        }
-        if q.connection_id
-            .as_deref()
-            .is_some_and(|c| s("connection_id") != Some(c))
-        {
-            return false;
-        }
-        if q.remote_id
-            .as_deref()
-            .is_some_and(|r| s("remote_id") != Some(r))
-        {
-            return false;
-        }
-        if !q.include_deleted && v.get("remote_deleted").and_then(Value::as_bool) == Some(true) {
-            return false;
-        }
-        let updated = parse_nanos(v.get("remote_updated_at"));
-        if let Some(a) = q.remote_updated_after {
-            if updated.is_none_or(|u| u <= a) {
-                return false;
-            }
-        }
-        if let Some(b) = q.remote_updated_before {
-            if updated.is_none_or(|u| u >= b) {
-                return false;
-            }
-        }
-        true
+fn bad(m: &Message, reason: &str) -> ViewError {
+    ViewError::BadRecord {
+        topic: m.topic.clone(),
+        partition: m.partition,
+        offset: m.offset,
+        reason: reason.to_string(),
     }
 }
 

@@ -5,12 +5,17 @@
 //! Invariants:
 //! - a [`Batch`] is applied atomically (all or nothing) and survives a process crash once
 //!   [`Store::write`] returns (write-ahead log on);
-//! - keys iterate in byte order; callers build big-endian keys for ordered scans.
+//! - keys iterate in byte order; callers build big-endian keys for ordered scans;
+//! - a [`PrefixIter`] is bounded by its prefix inside RocksDB (`iterate_upper_bound`):
+//!   it can never return, or step over, a key outside the prefix;
+//! - [`Store::open_versioned`] keeps a format marker: a database written in another format
+//!   is emptied (every column family dropped) before it is used, never read.
 //!
 //! Calls block: async callers run them in `spawn_blocking` or a dedicated thread.
 
 use rocksdb::{
-    ColumnFamilyDescriptor, Direction, IteratorMode, Options, WriteBatch, WriteOptions, DB,
+    ColumnFamilyDescriptor, DBRawIteratorWithThreadMode, Direction, IteratorMode, Options,
+    ReadOptions, SnapshotWithThreadMode, WriteBatch, WriteOptions, DB,
 };
 use std::path::Path;
 use std::sync::Arc;
@@ -58,7 +63,81 @@ impl Batch {
     }
 }
 
+/// What [`Store::open_versioned`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Opened {
+    /// No database (or an empty one) was there: it starts empty in this format.
+    New,
+    /// The database is in this format.
+    Same,
+    /// The database was in another format (`found`: its marker, `None` for none): every
+    /// column family was dropped, it starts empty in this format.
+    Emptied { found: Option<Vec<u8>> },
+}
+
+/// Key of the format marker, in the default column family.
+const FORMAT_KEY: &[u8] = b"ingot-store-format";
+
+/// The smallest key greater than every key starting with `prefix` (`None`: no bound, the
+/// prefix is all `0xff`).
+pub fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return Some(end);
+        }
+    }
+    None
+}
+
 impl Store {
+    /// Opens the database at `path` in format `format` with these column families. A
+    /// database with another marker, or with none but with column families, was written
+    /// by another version: its column families are dropped (and re-created empty) before
+    /// the marker is written, so a crash in between is met the same way at the next open.
+    pub fn open_versioned(
+        path: &Path,
+        column_families: &[&str],
+        format: &[u8],
+    ) -> Result<(Self, Opened), StoreError> {
+        let existing = DB::list_cf(&Options::default(), path).unwrap_or_default();
+        let mut names: Vec<String> = column_families.iter().map(|s| s.to_string()).collect();
+        for e in &existing {
+            if e != "default" && !names.contains(e) {
+                names.push(e.clone());
+            }
+        }
+        let mut opts = Options::default();
+        opts.create_if_missing(true);
+        opts.create_missing_column_families(true);
+        let cfs = names
+            .iter()
+            .map(|name| ColumnFamilyDescriptor::new(name, Options::default()));
+        let mut db = DB::open_cf_descriptors(&opts, path, cfs)?;
+        let found = db.get(FORMAT_KEY)?;
+        let opened = if found.as_deref() == Some(format) {
+            Opened::Same
+        } else {
+            let had_data = found.is_some() || existing.iter().any(|e| e != "default");
+            for name in &names {
+                db.drop_cf(name)?;
+            }
+            for name in column_families {
+                db.create_cf(name, &Options::default())?;
+            }
+            let mut wo = WriteOptions::default();
+            wo.set_sync(true);
+            db.put_opt(FORMAT_KEY, format, &wo)?;
+            if had_data {
+                Opened::Emptied { found }
+            } else {
+                Opened::New
+            }
+        };
+        Ok((Store { db: Arc::new(db) }, opened))
+    }
+
     /// Opens (creating if needed) the database at `path` with these column families.
     pub fn open(path: &Path, column_families: &[&str]) -> Result<Self, StoreError> {
         let mut opts = Options::default();
@@ -79,6 +158,25 @@ impl Store {
 
     pub fn get(&self, cf: &str, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self.db.get_cf(self.cf(cf)?, key)?)
+    }
+
+    /// Calls `f` with the value of `key`, read in place (no copy), if there is one.
+    pub fn get_with<T>(
+        &self,
+        cf: &str,
+        key: &[u8],
+        f: impl FnOnce(&[u8]) -> T,
+    ) -> Result<Option<T>, StoreError> {
+        Ok(self.db.get_pinned_cf(self.cf(cf)?, key)?.map(|v| f(&v)))
+    }
+
+    /// A consistent view of the database as of now, for reads that must agree with each
+    /// other (an index scan and the records it points to).
+    pub fn snapshot(&self) -> Snapshot<'_> {
+        Snapshot {
+            store: self,
+            snap: self.db.snapshot(),
+        }
     }
 
     /// Values of many keys of one column family, in the order of `keys` (one RocksDB
@@ -145,6 +243,81 @@ impl Store {
     }
 }
 
+/// A point-in-time view of a [`Store`].
+pub struct Snapshot<'a> {
+    store: &'a Store,
+    snap: SnapshotWithThreadMode<'a, DB>,
+}
+
+impl<'a> Snapshot<'a> {
+    /// An iterator over the keys of `cf` that start with `prefix`, from the first one
+    /// `>= prefix ‖ from`. Bounded inside RocksDB: it never reads past the prefix.
+    pub fn prefix_iter(
+        &self,
+        cf: &str,
+        prefix: &[u8],
+        from: &[u8],
+    ) -> Result<PrefixIter<'_>, StoreError> {
+        let mut ro = ReadOptions::default();
+        ro.set_iterate_lower_bound(prefix.to_vec());
+        if let Some(end) = prefix_end(prefix) {
+            ro.set_iterate_upper_bound(end);
+        }
+        let mut it = self.snap.raw_iterator_cf_opt(self.store.cf(cf)?, ro);
+        let mut start = prefix.to_vec();
+        start.extend_from_slice(from);
+        it.seek(&start);
+        Ok(PrefixIter {
+            it,
+            prefix_len: prefix.len(),
+        })
+    }
+
+    /// Values of many keys of one column family as of the snapshot, in the order of `keys`.
+    pub fn multi_get(
+        &self,
+        cf: &str,
+        keys: &[Vec<u8>],
+    ) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        let handle = self.store.cf(cf)?;
+        self.snap
+            .multi_get_cf_opt(
+                keys.iter().map(|k| (handle, k.as_slice())),
+                ReadOptions::default(),
+            )
+            .into_iter()
+            .map(|r| r.map_err(StoreError::from))
+            .collect()
+    }
+}
+
+/// A forward iterator over one prefix of a column family ([`Snapshot::prefix_iter`]).
+pub struct PrefixIter<'a> {
+    it: DBRawIteratorWithThreadMode<'a, DB>,
+    prefix_len: usize,
+}
+
+impl PrefixIter<'_> {
+    /// The current key without its prefix, and its value; `None` at the end of the prefix.
+    pub fn current(&self) -> Result<Option<(&[u8], &[u8])>, StoreError> {
+        if !self.it.valid() {
+            self.it.status()?;
+            return Ok(None);
+        }
+        match (self.it.key(), self.it.value()) {
+            (Some(k), Some(v)) => Ok(Some((&k[self.prefix_len.min(k.len())..], v))),
+            _ => Ok(None),
+        }
+    }
+
+    /// Moves to the next key.
+    pub fn advance(&mut self) {
+        if self.it.valid() {
+            self.it.next();
+        }
+    }
+}
+
 /// Key of a consumed-offset entry: `<topic>\0<partition as 4 bytes BE>`.
 pub fn offset_key(topic: &str, partition: i32) -> Vec<u8> {
     let mut k = topic.as_bytes().to_vec();
@@ -196,6 +369,96 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(decode_offset(&off), Some(41));
+    }
+
+    #[test]
+    fn a_store_of_another_format_is_emptied_and_the_same_format_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            // an "old" store: no marker, its own column families
+            let s = Store::open(dir.path(), &["old", "offsets"]).unwrap();
+            let mut b = Batch::new();
+            b.put("offsets", b"k".to_vec(), b"v".to_vec());
+            b.put("old", b"x".to_vec(), b"y".to_vec());
+            s.write(b).unwrap();
+        }
+        {
+            let (s, opened) =
+                Store::open_versioned(dir.path(), &["offsets", "new"], b"v2").unwrap();
+            assert_eq!(opened, Opened::Emptied { found: None });
+            assert_eq!(
+                s.get("offsets", b"k").unwrap(),
+                None,
+                "the old offsets are gone"
+            );
+            let mut b = Batch::new();
+            b.put("new", b"a".to_vec(), b"1".to_vec());
+            s.write(b).unwrap();
+        }
+        {
+            let (s, opened) =
+                Store::open_versioned(dir.path(), &["offsets", "new"], b"v2").unwrap();
+            assert_eq!(opened, Opened::Same);
+            assert_eq!(s.get("new", b"a").unwrap().as_deref(), Some(&b"1"[..]));
+            assert_eq!(
+                s.get_with("new", b"a", |v| v.len()).unwrap(),
+                Some(1),
+                "read in place"
+            );
+        }
+        let (s, opened) = Store::open_versioned(dir.path(), &["offsets", "new"], b"v3").unwrap();
+        assert_eq!(
+            opened,
+            Opened::Emptied {
+                found: Some(b"v2".to_vec())
+            }
+        );
+        assert_eq!(s.get("new", b"a").unwrap(), None);
+        let fresh = tempfile::tempdir().unwrap();
+        let (_, opened) = Store::open_versioned(fresh.path(), &["x"], b"v3").unwrap();
+        assert_eq!(opened, Opened::New);
+    }
+
+    #[test]
+    fn a_prefix_iterator_stays_inside_its_prefix() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path(), &["idx"]).unwrap();
+        let mut b = Batch::new();
+        for k in ["a/1", "a/2", "a/3", "a0", "b/1"] {
+            b.put("idx", k.as_bytes().to_vec(), k.as_bytes().to_vec());
+        }
+        b.put("idx", vec![0xff, 0xff], b"ff".to_vec());
+        s.write(b).unwrap();
+        let snap = s.snapshot();
+        let walk = |prefix: &[u8], from: &[u8]| {
+            let mut it = snap.prefix_iter("idx", prefix, from).unwrap();
+            let mut out = Vec::new();
+            while let Some((k, v)) = it.current().unwrap() {
+                out.push((String::from_utf8_lossy(k).to_string(), v.len()));
+                it.advance();
+            }
+            out
+        };
+        assert_eq!(
+            walk(b"a/", b""),
+            [("1".to_string(), 3), ("2".into(), 3), ("3".into(), 3)]
+        );
+        assert_eq!(walk(b"a/", b"2"), [("2".to_string(), 3), ("3".into(), 3)]);
+        assert_eq!(walk(b"a/", b"4"), []);
+        assert_eq!(walk(b"c/", b""), []);
+        assert_eq!(
+            walk(&[0xff], b"").len(),
+            1,
+            "an all-0xff prefix has no upper bound"
+        );
+        assert_eq!(prefix_end(b"a/"), Some(b"a0".to_vec()));
+        assert_eq!(prefix_end(&[b'a', 0xff]), Some(b"b".to_vec()));
+        assert_eq!(prefix_end(&[0xff]), None);
+        assert_eq!(
+            snap.multi_get("idx", &[b"a/2".to_vec(), b"zz".to_vec()])
+                .unwrap(),
+            vec![Some(b"a/2".to_vec()), None]
+        );
     }
 
     #[test]

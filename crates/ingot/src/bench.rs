@@ -9,6 +9,9 @@
 //! | replay of one sample's raw events through a changed mapping (every record re-emitted), by the running processor | the processor through the broker (at-least-once) |
 //! | materializer rebuild of the view from `normalized.order` | a plain read of the same topic |
 //! | webhook → queryable over loopback, sequential | – (p50/p90/p99/max) |
+//! | `GET /v1/orders/{id}` requests/s (4 concurrent clients, keep-alive) | a bare axum route serving the same response bytes |
+//! | range pages (`GET /v1/orders?limit=100&cursor=…`) pages/s | a bare axum route serving the same page bytes |
+//! | the first page of a small tenant (10 orders) beside a big one | a bare axum route serving the same page bytes |
 //!
 //! On the embedded broker by default; `--kafka HOST:PORT` runs on that Kafka instead (a
 //! scratch broker: the bench deletes and re-creates ingot's topics there).
@@ -31,7 +34,19 @@ pub struct BenchArgs {
     pub runs: usize,
     /// A scratch Kafka instead of the embedded broker.
     pub kafka: Option<String>,
+    /// Only the query figures (and the webhook → queryable latency): skips the processor
+    /// and materializer throughput figures.
+    pub queries_only: bool,
 }
+
+/// The bench's second, small tenant: 10 orders beside the big one's `records`.
+const SMALL_TENANT: &str = "small";
+const SMALL_KEY: &str = "small-tenant-key";
+const SMALL_CONNECTION: &str = "small-shop";
+const SMALL_ORDERS: usize = 10;
+/// Requests per query sample, and concurrent clients.
+const QUERY_REQUESTS: usize = 2000;
+const QUERY_CLIENTS: usize = 4;
 
 async fn wait_until(what: &str, mut f: impl FnMut() -> anyhow::Result<bool>) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(900);
@@ -65,13 +80,20 @@ impl Rates {
 
 fn row(what: &str, r: &Rates, baseline: Option<&Rates>) {
     let ratio = baseline
-        .map(|b| format!("{:.2}×", r.median() / b.median()))
+        .map(|b| match r.median() / b.median() {
+            x if x < 0.1 => format!("{x:.3}×"),
+            x => format!("{x:.2}×"),
+        })
         .unwrap_or_else(|| "–".into());
     println!("| {what:<58} | {} | {ratio:>6} |", r.show());
 }
 
 /// A Shopify-size order (≈ 4 KB of JSON, 5 line items) as a raw event of `connection`.
 fn raw_order(i: usize, connection: &str) -> anyhow::Result<(String, RawEvent)> {
+    raw_order_of(i, "acme", connection)
+}
+
+fn raw_order_of(i: usize, tenant: &str, connection: &str) -> anyhow::Result<(String, RawEvent)> {
     let id = 900_000_000_000_000_000u64 + i as u64;
     let c = shopsim::customer(
         7_408_123_456_789_001,
@@ -97,7 +119,7 @@ fn raw_order(i: usize, connection: &str) -> anyhow::Result<(String, RawEvent)> {
     );
     let ev = RawEvent {
         event_id: format!("bench-{i}"),
-        tenant_id: "acme".into(),
+        tenant_id: tenant.into(),
         connection_id: connection.into(),
         provider: "shopify".into(),
         topic: "orders/create".into(),
@@ -152,6 +174,12 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let dir = tempfile_dir()?;
     let port = |_: u8| ingot_embedded::free_port();
     let mut cfg = demo_config(&format!("127.0.0.1:{}", port(0)?), &dir)?;
+    cfg.tenants.push(crate::config::TenantConfig {
+        id: SMALL_TENANT.into(),
+        api_keys: vec![crate::config::ApiKey(SMALL_KEY.into())],
+        connections: None,
+        limited_keys: Vec::new(),
+    });
     cfg.embedded.kafka_port = port(1)?;
     cfg.embedded.registry_port = port(2)?;
     if let Some(b) = &args.kafka {
@@ -194,176 +222,179 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         None,
     );
 
-    // 1. processor core, no broker: the same events as messages, planned in batches of 500
-    {
-        let msgs: Vec<Message> = encoded
-            .iter()
-            .enumerate()
-            .map(|(i, (k, v))| Message {
-                topic: "raw.shopify".into(),
-                partition: (i % 3) as i32,
-                offset: i as i64,
-                key: Some(k.as_bytes().to_vec()),
-                value: Some(v.clone()),
-                headers: Vec::new(),
-                timestamp_ms: None,
-            })
-            .collect();
-        let p = Processor::open(
-            ProcessorConfig::new(dir.join("core-state")),
-            kafka.clone(),
-            codec.clone(),
-        )
-        .await?;
-        let mut rates = Vec::new();
+    if !args.queries_only {
+        // 1. processor core, no broker: the same events as messages, planned in batches of 500
+        {
+            let msgs: Vec<Message> = encoded
+                .iter()
+                .enumerate()
+                .map(|(i, (k, v))| Message {
+                    topic: "raw.shopify".into(),
+                    partition: (i % 3) as i32,
+                    offset: i as i64,
+                    key: Some(k.as_bytes().to_vec()),
+                    value: Some(v.clone()),
+                    headers: Vec::new(),
+                    timestamp_ms: None,
+                })
+                .collect();
+            let p = Processor::open(
+                ProcessorConfig::new(dir.join("core-state")),
+                kafka.clone(),
+                codec.clone(),
+            )
+            .await?;
+            let mut rates = Vec::new();
+            for sample in 0..=runs {
+                let t = Instant::now();
+                let mut emitted = 0;
+                for batch in msgs.chunks(500) {
+                    emitted += p.plan_only(batch).await?.emitted;
+                }
+                anyhow::ensure!(emitted == records as u64, "core emitted {emitted}");
+                if sample > 0 {
+                    rates.push(records as f64 / t.elapsed().as_secs_f64());
+                }
+            }
+            row(
+                "processor core: decode → standardize → version rule → Avro",
+                &Rates(rates),
+                None,
+            );
+        }
+
+        // 2. baseline: pass-through consume → produce of the same raw events
+        let mut pass = Vec::new();
+        for sample in 0..=runs {
+            let rate = pass_through(&kafka, &format!("bench-pass-{sample}"), records).await?;
+            if sample > 0 {
+                pass.push(rate);
+            }
+        }
+        let pass = Rates(pass);
+        row(
+            "baseline: pass-through consume raw → produce (same broker)",
+            &pass,
+            None,
+        );
+
+        // 3. the processor through the broker: a fresh group and state per sample
+        let modes: &[bool] = if kafka.capabilities.transactions {
+            &[false, true]
+        } else {
+            &[false]
+        };
+        let mut alo_rates = None;
+        let mut replay_rates = Vec::new();
+        for &eos in modes {
+            let mut rates = Vec::new();
+            for sample in 0..=runs {
+                // new records for each sample (the version changelog remembers earlier ones);
+                // the earlier samples' raw events are read and dropped before the first output
+                let fresh =
+                    encode_orders(&codec, &format!("bench-{eos}-{sample}"), records).await?;
+                produce_raw(&producer, &fresh).await?;
+                let mut pc = ProcessorConfig::new(dir.join(format!("proc-{eos}-{sample}")));
+                pc.group_id = format!("bench-processor-{eos}-{sample}");
+                pc.exactly_once = eos;
+                let p = Processor::open(pc, kafka.clone(), codec.clone()).await?;
+                let start = sum_end(&kafka, "normalized.order")?;
+                let (tx, rx) = tokio::sync::watch::channel(false);
+                let task = tokio::spawn(p.run(rx));
+                let k = kafka.clone();
+                wait_until("the processor's first output", || {
+                    Ok(sum_end(&k, "normalized.order")? > start)
+                })
+                .await?;
+                let t = Instant::now();
+                // exactly-once: the end offsets also count one commit marker per partition and
+                // transaction (< 1 % of the offsets with batches of 500)
+                wait_until("the processor", || {
+                    Ok(sum_end(&k, "normalized.order")? - start >= records as i64)
+                })
+                .await?;
+                let took = t.elapsed();
+                let _ = tx.send(true);
+                task.await??;
+                if sample > 0 {
+                    rates.push(records as f64 / took.as_secs_f64());
+                }
+                if !eos {
+                    // the same records replayed through a mapping revision that changes them
+                    let rate = replay_sample(&kafka, &codec, &dir, sample, records).await?;
+                    if sample > 0 {
+                        replay_rates.push(rate);
+                    }
+                }
+            }
+            let rates = Rates(rates);
+            let what = if eos {
+                "processor through the broker, exactly-once (transactions)"
+            } else {
+                "processor through the broker, at-least-once"
+            };
+            row(what, &rates, Some(&pass));
+            if eos {
+                if let Some(alo) = &alo_rates {
+                    row("  exactly-once vs at-least-once", &rates, Some(alo));
+                }
+            } else {
+                row(
+                    "replay through a changed mapping (all re-emitted), at-least-once",
+                    &Rates(std::mem::take(&mut replay_rates)),
+                    Some(&rates),
+                );
+                alo_rates = Some(rates);
+            }
+        }
+
+        // 4. materializer rebuild vs a plain read of the same topic
+        let total = kafka.read_all("normalized.order").await?.len();
+        let mut plain = Vec::new();
         for sample in 0..=runs {
             let t = Instant::now();
-            let mut emitted = 0;
-            for batch in msgs.chunks(500) {
-                emitted += p.plan_only(batch).await?.emitted;
-            }
-            anyhow::ensure!(emitted == records as u64, "core emitted {emitted}");
+            let n = kafka.read_all("normalized.order").await?.len();
+            anyhow::ensure!(n == total, "plain read got {n} of {total}");
             if sample > 0 {
-                rates.push(records as f64 / t.elapsed().as_secs_f64());
+                plain.push(total as f64 / t.elapsed().as_secs_f64());
+            }
+        }
+        let plain = Rates(plain);
+        row(
+            &format!("baseline: plain read of normalized.order ({total} records)"),
+            &plain,
+            None,
+        );
+        let mut mat = Vec::new();
+        for sample in 0..=runs {
+            let mut c = cfg.clone();
+            c.storage.data_dir = dir.join(format!("mat-{sample}"));
+            let t = Instant::now();
+            let m = app::start(
+                &c,
+                &infra,
+                Stages {
+                    materializer: true,
+                    ..Stages::NONE
+                },
+                None,
+            )
+            .await?;
+            let view = m.view.clone().expect("view");
+            wait_until("the materializer", || Ok(view.is_caught_up())).await?;
+            let took = t.elapsed();
+            drop(view);
+            m.stop().await?;
+            if sample > 0 {
+                mat.push(total as f64 / took.as_secs_f64());
             }
         }
         row(
-            "processor core: decode → standardize → version rule → Avro",
-            &Rates(rates),
-            None,
+            "materializer: rebuild the view from normalized.order",
+            &Rates(mat),
+            Some(&plain),
         );
     }
-
-    // 2. baseline: pass-through consume → produce of the same raw events
-    let mut pass = Vec::new();
-    for sample in 0..=runs {
-        let rate = pass_through(&kafka, &format!("bench-pass-{sample}"), records).await?;
-        if sample > 0 {
-            pass.push(rate);
-        }
-    }
-    let pass = Rates(pass);
-    row(
-        "baseline: pass-through consume raw → produce (same broker)",
-        &pass,
-        None,
-    );
-
-    // 3. the processor through the broker: a fresh group and state per sample
-    let modes: &[bool] = if kafka.capabilities.transactions {
-        &[false, true]
-    } else {
-        &[false]
-    };
-    let mut alo_rates = None;
-    let mut replay_rates = Vec::new();
-    for &eos in modes {
-        let mut rates = Vec::new();
-        for sample in 0..=runs {
-            // new records for each sample (the version changelog remembers earlier ones);
-            // the earlier samples' raw events are read and dropped before the first output
-            let fresh = encode_orders(&codec, &format!("bench-{eos}-{sample}"), records).await?;
-            produce_raw(&producer, &fresh).await?;
-            let mut pc = ProcessorConfig::new(dir.join(format!("proc-{eos}-{sample}")));
-            pc.group_id = format!("bench-processor-{eos}-{sample}");
-            pc.exactly_once = eos;
-            let p = Processor::open(pc, kafka.clone(), codec.clone()).await?;
-            let start = sum_end(&kafka, "normalized.order")?;
-            let (tx, rx) = tokio::sync::watch::channel(false);
-            let task = tokio::spawn(p.run(rx));
-            let k = kafka.clone();
-            wait_until("the processor's first output", || {
-                Ok(sum_end(&k, "normalized.order")? > start)
-            })
-            .await?;
-            let t = Instant::now();
-            // exactly-once: the end offsets also count one commit marker per partition and
-            // transaction (< 1 % of the offsets with batches of 500)
-            wait_until("the processor", || {
-                Ok(sum_end(&k, "normalized.order")? - start >= records as i64)
-            })
-            .await?;
-            let took = t.elapsed();
-            let _ = tx.send(true);
-            task.await??;
-            if sample > 0 {
-                rates.push(records as f64 / took.as_secs_f64());
-            }
-            if !eos {
-                // the same records replayed through a mapping revision that changes them
-                let rate = replay_sample(&kafka, &codec, &dir, sample, records).await?;
-                if sample > 0 {
-                    replay_rates.push(rate);
-                }
-            }
-        }
-        let rates = Rates(rates);
-        let what = if eos {
-            "processor through the broker, exactly-once (transactions)"
-        } else {
-            "processor through the broker, at-least-once"
-        };
-        row(what, &rates, Some(&pass));
-        if eos {
-            if let Some(alo) = &alo_rates {
-                row("  exactly-once vs at-least-once", &rates, Some(alo));
-            }
-        } else {
-            row(
-                "replay through a changed mapping (all re-emitted), at-least-once",
-                &Rates(std::mem::take(&mut replay_rates)),
-                Some(&rates),
-            );
-            alo_rates = Some(rates);
-        }
-    }
-
-    // 4. materializer rebuild vs a plain read of the same topic
-    let total = kafka.read_all("normalized.order").await?.len();
-    let mut plain = Vec::new();
-    for sample in 0..=runs {
-        let t = Instant::now();
-        let n = kafka.read_all("normalized.order").await?.len();
-        anyhow::ensure!(n == total, "plain read got {n} of {total}");
-        if sample > 0 {
-            plain.push(total as f64 / t.elapsed().as_secs_f64());
-        }
-    }
-    let plain = Rates(plain);
-    row(
-        &format!("baseline: plain read of normalized.order ({total} records)"),
-        &plain,
-        None,
-    );
-    let mut mat = Vec::new();
-    for sample in 0..=runs {
-        let mut c = cfg.clone();
-        c.storage.data_dir = dir.join(format!("mat-{sample}"));
-        let t = Instant::now();
-        let m = app::start(
-            &c,
-            &infra,
-            Stages {
-                materializer: true,
-                ..Stages::NONE
-            },
-            None,
-        )
-        .await?;
-        let view = m.view.clone().expect("view");
-        wait_until("the materializer", || Ok(view.is_caught_up())).await?;
-        let took = t.elapsed();
-        drop(view);
-        m.stop().await?;
-        if sample > 0 {
-            mat.push(total as f64 / took.as_secs_f64());
-        }
-    }
-    row(
-        "materializer: rebuild the view from normalized.order",
-        &Rates(mat),
-        Some(&plain),
-    );
 
     // 5. webhook → queryable, sequential
     let running = app::start(&cfg, &infra, Stages::ALL, None).await?;
@@ -432,6 +463,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             pct(1.0)
         );
     }
+    // 6. the query API beside a bare axum route serving the same bytes
+    queries(&running, &kafka, &producer, &codec, runs).await?;
     running.stop().await?;
     drop(infra);
     let _ = std::fs::remove_dir_all(&dir);
@@ -502,7 +535,10 @@ async fn replay_sample(
         if let Some(st) = book.status(&spec.id).filter(|s| s.finished()) {
             break st;
         }
-        anyhow::ensure!(t.elapsed() < Duration::from_secs(600), "the replay did not end");
+        anyhow::ensure!(
+            t.elapsed() < Duration::from_secs(600),
+            "the replay did not end"
+        );
         // each look reads the control topic with a new consumer: not too often
         tokio::time::sleep(Duration::from_millis(250)).await;
     };
@@ -561,6 +597,223 @@ async fn pass_through(
         seen += batch.len();
     }
     Ok(records as f64 / started.expect("started").elapsed().as_secs_f64())
+}
+
+/// `requests` GETs of `urls` (cycled) from `clients` concurrent keep-alive clients;
+/// requests/s. Every answer must be a 200.
+async fn load(urls: &[String], key: &str, requests: usize, clients: usize) -> anyhow::Result<f64> {
+    let client = reqwest::Client::new();
+    let t = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for c in 0..clients {
+        let (client, key) = (client.clone(), key.to_string());
+        let mine: Vec<String> = (c..requests)
+            .step_by(clients)
+            .map(|i| urls[i % urls.len()].clone())
+            .collect();
+        tasks.spawn(async move {
+            for u in mine {
+                let r = client.get(&u).bearer_auth(&key).send().await?;
+                anyhow::ensure!(r.status() == 200, "{u}: {}", r.status());
+                r.bytes().await?;
+            }
+            anyhow::Ok(())
+        });
+    }
+    while let Some(r) = tasks.join_next().await {
+        r??;
+    }
+    Ok(requests as f64 / t.elapsed().as_secs_f64())
+}
+
+/// Samples of [`load`]: `runs` after a warm-up.
+async fn load_rates(urls: &[String], key: &str, runs: usize) -> anyhow::Result<Rates> {
+    let mut rates = Vec::new();
+    for sample in 0..=runs {
+        let r = load(urls, key, QUERY_REQUESTS, QUERY_CLIENTS).await?;
+        if sample > 0 {
+            rates.push(r);
+        }
+    }
+    Ok(Rates(rates))
+}
+
+/// A bare axum server answering every `path → body` of `routes` (the query string is
+/// ignored): the floor of any handler on this machine, same bytes over the same loopback.
+async fn bare_axum(
+    routes: Vec<(String, axum::body::Bytes)>,
+) -> anyhow::Result<(String, tokio::task::JoinHandle<()>)> {
+    let table: std::sync::Arc<std::collections::HashMap<String, axum::body::Bytes>> =
+        std::sync::Arc::new(routes.into_iter().collect());
+    let app = axum::Router::new().fallback(move |uri: axum::http::Uri| {
+        let table = table.clone();
+        async move {
+            use axum::response::IntoResponse;
+            match table.get(uri.path()) {
+                Some(b) => ([("content-type", "application/json")], b.clone()).into_response(),
+                None => axum::http::StatusCode::NOT_FOUND.into_response(),
+            }
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    Ok((base, task))
+}
+
+/// The query figures against the running API, each beside a bare axum route serving the
+/// same response bytes: point GETs, range pages of the big tenant, the small tenant's page.
+async fn queries(
+    running: &app::Running,
+    kafka: &ingot_kafka::KafkaSettings,
+    producer: &Producer,
+    codec: &ingot_kafka::AvroCodec,
+    runs: usize,
+) -> anyhow::Result<()> {
+    let base = format!("http://{}", running.http_addr.expect("http"));
+    let view = running.view.clone().expect("view");
+    // the small tenant's orders, then wait until the view has everything on the topic
+    let mut small = Vec::new();
+    for i in 0..SMALL_ORDERS {
+        let (key, ev) = raw_order_of(i, SMALL_TENANT, SMALL_CONNECTION)?;
+        small.push((key, codec.encode_raw("raw.shopify", &ev).await?));
+    }
+    produce_raw(producer, &small).await?;
+    let k = kafka.clone();
+    let v = view.clone();
+    let client = reqwest::Client::new();
+    let small_page = format!("{base}/v1/orders?limit=100");
+    let mut seen_small = 0;
+    let deadline = Instant::now() + Duration::from_secs(900);
+    while seen_small < SMALL_ORDERS {
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "the small tenant's orders never arrived"
+        );
+        let body: serde_json::Value = client
+            .get(&small_page)
+            .bearer_auth(SMALL_KEY)
+            .send()
+            .await?
+            .json()
+            .await?;
+        seen_small = body["data"].as_array().map_or(0, Vec::len);
+        if seen_small < SMALL_ORDERS {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    wait_until("the view to reach the end of normalized.order", || {
+        let ends = k.end_offsets("normalized.order")?;
+        Ok(ends
+            .iter()
+            .all(|(p, end)| v.next_offset("normalized.order", *p).unwrap_or(0) >= *end))
+    })
+    .await?;
+    let fetch = |url: String, key: &'static str| {
+        let client = client.clone();
+        async move {
+            let r = client.get(&url).bearer_auth(key).send().await?;
+            anyhow::ensure!(r.status() == 200, "{url}: {}", r.status());
+            anyhow::Ok(r.bytes().await?)
+        }
+    };
+    // every page of the big tenant (limit 100), by following the cursors
+    let mut pages = Vec::new();
+    let mut cursor: Option<String> = None;
+    let mut ids = Vec::new();
+    loop {
+        let url = match &cursor {
+            Some(c) => format!("{base}/v1/orders?limit=100&cursor={c}"),
+            None => format!("{base}/v1/orders?limit=100"),
+        };
+        let body = fetch(url.clone(), API_KEY).await?;
+        let v: serde_json::Value = serde_json::from_slice(&body)?;
+        for r in v["data"].as_array().into_iter().flatten() {
+            ids.push(r["id"].as_str().unwrap_or_default().to_string());
+        }
+        pages.push((url, body));
+        match v["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_string()),
+            None => break,
+        }
+    }
+    let one = fetch(format!("{base}/v1/orders/{}", ids[0]), API_KEY).await?;
+    let one_rd = fetch(
+        format!("{base}/v1/orders/{}?include_remote_data=true", ids[0]),
+        API_KEY,
+    )
+    .await?;
+    let small_body = fetch(small_page.clone(), SMALL_KEY).await?;
+    println!(
+        "
+query API: {} orders of tenant acme and {SMALL_ORDERS} of tenant {SMALL_TENANT};
+{QUERY_REQUESTS} requests per sample from {QUERY_CLIENTS} concurrent keep-alive clients, {runs} samples after a warm-up;
+record {} bytes ({} with remote_data), page of 100 ≈ {} bytes
+",
+        ids.len(),
+        one.len(),
+        one_rd.len(),
+        pages[0].1.len()
+    );
+    println!("| figure (requests/s) | min | median | max | × baseline |");
+    println!("|---|---|---|---|---|");
+    let (bare, bare_task) = bare_axum(vec![
+        ("/one".into(), one.clone()),
+        ("/one-rd".into(), one_rd.clone()),
+        ("/page".into(), pages[0].1.clone()),
+        ("/small".into(), small_body.clone()),
+    ])
+    .await?;
+    let b = load_rates(&[format!("{bare}/one")], API_KEY, runs).await?;
+    row("baseline: bare axum, the same record bytes", &b, None);
+    let gets: Vec<String> = ids
+        .iter()
+        .take(1000)
+        .map(|id| format!("{base}/v1/orders/{id}"))
+        .collect();
+    row(
+        "GET /v1/orders/{id}",
+        &load_rates(&gets, API_KEY, runs).await?,
+        Some(&b),
+    );
+    let b = load_rates(&[format!("{bare}/one-rd")], API_KEY, runs).await?;
+    row(
+        "baseline: bare axum, the same bytes with remote_data",
+        &b,
+        None,
+    );
+    let gets_rd: Vec<String> = gets
+        .iter()
+        .map(|u| format!("{u}?include_remote_data=true"))
+        .collect();
+    row(
+        "GET /v1/orders/{id}?include_remote_data=true",
+        &load_rates(&gets_rd, API_KEY, runs).await?,
+        Some(&b),
+    );
+    let b = load_rates(&[format!("{bare}/page")], API_KEY, runs).await?;
+    row("baseline: bare axum, a page of 100 (same bytes)", &b, None);
+    let page_urls: Vec<String> = pages.iter().map(|(u, _)| u.clone()).collect();
+    row(
+        &format!("range pages of 100, every page of acme ({})", pages.len()),
+        &load_rates(&page_urls, API_KEY, runs).await?,
+        Some(&b),
+    );
+    let b = load_rates(&[format!("{bare}/small")], SMALL_KEY, runs).await?;
+    row(
+        &format!("baseline: bare axum, the small tenant's page ({SMALL_ORDERS})"),
+        &b,
+        None,
+    );
+    row(
+        &format!("the small tenant's first page, beside acme's {}", ids.len()),
+        &load_rates(&[small_page], SMALL_KEY, runs).await?,
+        Some(&b),
+    );
+    bare_task.abort();
+    Ok(())
 }
 
 fn tempfile_dir() -> anyhow::Result<std::path::PathBuf> {

@@ -53,6 +53,10 @@ enum Command {
         /// the bench deletes and re-creates ingot's topics there.
         #[arg(long)]
         kafka: Option<String>,
+        /// Only the query figures (and webhook → queryable): skip the processor and
+        /// materializer throughput figures.
+        #[arg(long)]
+        queries_only: bool,
     },
     /// Show a connection's sync status as progress bars (per model).
     SyncStatus {
@@ -308,12 +312,14 @@ async fn main() -> anyhow::Result<()> {
             samples,
             runs,
             kafka,
+            queries_only,
         } => {
             ingot::bench::run(ingot::bench::BenchArgs {
                 records,
                 samples,
                 runs,
                 kafka,
+                queries_only,
             })
             .await
         }
