@@ -2008,6 +2008,8 @@ async fn a_schema_registry_outage_dead_letters_nothing() {
     );
     p.stop().await;
     proxy.abort();
+}
+
 /// What one caller must never see, and what it must see (a positive control).
 struct Caller {
     key: &'static str,
