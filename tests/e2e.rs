@@ -2172,8 +2172,31 @@ async fn every_openapi_path_keeps_tenants_and_connections_apart() {
         .unwrap();
     let paths = doc["paths"].as_object().expect("paths");
     assert!(paths.len() >= 14, "{:?}", paths.keys());
+    // one (dry-run) replay per tenant, to look for with the other callers' keys
+    let mut replay_of = std::collections::HashMap::new();
+    for (key, body) in [
+        (KEY, json!({"connection_ids": [CONN], "dry_run": true})),
+        (OTHER_KEY, json!({"dry_run": true})),
+    ] {
+        let r = h
+            .client
+            .post(format!("{}/v1/replays", h.base))
+            .bearer_auth(key)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 202);
+        let v: Value = r.json().await.unwrap();
+        replay_of.insert(key, v["id"].as_str().unwrap().to_string());
+    }
     let mut requests = 0;
     for caller in &callers {
+        let foreign_replays: Vec<String> = replay_of
+            .iter()
+            .filter(|(k, _)| **k != caller.key || caller.key == LIMITED_KEY)
+            .map(|(_, id)| id.clone())
+            .collect();
         // (method, path, body) → the statuses allowed; every body is checked for others' data
         let mut calls: Vec<(String, String, Option<Value>, Vec<u16>, bool)> = Vec::new();
         for (template, ops) in paths {
@@ -2265,6 +2288,25 @@ async fn every_openapi_path_keeps_tenants_and_connections_apart() {
                             calls.push((m.clone(), p.replace("{id}", c), None, vec![404], false));
                         }
                     }
+                    ("POST", "/v1/replays", _) => {
+                        for c in &caller.foreign_connections {
+                            calls.push((
+                                m.clone(),
+                                "/v1/replays".into(),
+                                Some(json!({"connection_ids": [c], "dry_run": true})),
+                                vec![404],
+                                false,
+                            ));
+                        }
+                    }
+                    ("GET", "/v1/replays", _) => {
+                        calls.push((m.clone(), "/v1/replays".into(), None, vec![200], false))
+                    }
+                    (_, p, _) if p.starts_with("/v1/replays/{id}") => {
+                        for id in &foreign_replays {
+                            calls.push((m.clone(), p.replace("{id}", id), None, vec![404], false));
+                        }
+                    }
                     ("POST", "/webhooks/{provider}/{connection_id}", _) => {
                         // signed per connection, not by API key: a key opens nothing
                         for c in &caller.foreign_connections {
@@ -2326,6 +2368,16 @@ async fn every_openapi_path_keeps_tenants_and_connections_apart() {
                     assert!(data.is_empty(), "{what}: {text}");
                 }
                 for item in data {
+                    if let Some(ids) = item.get("connection_ids").and_then(Value::as_array) {
+                        // a replay: every connection it covers is the caller's
+                        for c in ids {
+                            assert!(
+                                caller.own_connections.iter().any(|o| c == o),
+                                "{what}: {item}"
+                            );
+                        }
+                        continue;
+                    }
                     let conn = item
                         .get("connection_id")
                         .or_else(|| item.get("id"))

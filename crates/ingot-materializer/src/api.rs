@@ -26,7 +26,7 @@ use axum::{Json, Router};
 use base64::Engine;
 use ingot_model::Model;
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{json, Value};
 use std::sync::Arc;
 
 pub use ingot_model::auth::Tenant;
