@@ -2,3 +2,4 @@
 # the tests build the heavy C/C++ dependencies (RocksDB, librdkafka, Tansu) once per machine.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/ingot/target}"
 export CARGO_TERM_PROGRESS_WHEN="${CARGO_TERM_PROGRESS_WHEN:-never}"
+[ -f /work/tree-guard.sh ] && . /work/tree-guard.sh

@@ -491,6 +491,7 @@ impl WooCommerceConnector {
                 .iter()
                 .filter(|r| r.key.1 > last_id && r.modified == t)
                 .collect();
+            stuck_at_position(path, offset, last_id, &rows, fresh.is_empty(), per_page)?;
             if fresh.is_empty() && more {
                 prev_max = max_id.max(prev_max);
                 offset += n;
@@ -577,6 +578,7 @@ impl WooCommerceConnector {
                 }
             }
             let fresh: Vec<&Row> = rows.iter().filter(|r| r.key.1 > last_id).collect();
+            stuck_at_position(path, offset, last_id, &rows, fresh.is_empty(), per_page)?;
             if fresh.is_empty() && more {
                 prev_max = max_id.max(prev_max);
                 offset += n;
@@ -606,6 +608,27 @@ impl WooCommerceConnector {
             "GET {path}: paging did not converge after {MAX_STEPS} requests (the listing changes faster than it can be read)"
         )))
     }
+}
+
+/// In an id-ordered listing read from one row before the last id emitted, a full page
+/// holding several ids up to that one and none after it means the store served rows from
+/// before the position asked for: it ignores `offset`. (Records only enter before the
+/// position when a save lands exactly in the tie's second, never a page of them.)
+fn stuck_at_position(
+    path: &str,
+    offset: u64,
+    last_id: u64,
+    rows: &[Row],
+    nothing_fresh: bool,
+    per_page: u64,
+) -> Result<(), ConnectorError> {
+    let old = rows.iter().filter(|r| r.key.1 <= last_id).count();
+    if last_id > 0 && offset > 0 && nothing_fresh && old > 1 && rows.len() as u64 == per_page {
+        return Err(ConnectorError::NoProgress(format!(
+            "GET {path}: offset {offset} served {old} records up to id {last_id} and none after it (the store ignores offset)"
+        )));
+    }
+    Ok(())
 }
 
 /// The product bytes with `,"_ingot_variations":[...]` before the closing brace.
