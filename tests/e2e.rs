@@ -2428,3 +2428,191 @@ async fn every_openapi_path_keeps_tenants_and_connections_apart() {
     );
     assert!(requests > 150, "{requests} requests");
 }
+
+// Issue 11: paging that cannot lose or loop, on-demand reconciliation, sync-status exit.
+
+use ingot_testkit::woocommerce::{WooResource, WooSim, WooSimConfig};
+
+/// Runs `ingot sync-status --follow` against the harness; (exit success, stdout, stderr).
+/// The command must end by itself: killed and failed after 60 s.
+fn sync_status_follow(h: &Harness, connection: &str) -> (bool, String, String) {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ingot"))
+        .args([
+            "sync-status",
+            "--api",
+            &h.base,
+            "--key",
+            KEY,
+            connection,
+            "--follow",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            let out = child.wait_with_output().unwrap();
+            return (
+                out.status.success(),
+                String::from_utf8_lossy(&out.stdout).into_owned(),
+                String::from_utf8_lossy(&out.stderr).into_owned(),
+            );
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("ingot sync-status --follow did not exit");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+async fn create_woo_connection(h: &Harness, id: &str, sim: &WooSim) {
+    let (s, v) = h
+        .post_json(
+            "/v1/connections",
+            &json!({
+                "id": id, "provider": "woocommerce", "base_url": sim.base_url(),
+                "credentials": {"consumer_key": sim.config().consumer_key, "consumer_secret": sim.config().consumer_secret},
+                "webhook_secrets": ["woo-secret"], "history_days": 3650, "poll_interval_secs": 3600,
+                "page_size": 25
+            }),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shuffled_ties_sync_whole_reconcile_runs_on_request_and_sync_status_exits() {
+    let _serial = serial();
+    let h = Harness::start_with(ingot_sync::SyncSettings {
+        window: chrono::Duration::days(365),
+        ..fast_sync()
+    })
+    .await;
+    let sim = WooSim::start(WooSimConfig {
+        seed: 21,
+        orders: 150,
+        customers: 30,
+        products: 12,
+        ..WooSimConfig::default()
+    })
+    .await;
+    let tie = sim.now() - chrono::Duration::days(5);
+    for _ in 0..120 {
+        sim.create_at(WooResource::Orders, tie);
+    }
+    sim.faults().shuffle_ties(true);
+    create_woo_connection(&h, "woo-e2e", &sim).await;
+    let status = h.wait_sync("woo-e2e", |m| m["state"] == "done").await;
+    let expected: std::collections::BTreeSet<String> = sim
+        .records(WooResource::Orders)
+        .into_iter()
+        .filter(|v| v.status != "trash")
+        .map(|v| v.id.to_string())
+        .collect();
+    let orders = &status["models"]["orders"];
+    assert_eq!(orders["records_seen"], expected.len() as u64, "{orders}");
+    assert_eq!(orders["records_written"], expected.len() as u64, "{orders}");
+    // every order reaches the API
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let got: std::collections::BTreeSet<String> = h
+            .all_records(Model::Order, "woo-e2e")
+            .await
+            .into_keys()
+            .collect();
+        if got == expected {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} of {} orders in the API",
+            got.len(),
+            expected.len()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // sync-status --follow exits 0 once every model is done
+    let (ok, out, err) = sync_status_follow(&h, "woo-e2e");
+    assert!(ok, "stdout {out} stderr {err}");
+    assert!(out.contains("orders") && out.contains("done"), "{out}");
+
+    // an order placed now (no webhook) is picked up by a reconciliation asked for over HTTP
+    let saved_at = chrono::Utc::now();
+    let touched = sim.create_at(WooResource::Orders, saved_at);
+    let url = |id: &str| format!("{}/v1/connections/{id}/reconcile", h.base);
+    let post = |id: &str, key: Option<&str>| {
+        let mut r = h.client.post(url(id));
+        if let Some(k) = key {
+            r = r.bearer_auth(k);
+        }
+        r.send()
+    };
+    assert_eq!(post("woo-e2e", None).await.unwrap().status(), 401);
+    assert_eq!(
+        post("woo-e2e", Some(OTHER_KEY)).await.unwrap().status(),
+        404
+    );
+    assert_eq!(post("nope", Some(KEY)).await.unwrap().status(), 404);
+    let resp = post("woo-e2e", Some(KEY)).await.unwrap();
+    assert_eq!(resp.status(), 202);
+    let run: Value = resp.json().await.unwrap();
+    assert_eq!(run["run"]["kind"], "reconcile", "{run}");
+    assert_eq!(run["run"]["connection_id"], "woo-e2e", "{run}");
+    let requested_at =
+        chrono::DateTime::parse_from_rfc3339(run["run"]["requested_at"].as_str().unwrap()).unwrap();
+    let started_after_request = |m: &Value| {
+        m["last_run_started"]
+            .as_str()
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+            .is_some_and(|t| t > requested_at)
+    };
+    let models: Vec<&str> = run["run"]["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["model"].as_str().unwrap())
+        .collect();
+    assert_eq!(models.len(), 3, "{run}");
+    for m in ["orders", "customers", "products"] {
+        assert!(models.contains(&m), "{run}");
+    }
+    let after = h
+        .wait_sync("woo-e2e", |m| {
+            m["phase"] == "reconcile" && m["state"] == "done" && started_after_request(m)
+        })
+        .await;
+    assert_eq!(after["models"]["orders"]["last_run_records"], 1, "{after}");
+    let rid = RecordKey::new("woo-e2e", Model::Order, touched.to_string()).record_id();
+    let saved = ingot_model::format_utc(
+        &chrono::DateTime::from_timestamp(saved_at.timestamp(), 0).unwrap(),
+    );
+    h.wait_for(&format!("/v1/orders/{rid}"), |s, v| {
+        s == 200 && v["data"]["remote_updated_at"] == saved.as_str()
+    })
+    .await;
+
+    // a store that never advances: the run fails visibly and sync-status says why
+    let stuck = WooSim::start(WooSimConfig {
+        seed: 22,
+        orders: 80,
+        customers: 40,
+        products: 5,
+        ..WooSimConfig::default()
+    })
+    .await;
+    stuck.faults().never_advance(true);
+    create_woo_connection(&h, "woo-stuck", &stuck).await;
+    let (ok, out, err) = sync_status_follow(&h, "woo-stuck");
+    assert!(!ok, "stdout {out} stderr {err}");
+    assert!(
+        err.contains("the sync of connection woo-stuck did not finish"),
+        "{err}"
+    );
+    assert!(err.contains("paging made no progress"), "{err}");
+    let (_, st) = h.get("/v1/connections/woo-stuck/sync-status", KEY).await;
+    assert_eq!(st["models"]["orders"]["state"], "failed", "{st}");
+}

@@ -88,6 +88,11 @@ pub enum ConnectorError {
     /// This connector cannot list that model or has no deletion feed for it.
     #[error("unsupported: {0}")]
     Unsupported(String),
+    /// The listing stopped advancing: the 3PA served nothing past the last continuation
+    /// (it ignores its paging or filter parameters, or a continuation came back again).
+    /// Retrying would loop, so the run fails instead.
+    #[error("paging made no progress: {0}")]
+    NoProgress(String),
 }
 
 /// Credentials and settings of one connection, as the connector needs them. `Debug`
@@ -147,6 +152,12 @@ pub trait Connector: Send + Sync {
     fn provider(&self) -> Provider;
     /// Lists records of `model` whose modified time is inside `window`, ordered by a
     /// unique order (modified, id) or the 3PA's own cursor; `page` continues a listing.
+    ///
+    /// Contract (issue 11): every call makes progress (its `next` continues strictly past
+    /// the previous one, or the call fails with [`ConnectorError::NoProgress`]), and a
+    /// listing returns every record of the window whatever order the 3PA gives records
+    /// that share a modified time (a page that ends inside such a tie lists the tie on
+    /// its own by id, then continues past it). A page may be empty while `next` is set.
     async fn list(
         &self,
         model: Model,

@@ -48,15 +48,32 @@
 //! would shift every record by the account's offset; the rewrite keeps the local wall time
 //! and makes the zone explicit.
 //!
-//! # Paging under concurrent modification
+//! # Paging that cannot lose or loop
 //!
-//! Offset paging skips a row whenever an earlier row leaves the result (modified past the
-//! window, deleted) during a listing. The [`PageToken`] therefore holds the last row's
-//! key (`lastmodifieddate` minute, `id`) and a position hint: the next request restarts
-//! the window at that minute (`>= TO_DATE(<minute>)`), reads from the page holding the
-//! hint, steps back a page if the first row is already past the key, and emits only rows
-//! whose key is greater than the last one. Only rows of that one minute can shift the
-//! position, and a shift is detected and re-read. No row is emitted twice by one listing.
+//! Many records share a `lastmodifieddate` minute. Paging by offset or by a
+//! `(minute, id)` key inside such a tie is only sound if the server really orders the tie
+//! by id; a listing must not depend on that (issue 11: ties in another order, different
+//! between pages, lost records or looped). So the connector never pages inside a tie:
+//!
+//! 1. **Main phase** (token `{"v":1,"m":<done>}`: every row of a minute up to `done` is
+//!    listed): `<t> >= TO_DATE(<done + 1 min>) AND <t> <= TO_DATE(<to>) ORDER BY <t>,
+//!    <id>`, offset 0. On the last page every row is emitted. Otherwise, with `m` the
+//!    minute of the page's last row, the rows before `m` are emitted (they are all on
+//!    this page: the primary order is the time) and the rows of `m` are not. Rows at or
+//!    before `done` (read again because a DST fall-back literal reaches one hour back)
+//!    are skipped; a full page of only those is stepped over by offset.
+//! 2. **Tie phase** (token `{"v":1,"m":<m>,"tie":true,"id":<last>}`): the rows of minute
+//!    `m` alone, keyset-paged on the id, a unique order: `<t> >= TO_DATE(<m>) AND <t> <=
+//!    TO_DATE(<m>) AND <id> > <last> ORDER BY <id>`, offset 0. When a page is not full
+//!    the main phase resumes with `done = m`.
+//!
+//! Each main request moves `done` forward by at least a minute and each tie request moves
+//! the last id forward; a response that does not (the server ignores the offset or the
+//! id condition) fails with [`ConnectorError::NoProgress`]. A row modified during the
+//! listing moves to a later minute and is listed there if that is still in the window.
+//! Tokens of the older `(minute, id, pos)` format are read as a tie phase at their
+//! minute. Sources: Oracle help section_158394344595 (a unique `ORDER BY` for stable
+//! pages), section_157909186990 (`limit`/`offset`, `hasMore`); QUIRKS Q-N2, Q-N4.
 
 use crate::http::{self, Client, RetryPolicy};
 use crate::{
@@ -148,15 +165,32 @@ struct Envelope {
     has_more: bool,
 }
 
-/// The page token.
+/// The page token (see the module docs).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 struct Cursor {
-    /// The last row's minute (UTC, RFC 3339).
+    /// Token format: 1 = main/tie phases; 0 (absent) = the older `(minute, id)` key.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    v: u8,
+    /// Main phase: the minute up to which everything is listed; tie phase (and format
+    /// 0): the tie's minute (UTC, RFC 3339).
     m: DateTime<Utc>,
-    /// The last row's id.
+    /// Tie phase: listing minute `m` by id.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    tie: bool,
+    /// The last id emitted in the tie (0: none yet).
+    #[serde(default)]
     id: u64,
-    /// Rows of the list restarted at `m` up to and including it.
+    /// Format 0 only (a position hint), ignored.
+    #[serde(default, skip_serializing_if = "is_zero64")]
     pos: u64,
+}
+
+fn is_zero(v: &u8) -> bool {
+    *v == 0
+}
+
+fn is_zero64(v: &u64) -> bool {
+    *v == 0
 }
 
 type Key = (DateTime<Utc>, u64);
@@ -317,7 +351,37 @@ impl NetSuiteConnector {
             .map_err(|e| ConnectorError::Malformed(format!("SuiteQL response: {e}")))
     }
 
-    /// Reads one page of `spec` inside `window`, continuing `page`.
+    /// Parses the id and time text of each SuiteQL item.
+    fn raw_rows(
+        spec: &Spec,
+        items: Vec<Fields>,
+    ) -> Result<Vec<(u64, String, Fields)>, ConnectorError> {
+        let mut raw = Vec::with_capacity(items.len());
+        for fields in items {
+            let id_text = fields.text(spec.id).ok_or_else(|| {
+                ConnectorError::Malformed(format!("SuiteQL row without a string {}", spec.id))
+            })?;
+            let id = id_text.trim().parse::<u64>().map_err(|_| {
+                ConnectorError::Malformed(format!(
+                    "SuiteQL {} {id_text:?} is not an integer",
+                    spec.id
+                ))
+            })?;
+            let t_text = fields.text(spec.time).ok_or_else(|| {
+                ConnectorError::Malformed(format!("SuiteQL row {id} without {}", spec.time))
+            })?;
+            raw.push((id, t_text, fields));
+        }
+        Ok(raw)
+    }
+
+    fn token(c: &Cursor) -> Result<PageToken, ConnectorError> {
+        serde_json::to_string(c)
+            .map(PageToken)
+            .map_err(|e| ConnectorError::Malformed(e.to_string()))
+    }
+
+    /// Reads one page of `spec` inside `window`, continuing `page` (see the module docs).
     async fn read(
         &self,
         spec: &Spec,
@@ -332,27 +396,90 @@ impl NetSuiteConnector {
                     ConnectorError::Malformed(format!("bad NetSuite page token: {e}"))
                 })?),
             };
-        let lower = cursor
-            .as_ref()
-            .map_or_else(|| floor_minute(window.from), |c| c.m);
+        let minute = ChronoDuration::minutes(1);
         let upper = ceil_minute(window.to);
-        let mut q = format!("SELECT {} FROM {} WHERE ", spec.select, spec.table);
+        let mut prefix = format!("SELECT {} FROM {} WHERE ", spec.select, spec.table);
         if let Some(f) = &spec.filter {
-            q.push_str(f);
-            q.push_str(" AND ");
+            prefix.push_str(f);
+            prefix.push_str(" AND ");
         }
-        q.push_str(&format!(
-            "{t} >= TO_DATE('{lo}', 'YYYY-MM-DD HH24:MI') AND {t} <= TO_DATE('{hi}', 'YYYY-MM-DD HH24:MI') ORDER BY {t}, {id}",
+        let limit = self.limit();
+        let bad_time = |id: u64, t: &str| {
+            ConnectorError::Malformed(format!("SuiteQL row {id}: unreadable {} {t:?}", spec.time))
+        };
+        let (done, tie) = match &cursor {
+            None => (floor_minute(window.from) - minute, None),
+            Some(c) if c.v == 0 || c.tie => (c.m - minute, Some((c.m, c.id))),
+            Some(c) => (c.m, None),
+        };
+
+        if let Some((m, last_id)) = tie {
+            // tie phase: minute `m` alone, keyset-paged by id
+            let q = format!(
+                "{prefix}{t} >= TO_DATE('{lo}', 'YYYY-MM-DD HH24:MI') AND {t} <= TO_DATE('{hi}', 'YYYY-MM-DD HH24:MI') AND {id} > {last_id} ORDER BY {id}",
+                t = spec.time,
+                lo = lower_literal(m, tz),
+                hi = upper_literal(m, tz),
+                id = spec.id,
+            );
+            let env = self.suiteql(&q, limit, 0).await?;
+            let more = env.has_more;
+            let raw = Self::raw_rows(spec, env.items)?;
+            let full = raw.len() as u64 == limit;
+            let max_id = raw.iter().map(|r| r.0).max();
+            if (more || full) && max_id.is_none_or(|x| x <= last_id) {
+                return Err(ConnectorError::NoProgress(format!(
+                    "SuiteQL {}: no {} after {last_id} in the minute {m} (the server ignores the id condition)",
+                    spec.table, spec.id
+                )));
+            }
+            let mut rows = Vec::with_capacity(raw.len());
+            for (id, t_text, fields) in raw {
+                if id <= last_id {
+                    continue;
+                }
+                // a local time in a DST overlap has two instants: keep the row if either is `m`
+                let first = parse_local(&t_text, tz, None).ok_or_else(|| bad_time(id, &t_text))?;
+                let t = if first == m {
+                    first
+                } else {
+                    parse_local(&t_text, tz, Some(m)).ok_or_else(|| bad_time(id, &t_text))?
+                };
+                if t == m {
+                    rows.push(Row {
+                        key: (m, id),
+                        fields,
+                    });
+                }
+            }
+            let next = match max_id {
+                Some(id) if more => Cursor {
+                    v: 1,
+                    m,
+                    tie: true,
+                    id,
+                    pos: 0,
+                },
+                _ => Cursor {
+                    v: 1,
+                    m,
+                    tie: false,
+                    id: 0,
+                    pos: 0,
+                },
+            };
+            return Ok((rows, Some(Self::token(&next)?)));
+        }
+
+        // main phase: past `done`, by time, at offset 0 (stepping over covered rows only)
+        let lower = done + minute;
+        let q = format!(
+            "{prefix}{t} >= TO_DATE('{lo}', 'YYYY-MM-DD HH24:MI') AND {t} <= TO_DATE('{hi}', 'YYYY-MM-DD HH24:MI') ORDER BY {t}, {id}",
             t = spec.time,
             lo = lower_literal(lower, tz),
             hi = upper_literal(upper, tz),
             id = spec.id,
-        ));
-        let limit = self.limit();
-        let last: Option<Key> = cursor.as_ref().map(|c| (c.m, c.id));
-        let mut offset = cursor
-            .as_ref()
-            .map_or(0, |c| c.pos.saturating_sub(1) / limit * limit);
+        );
         // How the server reads the lower literal (earliest instant of a local time).
         let lower_server = {
             let lit =
@@ -360,111 +487,53 @@ impl NetSuiteConnector {
             lit.and_then(|l| tz.from_local_datetime(&l).earliest())
                 .map(|t| t.with_timezone(&Utc))
         };
-        // The resolved time of the last row of the previous page, when this page follows it.
-        let mut carry: Option<(u64, DateTime<Utc>)> = None;
-        // Stepping back is for re-synchronizing the first read; never after stepping forward.
-        let mut may_step_back = true;
+        let mut offset = 0u64;
+        let mut prev_page: Option<(u64, u64)> = None;
+        let mut prev_time = lower_server;
         for _ in 0..MAX_STEPS {
             let env = self.suiteql(&q, limit, offset).await?;
             let more = env.has_more;
-            let mut raw = Vec::with_capacity(env.items.len());
-            for fields in env.items {
-                let id_text = fields.text(spec.id).ok_or_else(|| {
-                    ConnectorError::Malformed(format!("SuiteQL row without a string {}", spec.id))
-                })?;
-                let id = id_text.trim().parse::<u64>().map_err(|_| {
-                    ConnectorError::Malformed(format!(
-                        "SuiteQL {} {id_text:?} is not an integer",
-                        spec.id
-                    ))
-                })?;
-                let t_text = fields.text(spec.time).ok_or_else(|| {
-                    ConnectorError::Malformed(format!("SuiteQL row {id} without {}", spec.time))
-                })?;
-                raw.push((id, t_text, fields));
-            }
-            // Local times are ambiguous in a DST fall-back hour: resolve them so that the rows
-            // stay in the server's order, anchored on the last row of the previous page (found
-            // again in this page), else the previous page of this call, else the lower bound.
-            let anchor = last.and_then(|l| raw.iter().position(|r| r.0 == l.1));
-            let mut prev = match (anchor, carry) {
-                (Some(_), _) => last.map(|l| l.0),
-                (None, Some((o, t))) if o + limit == offset => Some(t),
-                _ => lower_server,
-            };
+            let raw = Self::raw_rows(spec, env.items)?;
+            let span = raw.first().zip(raw.last()).map(|(a, b)| (a.0, b.0));
             let mut rows = Vec::with_capacity(raw.len());
-            for (i, (id, t_text, fields)) in raw.into_iter().enumerate() {
-                let bad = || {
-                    ConnectorError::Malformed(format!(
-                        "SuiteQL row {id}: unreadable {} {t_text:?}",
-                        spec.time
-                    ))
-                };
-                let key = match (anchor, last) {
-                    (Some(p), Some(l)) if i == p => l,
-                    (Some(p), Some(l)) if i < p => {
-                        let t = parse_local(&t_text, tz, None).ok_or_else(bad)?;
-                        (t, id).min(l)
-                    }
-                    _ => {
-                        let t = parse_local(&t_text, tz, prev).ok_or_else(bad)?;
-                        prev = Some(t);
-                        (t, id)
-                    }
-                };
-                rows.push(Row { key, fields });
-            }
-            carry = rows.last().map(|r| (offset, r.key.0));
-            let n = rows.len() as u64;
-            if rows.is_empty() {
-                if offset > 0 && last.is_some() && may_step_back {
-                    offset = offset.saturating_sub(limit);
-                    continue;
-                }
-                return Ok((Vec::new(), None));
-            }
-            if let (Some(l), true) = (last, offset > 0 && may_step_back) {
-                if rows[0].key > l {
-                    offset = offset.saturating_sub(limit);
-                    continue;
+            for (id, t_text, fields) in raw {
+                // local times of a DST overlap resolve in the server's (time) order
+                let t = parse_local(&t_text, tz, prev_time).ok_or_else(|| bad_time(id, &t_text))?;
+                prev_time = Some(t);
+                if t > done {
+                    rows.push(Row {
+                        key: (t, id),
+                        fields,
+                    });
                 }
             }
-            let last_key = rows[rows.len() - 1].key;
-            let fresh: Vec<Row> = rows
-                .into_iter()
-                .filter(|r| last.is_none_or(|l| r.key > l))
-                .collect();
-            if fresh.is_empty() {
-                if more {
-                    offset += limit;
-                    may_step_back = false;
-                    continue;
-                }
-                return Ok((Vec::new(), None));
+            if !more {
+                return Ok((rows, None));
             }
-            let next = if more {
-                let pos = if last_key.0 == lower {
-                    offset + n
-                } else {
-                    // The page's rows of the last minute are the head of the list restarted
-                    // there: rows before this page are at or before the previous key's minute.
-                    fresh.iter().filter(|r| r.key.0 == last_key.0).count() as u64
-                };
-                let c = Cursor {
-                    m: last_key.0,
-                    id: last_key.1,
-                    pos,
-                };
-                Some(PageToken(
-                    serde_json::to_string(&c)
-                        .map_err(|e| ConnectorError::Malformed(e.to_string()))?,
-                ))
-            } else {
-                None
+            let Some(m) = rows.last().map(|r| r.key.0) else {
+                // a full page of rows already covered: step over it, unless it is the same
+                // page again (the server ignores the offset)
+                if span.is_none() || span == prev_page {
+                    return Err(ConnectorError::NoProgress(format!(
+                        "SuiteQL {}: offset {offset} served the same rows again (the server ignores the offset)",
+                        spec.table
+                    )));
+                }
+                prev_page = span;
+                offset += limit;
+                continue;
             };
-            return Ok((fresh, next));
+            rows.retain(|r| r.key.0 < m);
+            let next = Cursor {
+                v: 1,
+                m,
+                tie: true,
+                id: 0,
+                pos: 0,
+            };
+            return Ok((rows, Some(Self::token(&next)?)));
         }
-        Err(ConnectorError::Malformed(format!(
+        Err(ConnectorError::NoProgress(format!(
             "SuiteQL {}: paging did not converge after {MAX_STEPS} requests",
             spec.table
         )))

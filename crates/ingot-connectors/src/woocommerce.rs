@@ -25,26 +25,51 @@
 //! - `per_page` is at most 100 (default page size here: 100). Totals come in `X-WP-Total`.
 //! - Times: only `date_modified_gmt` (UTC without `Z`) is read (Q-W7).
 //!
-//! # Paging under concurrent modification
+//! # Paging that cannot lose or loop (orders, products)
 //!
-//! Plain page numbers over `orderby=modified` skip a record whenever an earlier record
-//! leaves the result set (modified past `modified_before`, trashed, deleted) or moves to
-//! its end while a listing is under way: every later record shifts one position left,
-//! across the page boundary. The connector therefore pages by key: the [`PageToken`] (a
-//! small JSON object) holds the last record's key (`date_modified_gmt`, `id`) and a
-//! position hint. The next request restarts the filter at that second
-//! (`modified_after = t - 1s`) with `offset` = hint − 1, so only records of that one
-//! second precede the position; if the first record returned is already past the key
-//! (something shifted), the connector steps back a page and re-reads; it emits only
-//! records whose key is greater than the last one emitted. So a listing misses nothing
-//! that existed from its start to its end, and never emits a record twice. A record
-//! modified during the listing is emitted with its newest version if its new time is
-//! still inside the window (else it belongs to a later window). The order of records
-//! that share a second is assumed to be by id (WordPress adds no tie-breaker; MySQL
-//! returns ties in primary-key order in practice); if it is not, the step-back check
-//! re-reads and some records may be listed twice (harmless under the version rule),
-//! never skipped unless the tie order changes between two requests.
-//! Customers use the same scheme with the key `id`.
+//! WordPress sorts `orderby=modified` on `post_modified` alone: records that share a
+//! second come back in whatever order MySQL reads them (through a secondary index, not by
+//! id), and that order may differ from one request to the next. A key `(modified, id)`
+//! or an offset into such a tie therefore skips some of its records and repeats others
+//! (issue 11: a sync that missed records and still said `done`, and one that looped). So
+//! the connector never pages *inside* an unordered tie:
+//!
+//! 1. **Main phase** (token `{"v":1,"t":<done>}`): everything modified at or before the
+//!    second `done` is listed. One request, always at offset 0: `modified_after = done`
+//!    (exclusive, so `modified > done`), `modified_before = to + 1s`,
+//!    `orderby=modified&order=asc`. If it is the last page (fewer than `per_page` rows, or
+//!    `X-WP-Total` says so), every row is emitted and the window is complete. Otherwise
+//!    let `t` be the modified second of the page's last row: every record modified before
+//!    `t` is on this page (the primary sort is by modified), so those rows are emitted;
+//!    the rows of `t` (a tie that may go on past the page) are not.
+//! 2. **Tie phase** (token `{"v":1,"t":<t>,"tie":true,"id":<last id>,"pos":<n>}`): the
+//!    records of second `t` alone (`modified_after = t - 1s`, `modified_before = t + 1s`),
+//!    `orderby=id&order=asc`, a unique order, paged by offset. Each request starts one row
+//!    before the position of the last id emitted; if that row is already past it (a
+//!    record left the tie: modified again, trashed), the connector steps back a page;
+//!    only ids greater than the last one are emitted. When the tie is exhausted the main
+//!    phase resumes with `done = t`.
+//!
+//! Each main request moves `done` forward by at least one second and each tie request
+//! moves the last id forward, so every call makes progress; a response that does not (the
+//! server ignores `offset` or `modified_after`: only rows already covered come back on a
+//! full page) fails with [`ConnectorError::NoProgress`] instead of looping. A record
+//! modified during the listing gets a newer time: it leaves what was already covered and
+//! is listed again later in this window if its new time is still inside it (else it
+//! belongs to a later window). Cost: one extra request per full page (the tie listing of
+//! its last second, usually a single short page) and the rows of that second fetched
+//! twice. Tokens of the older format (`{"t","id","pos"}`, keyed on `(modified, id)`) are
+//! read as a tie phase at their second.
+//!
+//! Customers have no date filter and are walked by `orderby=id&order=asc` (ids are
+//! unique, so there are no ties), with the same position hint and step-back, keeping
+//! those whose `date_modified_gmt` is inside the window.
+//!
+//! Sources: woocommerce-rest-api-docs `wp-api-v3/_orders.md` / `_products.md` ("List all
+//! orders": `modified_after`, `modified_before`, `dates_are_gmt`, `offset`, `orderby` in
+//! `date, id, include, title, slug, modified`), `_customers.md` (`orderby` in `id, include,
+//! name, registered_date`), WordPress `WP_Date_Query` (exclusive `after`/`before`) and
+//! `WP_Query` (`orderby` adds no tie-breaker).
 //!
 //! # Variable products (the one payload that is not byte-exact)
 //!
@@ -106,16 +131,29 @@ struct Routing {
     kind: Option<String>,
 }
 
-/// The page token: where a listing continues.
+/// The page token: where a listing continues (see the module docs).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 struct Cursor {
-    /// `date_modified_gmt` of the last record consumed (orders/products), `WC_TIME`.
+    /// Token format: 1 = main/tie phases; 0 (absent) = the older `(modified, id)` key.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    v: u8,
+    /// Orders/products: main phase, the second up to which everything is listed; tie
+    /// phase (and format 0), the tie's second. `WC_TIME`, UTC.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     t: Option<String>,
-    /// Id of the last record consumed.
+    /// Tie phase: listing the records of second `t` by id.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    tie: bool,
+    /// Id of the last record emitted (tie phase, customers; 0: none yet).
+    #[serde(default)]
     id: u64,
-    /// Records of the filtered list (`modified >= t`, or all customers) up to and including it.
+    /// Rows of the id-ordered list up to and including `id` (a position hint).
+    #[serde(default)]
     pos: u64,
+}
+
+fn is_zero(v: &u8) -> bool {
+    *v == 0
 }
 
 type Key = (Option<NaiveDateTime>, u64);
@@ -270,6 +308,327 @@ impl WooCommerceConnector {
             page += 1;
         }
     }
+    /// The raw record of a row (variable products get their variations attached), or
+    /// `None` when the product vanished before its variations were read.
+    async fn record(
+        &self,
+        model: Model,
+        topic: &str,
+        row: &Row,
+    ) -> Result<Option<RemoteRecord>, ConnectorError> {
+        let payload = if model == Model::Product && row.kind.as_deref() == Some("variable") {
+            match self.variations(row.key.1).await? {
+                Some(v) => attach_variations(row.raw.get(), &v)?,
+                None => return Ok(None),
+            }
+        } else {
+            row.raw.get().as_bytes().to_vec()
+        };
+        Ok(Some(RemoteRecord {
+            model,
+            remote_id: row.key.1.to_string(),
+            updated_at: row.modified.and_utc(),
+            topic: topic.to_string(),
+            payload,
+        }))
+    }
+
+    async fn records<'r>(
+        &self,
+        model: Model,
+        topic: &str,
+        rows: impl Iterator<Item = &'r Row>,
+    ) -> Result<Vec<RemoteRecord>, ConnectorError> {
+        let mut out = Vec::new();
+        for row in rows {
+            if let Some(r) = self.record(model, topic, row).await? {
+                out.push(r);
+            }
+        }
+        Ok(out)
+    }
+
+    fn token(c: &Cursor) -> Result<PageToken, ConnectorError> {
+        serde_json::to_string(c)
+            .map(PageToken)
+            .map_err(|e| ConnectorError::Malformed(e.to_string()))
+    }
+
+    /// Orders and products: the main and tie phases of the module docs.
+    async fn list_by_modified(
+        &self,
+        model: Model,
+        path: &str,
+        topic: &str,
+        window: &Window,
+        cursor: Option<Cursor>,
+    ) -> Result<Page<RemoteRecord>, ConnectorError> {
+        let per_page = u64::from(self.per_page());
+        let one = chrono::Duration::seconds(1);
+        let from = floor_sec(window.from);
+        let to = floor_sec(window.to);
+        let in_window = |t: NaiveDateTime| t >= from && t <= to;
+        let time_of = |c: &Cursor| -> Result<NaiveDateTime, ConnectorError> {
+            let t = c.t.as_deref().unwrap_or_default();
+            parse_wc_time(t).ok_or_else(|| {
+                ConnectorError::Malformed(format!("bad WooCommerce page token time {t:?}"))
+            })
+        };
+        let common = |after: NaiveDateTime, before: NaiveDateTime, orderby: &str| {
+            vec![
+                ("per_page", per_page.to_string()),
+                ("modified_after", after.format(WC_TIME).to_string()),
+                ("modified_before", before.format(WC_TIME).to_string()),
+                ("dates_are_gmt", "true".to_string()),
+                ("orderby", orderby.to_string()),
+                ("order", "asc".to_string()),
+            ]
+        };
+        // (tie second, last id emitted, position hint) in the tie phase; else `done`
+        let (done, tie) = match &cursor {
+            None => (from - one, None),
+            Some(c) if c.v == 0 || c.tie => {
+                let t = time_of(c)?;
+                (t - one, Some((t, c.id, c.pos)))
+            }
+            Some(c) => (time_of(c)?, None),
+        };
+
+        let Some((t, last_id, pos)) = tie else {
+            // main phase: one request at offset 0 past `done`
+            let mut q = common(done, to + one, "modified");
+            q.push(("offset", "0".to_string()));
+            let (items, total) = self.get(path, &q).await?;
+            let rows = Self::rows(items, true)?;
+            let n = rows.len() as u64;
+            let more = match total {
+                Some(total) => n > 0 && n < total,
+                None => n == per_page,
+            };
+            // rows the filter should have excluded (covered already) are ignored
+            let kept: Vec<&Row> = rows.iter().filter(|r| r.modified > done).collect();
+            if !more && (kept.len() == rows.len() || n < per_page) {
+                let out = self
+                    .records(
+                        model,
+                        topic,
+                        kept.into_iter().filter(|r| in_window(r.modified)),
+                    )
+                    .await?;
+                return Ok(Page {
+                    items: out,
+                    next: None,
+                });
+            }
+            let Some(last) = kept.last() else {
+                return Err(ConnectorError::NoProgress(format!(
+                    "GET {path}: a full page with nothing modified after {} (the store ignores modified_after)",
+                    done.format(WC_TIME)
+                )));
+            };
+            let t = last.modified;
+            let out = self
+                .records(
+                    model,
+                    topic,
+                    kept.iter()
+                        .copied()
+                        .filter(|r| r.modified < t && in_window(r.modified)),
+                )
+                .await?;
+            let next = Cursor {
+                v: 1,
+                t: Some(t.format(WC_TIME).to_string()),
+                tie: true,
+                id: 0,
+                pos: 0,
+            };
+            return Ok(Page {
+                items: out,
+                next: Some(Self::token(&next)?),
+            });
+        };
+
+        // tie phase: the records of second `t`, by id
+        let base = common(t - one, t + one, "id");
+        let mut offset = if last_id > 0 {
+            pos.saturating_sub(1)
+        } else {
+            0
+        };
+        let mut may_step_back = last_id > 0;
+        let mut prev_max: Option<u64> = None;
+        for _ in 0..MAX_STEPS {
+            let mut q = base.clone();
+            q.push(("offset", offset.to_string()));
+            let (items, total) = self.get(path, &q).await?;
+            let rows = Self::rows(items, true)?;
+            let n = rows.len() as u64;
+            let more = match total {
+                Some(total) => n > 0 && offset + n < total,
+                None => n == per_page,
+            };
+            if may_step_back && offset > 0 {
+                // the row before our position must be the last one emitted; if the page is
+                // empty or starts past it, records left the tie: re-read from earlier
+                if rows.first().is_none_or(|r| r.key.1 > last_id) {
+                    offset = offset.saturating_sub(per_page);
+                    may_step_back = offset > 0;
+                    continue;
+                }
+            }
+            may_step_back = false;
+            let max_id = rows.iter().map(|r| r.key.1).max();
+            // a full page after a forward step must reach past what was already read
+            if let (Some(p), true) = (prev_max, n == per_page) {
+                if max_id.is_none_or(|m| m <= p) {
+                    return Err(ConnectorError::NoProgress(format!(
+                        "GET {path}: offset {offset} served no id after {p} (the store ignores offset)"
+                    )));
+                }
+            }
+            let fresh: Vec<&Row> = rows
+                .iter()
+                .filter(|r| r.key.1 > last_id && r.modified == t)
+                .collect();
+            stuck_at_position(path, offset, last_id, &rows, fresh.is_empty(), per_page)?;
+            if fresh.is_empty() && more {
+                prev_max = max_id.max(prev_max);
+                offset += n;
+                continue;
+            }
+            let out = self
+                .records(
+                    model,
+                    topic,
+                    fresh.iter().copied().filter(|r| in_window(r.modified)),
+                )
+                .await?;
+            let next = match fresh.iter().map(|r| r.key.1).max() {
+                Some(id) if more => Cursor {
+                    v: 1,
+                    t: Some(t.format(WC_TIME).to_string()),
+                    tie: true,
+                    id,
+                    pos: offset + n,
+                },
+                // the tie is exhausted: continue past its second
+                _ => Cursor {
+                    v: 1,
+                    t: Some(t.format(WC_TIME).to_string()),
+                    ..Cursor::default()
+                },
+            };
+            return Ok(Page {
+                items: out,
+                next: Some(Self::token(&next)?),
+            });
+        }
+        Err(ConnectorError::NoProgress(format!(
+            "GET {path}: the tie at {} did not converge after {MAX_STEPS} requests (the listing changes faster than it can be read)",
+            t.format(WC_TIME)
+        )))
+    }
+
+    /// Customers: every customer by id, those modified inside the window kept.
+    async fn list_by_id(
+        &self,
+        model: Model,
+        path: &str,
+        topic: &str,
+        window: &Window,
+        cursor: Option<Cursor>,
+    ) -> Result<Page<RemoteRecord>, ConnectorError> {
+        let per_page = u64::from(self.per_page());
+        let from = floor_sec(window.from);
+        let to = floor_sec(window.to);
+        let last_id = cursor.as_ref().map_or(0, |c| c.id);
+        let mut offset = cursor.as_ref().map_or(0, |c| c.pos.saturating_sub(1));
+        let base: Vec<(&str, String)> = vec![
+            ("per_page", per_page.to_string()),
+            ("orderby", "id".into()),
+            ("order", "asc".into()),
+        ];
+        let mut may_step_back = cursor.is_some();
+        let mut prev_max: Option<u64> = None;
+        for _ in 0..MAX_STEPS {
+            let mut q = base.clone();
+            q.push(("offset", offset.to_string()));
+            let (items, total) = self.get(path, &q).await?;
+            let rows = Self::rows(items, false)?;
+            let n = rows.len() as u64;
+            let more = match total {
+                Some(total) => n > 0 && offset + n < total,
+                None => n == per_page,
+            };
+            if may_step_back && offset > 0 && rows.first().is_none_or(|r| r.key.1 > last_id) {
+                // customers before our position were deleted: re-read from earlier
+                offset = offset.saturating_sub(per_page);
+                may_step_back = offset > 0;
+                continue;
+            }
+            may_step_back = false;
+            let max_id = rows.iter().map(|r| r.key.1).max();
+            // a full page after a forward step must reach past what was already read
+            if let (Some(p), true) = (prev_max, n == per_page) {
+                if max_id.is_none_or(|m| m <= p) {
+                    return Err(ConnectorError::NoProgress(format!(
+                        "GET {path}: offset {offset} served no id after {p} (the store ignores offset)"
+                    )));
+                }
+            }
+            let fresh: Vec<&Row> = rows.iter().filter(|r| r.key.1 > last_id).collect();
+            stuck_at_position(path, offset, last_id, &rows, fresh.is_empty(), per_page)?;
+            if fresh.is_empty() && more {
+                prev_max = max_id.max(prev_max);
+                offset += n;
+                continue;
+            }
+            let out = self
+                .records(
+                    model,
+                    topic,
+                    fresh
+                        .iter()
+                        .copied()
+                        .filter(|r| r.modified >= from && r.modified <= to),
+                )
+                .await?;
+            let next = match fresh.iter().map(|r| r.key.1).max() {
+                Some(id) if more => Some(Self::token(&Cursor {
+                    id,
+                    pos: offset + n,
+                    ..Cursor::default()
+                })?),
+                _ => None,
+            };
+            return Ok(Page { items: out, next });
+        }
+        Err(ConnectorError::NoProgress(format!(
+            "GET {path}: paging did not converge after {MAX_STEPS} requests (the listing changes faster than it can be read)"
+        )))
+    }
+}
+
+/// In an id-ordered listing read from one row before the last id emitted, a full page
+/// holding several ids up to that one and none after it means the store served rows from
+/// before the position asked for: it ignores `offset`. (Records only enter before the
+/// position when a save lands exactly in the tie's second, never a page of them.)
+fn stuck_at_position(
+    path: &str,
+    offset: u64,
+    last_id: u64,
+    rows: &[Row],
+    nothing_fresh: bool,
+    per_page: u64,
+) -> Result<(), ConnectorError> {
+    let old = rows.iter().filter(|r| r.key.1 <= last_id).count();
+    if last_id > 0 && offset > 0 && nothing_fresh && old > 1 && rows.len() as u64 == per_page {
+        return Err(ConnectorError::NoProgress(format!(
+            "GET {path}: offset {offset} served {old} records up to id {last_id} and none after it (the store ignores offset)"
+        )));
+    }
+    Ok(())
 }
 
 /// The product bytes with `,"_ingot_variations":[...]` before the closing brace.
@@ -311,154 +670,26 @@ impl Connector for WooCommerceConnector {
         window: &Window,
         page: Option<&PageToken>,
     ) -> Result<Page<RemoteRecord>, ConnectorError> {
-        let (path, topic, by_time) = match model {
-            Model::Order => ("orders", "order.rest", true),
-            Model::Product => ("products", "product.rest", true),
-            Model::Customer => ("customers", "customer.rest", false),
-        };
         let cursor: Option<Cursor> = match page {
             None => None,
             Some(p) => Some(serde_json::from_str(&p.0).map_err(|e| {
                 ConnectorError::Malformed(format!("bad WooCommerce page token: {e}"))
             })?),
         };
-        let per_page = self.per_page() as u64;
-        let from = floor_sec(window.from);
-        let to = floor_sec(window.to);
-        // The lower bound of the server-side filter ("modified >= lower").
-        let lower: NaiveDateTime = match cursor.as_ref().and_then(|c| c.t.as_deref()) {
-            Some(t) => parse_wc_time(t).ok_or_else(|| {
-                ConnectorError::Malformed(format!("bad WooCommerce page token time {t:?}"))
-            })?,
-            None => from,
-        };
-        let last: Option<Key> = cursor.as_ref().map(|c| {
-            let t = if by_time {
-                c.t.as_deref().and_then(parse_wc_time)
-            } else {
-                None
-            };
-            (t, c.id)
-        });
-        let mut offset = cursor.as_ref().map_or(0, |c| c.pos.saturating_sub(1));
-        let mut base_query: Vec<(&str, String)> = vec![("per_page", per_page.to_string())];
-        if by_time {
-            let one = chrono::Duration::seconds(1);
-            base_query.push(("modified_after", (lower - one).format(WC_TIME).to_string()));
-            base_query.push(("modified_before", (to + one).format(WC_TIME).to_string()));
-            base_query.push(("dates_are_gmt", "true".into()));
-            base_query.push(("orderby", "modified".into()));
-        } else {
-            base_query.push(("orderby", "id".into()));
+        match model {
+            Model::Order => {
+                self.list_by_modified(model, "orders", "order.rest", window, cursor)
+                    .await
+            }
+            Model::Product => {
+                self.list_by_modified(model, "products", "product.rest", window, cursor)
+                    .await
+            }
+            Model::Customer => {
+                self.list_by_id(model, "customers", "customer.rest", window, cursor)
+                    .await
+            }
         }
-        base_query.push(("order", "asc".into()));
-
-        // Stepping back is for re-synchronizing the first read; never after stepping forward.
-        let mut may_step_back = true;
-        for _ in 0..MAX_STEPS {
-            let mut q = base_query.clone();
-            q.push(("offset", offset.to_string()));
-            let (items, total) = self.get(path, &q).await?;
-            let rows = Self::rows(items, by_time)?;
-            let n = rows.len() as u64;
-            let more = match total {
-                Some(t) => offset + n < t && n > 0,
-                None => n == per_page,
-            };
-            if rows.is_empty() {
-                if offset > 0 && last.is_some() && may_step_back {
-                    // The list shrank under us: step back.
-                    offset = offset.saturating_sub(per_page);
-                    continue;
-                }
-                return Ok(Page {
-                    items: Vec::new(),
-                    next: None,
-                });
-            }
-            if let (Some(l), true) = (last, offset > 0 && may_step_back) {
-                if rows[0].key > l {
-                    // Records shifted left since the last page: re-read from earlier.
-                    offset = offset.saturating_sub(per_page);
-                    continue;
-                }
-            }
-            let fresh: Vec<&Row> = rows
-                .iter()
-                .filter(|r| last.is_none_or(|l| r.key > l))
-                .collect();
-            if fresh.is_empty() {
-                if more {
-                    offset += n;
-                    may_step_back = false;
-                    continue;
-                }
-                return Ok(Page {
-                    items: Vec::new(),
-                    next: None,
-                });
-            }
-            // Emit the fresh rows inside the window.
-            let mut out = Vec::with_capacity(fresh.len());
-            for row in &fresh {
-                let modified = row.modified;
-                if modified < from || modified > to {
-                    continue;
-                }
-                let payload = if model == Model::Product && row.kind.as_deref() == Some("variable")
-                {
-                    match self.variations(row.key.1).await? {
-                        Some(v) => attach_variations(row.raw.get(), &v)?,
-                        None => continue,
-                    }
-                } else {
-                    row.raw.get().as_bytes().to_vec()
-                };
-                out.push(RemoteRecord {
-                    model,
-                    remote_id: row.key.1.to_string(),
-                    updated_at: modified.and_utc(),
-                    topic: topic.to_string(),
-                    payload,
-                });
-            }
-            let next = if more {
-                let Some(last_row) = rows.last() else {
-                    return Ok(Page {
-                        items: out,
-                        next: None,
-                    });
-                };
-                let (t, pos) = if by_time {
-                    let t_new = last_row.key.0;
-                    if t_new == Some(lower) {
-                        (t_new, offset + n)
-                    } else {
-                        (
-                            t_new,
-                            rows.iter().filter(|r| r.key.0 == t_new).count() as u64,
-                        )
-                    }
-                } else {
-                    (None, offset + n)
-                };
-                let c = Cursor {
-                    t: t.map(|t| t.format(WC_TIME).to_string()),
-                    id: last_row.key.1,
-                    pos,
-                };
-                Some(PageToken(
-                    serde_json::to_string(&c)
-                        .map_err(|e| ConnectorError::Malformed(e.to_string()))?,
-                ))
-            } else {
-                None
-            };
-            return Ok(Page { items: out, next });
-        }
-        Err(ConnectorError::Malformed(format!(
-            "GET {path}: paging did not converge after {MAX_STEPS} requests (the listing changes faster than it can be read)"
-        )))
     }
 
     async fn deletions(

@@ -621,3 +621,58 @@ async fn simulator_rejects_queries_and_paging_netsuite_rejects() {
         400
     );
 }
+
+#[tokio::test]
+async fn ties_in_a_changing_non_id_order_are_listed_whole_and_a_stuck_server_fails() {
+    const TIED: usize = 260;
+    const PAGE: u32 = 50;
+    let sim = NetSuiteSim::start(NetSuiteSimConfig {
+        sales_orders: 200,
+        other_transactions: 20,
+        customers: 20,
+        items: 10,
+        deleted: 0,
+        ..small(31)
+    })
+    .await;
+    let tie = sim.now() - ChronoDuration::days(2);
+    for _ in 0..TIED {
+        sim.create_at(NsTable::Transaction, tie);
+    }
+    sim.faults().shuffle_ties(true);
+    let c = connector(&sim, PAGE, 3);
+    let window = Window {
+        from: sim.now() - ChronoDuration::days(900),
+        to: sim.now(),
+    };
+    let (records, calls) = list_all(&c, Model::Order, &window).await.unwrap();
+    let expected: BTreeSet<String> = sim
+        .records(NsTable::Transaction)
+        .into_iter()
+        .filter(|r| r.record_type == "salesorder")
+        .map(|r| r.id.to_string())
+        .collect();
+    let got: Vec<String> = records.iter().map(|r| r.remote_id.clone()).collect();
+    let got_set: BTreeSet<String> = got.iter().cloned().collect();
+    assert_eq!(got.len(), got_set.len(), "a record was listed twice");
+    assert_eq!(got_set, expected);
+    let requests = sim.faults().counters().requests;
+    let pages = (expected.len() as u64).div_ceil(u64::from(PAGE));
+    println!(
+        "netsuite ties: {} sales orders ({TIED} in one minute) in {calls} calls, {requests} requests",
+        expected.len()
+    );
+    assert!(
+        requests <= 2 * pages + (TIED as u64).div_ceil(u64::from(PAGE)) + 2,
+        "{requests} requests"
+    );
+
+    sim.faults().never_advance(true);
+    let before = sim.faults().counters().requests;
+    let err = match list_all(&c, Model::Order, &window).await {
+        Err(e) => e,
+        Ok((r, calls)) => panic!("ended with {} records in {calls} calls", r.len()),
+    };
+    assert!(matches!(err, ConnectorError::NoProgress(_)), "{err:?}");
+    assert!(sim.faults().counters().requests - before <= 10);
+}

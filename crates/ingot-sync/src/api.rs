@@ -6,8 +6,15 @@
 //! - `GET /v1/connections`, `GET /v1/connections/{id}` (404 for other tenants' ids);
 //! - `DELETE /v1/connections/{id}` → 204;
 //! - `POST /v1/connections/{id}/resync` → 202, a fresh historical sync;
+//! - `POST /v1/connections/{id}/reconcile` → 202 and the run it started
+//!   (`{"run": {"connection_id", "kind": "reconcile", "requested_at", "models": [{"model",
+//!   "from"}]}}`): a reconciliation of every model now, from its cursor minus the overlap
+//!   (the historical sync is untouched); 409 while a model has no cursor yet (its
+//!   historical sync has not finished) or the connection is not synced;
 //! - `GET /v1/connections/{id}/sync-status` → per model: state, phase, cursor,
-//!   last_success, records_seen, deletions_seen, last_error, progress_percent;
+//!   last_success, last_run_started, records_seen (distinct records per listing, summed),
+//!   records_written (raw events written, repeats included), last_run_records (distinct
+//!   records of the current or last run), deletions_seen, last_error, progress_percent;
 //! - `/v1/replays`: see [`crate::replays`].
 
 use crate::engine::{Engine, EngineError};
@@ -81,6 +88,7 @@ pub fn router(engine: Engine, auth: Auth) -> Router {
         .route("/v1/connections", post(create).get(list))
         .route("/v1/connections/{id}", get(get_one).delete(delete))
         .route("/v1/connections/{id}/resync", post(resync))
+        .route("/v1/connections/{id}/reconcile", post(reconcile))
         .route("/v1/connections/{id}/sync-status", get(sync_status))
         .route(
             "/v1/replays",
@@ -188,6 +196,25 @@ async fn resync(State(s): State<ApiState>, headers: HeaderMap, Path(id): Path<St
             Json(json!({"status": "historical sync restarted"})),
         )
             .into_response(),
+        Err(e) => engine_error(e),
+    }
+}
+
+async fn reconcile(
+    State(s): State<ApiState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let who = match principal(&s, &headers) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    if let Err(r) = owned(&s, &who, &id) {
+        return r;
+    }
+    match s.engine.reconcile_now(&id) {
+        Ok(run) => (StatusCode::ACCEPTED, Json(json!({ "run": run }))).into_response(),
+        Err(EngineError::Invalid(m)) => error(StatusCode::CONFLICT, m),
         Err(e) => engine_error(e),
     }
 }

@@ -7,7 +7,7 @@ use ingot_kafka::{AvroCodec, KafkaError, KafkaSettings, Producer, Reader};
 use ingot_model::{
     format_utc, ConnectionSpec, Keyring, Model, RawEvent, RecordKey, StoredConnection,
 };
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 use tokio::sync::{watch, Notify};
@@ -21,6 +21,83 @@ struct RawItem<'a> {
     payload: &'a [u8],
     event_id: String,
     triggered_at: Option<String>,
+}
+
+/// Consecutive pages that bring only record versions the listing already returned
+/// before a listing counts as stalled (a 3PA whose paging loops).
+pub const MAX_STALLED_PAGES: u32 = 3;
+
+/// Progress of one listing (one historical-sync window or one reconciliation run): the
+/// distinct records it returned and the continuations it was given. Whatever a connector
+/// does, a listing that repeats a continuation or keeps returning versions it already
+/// returned stops with [`ConnectorError::NoProgress`] instead of looping.
+#[derive(Default)]
+struct Listing {
+    tokens: HashSet<String>,
+    ids: HashSet<(Model, String)>,
+    versions: HashSet<(Model, String, i64, u32)>,
+    stalled: u32,
+}
+
+impl Listing {
+    /// Accounts for one page; returns how many of its records are new to this listing.
+    fn page(
+        &mut self,
+        items: &[RemoteRecord],
+        next: Option<&ingot_connectors::PageToken>,
+    ) -> Result<u64, ConnectorError> {
+        let mut new_ids = 0;
+        let mut new_versions = 0;
+        for r in items {
+            if self.ids.insert((r.model, r.remote_id.clone())) {
+                new_ids += 1;
+            }
+            let t = (
+                r.model,
+                r.remote_id.clone(),
+                r.updated_at.timestamp(),
+                r.updated_at.timestamp_subsec_nanos(),
+            );
+            if self.versions.insert(t) {
+                new_versions += 1;
+            }
+        }
+        if !items.is_empty() && new_versions == 0 {
+            self.stalled += 1;
+            if self.stalled >= MAX_STALLED_PAGES {
+                return Err(ConnectorError::NoProgress(format!(
+                    "{} pages in a row returned only records this listing already had",
+                    self.stalled
+                )));
+            }
+        } else if new_versions > 0 {
+            self.stalled = 0;
+        }
+        if let Some(t) = next {
+            if !self.tokens.insert(t.0.clone()) {
+                return Err(ConnectorError::NoProgress(format!(
+                    "the 3PA returned a continuation it had already returned in this listing ({:.80})",
+                    t.0
+                )));
+            }
+        }
+        Ok(new_ids)
+    }
+
+    fn deletion_page(
+        &mut self,
+        next: Option<&ingot_connectors::PageToken>,
+    ) -> Result<(), ConnectorError> {
+        if let Some(t) = next {
+            if !self.tokens.insert(format!("deletions:{}", t.0)) {
+                return Err(ConnectorError::NoProgress(format!(
+                    "the deletion feed returned a continuation it had already returned ({:.80})",
+                    t.0
+                )));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Compacted control topic: key = connection id, value = [`StoredConnection`] JSON (secrets
@@ -84,7 +161,29 @@ struct Inner {
     connections: RwLock<BTreeMap<String, ConnectionSpec>>,
     statuses: RwLock<HashMap<(String, Model), ModelStatus>>,
     tasks: Mutex<HashMap<String, SyncTask>>,
+    /// Reconciliations asked for through the API, not started yet.
+    forced: Mutex<HashSet<(String, Model)>>,
     changes: watch::Sender<u64>,
+}
+
+/// A reconciliation run started on request ([`Engine::reconcile_now`]).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ReconcileRun {
+    pub connection_id: String,
+    /// `reconcile`.
+    pub kind: &'static str,
+    /// When it was asked for (RFC 3339 UTC): its models' `last_run_started` will be later.
+    pub requested_at: String,
+    /// The models it re-reads, each from its cursor minus the overlap.
+    pub models: Vec<ReconcileModel>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ReconcileModel {
+    /// The resource name (`orders`, ...).
+    pub model: String,
+    /// The lower bound the run re-reads from (cursor − overlap, RFC 3339 UTC).
+    pub from: String,
 }
 
 /// The sync engine. Cheap to clone.
@@ -194,6 +293,7 @@ impl Engine {
                 connections: RwLock::new(connections),
                 statuses: RwLock::new(statuses),
                 tasks: Mutex::new(HashMap::new()),
+                forced: Mutex::new(HashSet::new()),
                 changes,
             }),
         };
@@ -322,6 +422,66 @@ impl Engine {
         }
         self.start(&spec);
         Ok(())
+    }
+
+    /// Starts a reconciliation of every model of a connection now (instead of at its next
+    /// scheduled time): everything modified since each model's cursor minus the overlap,
+    /// then the deletion feed. The historical sync (`resync`) is not affected. Fails with
+    /// `Invalid` when a model has no cursor yet (its historical sync has not finished) or
+    /// the connection is not synced.
+    pub fn reconcile_now(&self, id: &str) -> Result<ReconcileRun, EngineError> {
+        let spec = self
+            .connection(id)
+            .ok_or_else(|| EngineError::NotFound(id.to_string()))?;
+        if spec.sync_disabled || spec.api_base_url().is_none() {
+            return Err(EngineError::Invalid(
+                "this connection is not synced (no API credentials or sync disabled)".into(),
+            ));
+        }
+        let status = self.status(id);
+        let mut models = Vec::new();
+        for (model, st) in &status {
+            let cursor = st.cursor.as_deref().and_then(parse_utc).ok_or_else(|| {
+                EngineError::Invalid(format!(
+                    "{}: the historical sync has not finished (state {:?}); reconciliation starts from its cursor",
+                    model.resource(),
+                    st.state
+                ))
+            })?;
+            models.push(ReconcileModel {
+                model: model.resource().to_string(),
+                from: format_utc(&(cursor - self.inner.settings.overlap)),
+            });
+        }
+        let requested_at = format_utc(&Utc::now());
+        {
+            let mut forced = self.inner.forced.lock().expect("lock");
+            for model in status.keys() {
+                forced.insert((id.to_string(), *model));
+            }
+        }
+        let tasks = self.inner.tasks.lock().expect("lock");
+        match tasks.get(id) {
+            Some((_, wake)) => wake.notify_one(),
+            None => {
+                drop(tasks);
+                self.start(&spec);
+            }
+        }
+        Ok(ReconcileRun {
+            connection_id: id.to_string(),
+            kind: "reconcile",
+            requested_at,
+            models,
+        })
+    }
+
+    fn take_forced(&self, id: &str, model: Model) -> bool {
+        self.inner
+            .forced
+            .lock()
+            .expect("lock")
+            .remove(&(id.to_string(), model))
     }
 
     /// Starts the sync of every stored connection.
@@ -467,7 +627,8 @@ impl Engine {
                 } else {
                     due
                 };
-                if !wait.is_zero() {
+                let forced = status.cursor.is_some() && self.take_forced(&spec.id, model);
+                if !wait.is_zero() && !forced {
                     next = next.min(wait);
                     continue;
                 }
@@ -592,11 +753,14 @@ impl Engine {
         mut status: ModelStatus,
         error: &ConnectorError,
     ) -> Result<(), EngineError> {
-        status.state = if status.backfill.is_some() {
-            SyncState::Partial
-        } else {
-            SyncState::Failed
-        };
+        // a listing that stopped advancing is a failed run even inside a historical sync:
+        // resuming at the checkpoint would only repeat it
+        status.state =
+            if status.backfill.is_some() && !matches!(error, ConnectorError::NoProgress(_)) {
+                SyncState::Partial
+            } else {
+                SyncState::Failed
+            };
         status.last_error = Some(error.to_string());
         metrics::counter!("ingot_sync_runs_total", "result" => "failed", "provider" => spec.provider.as_str()).increment(1);
         self.persist(&spec.id, model, status).await
@@ -639,6 +803,9 @@ impl Engine {
                 "unreadable backfill checkpoint".into(),
             ));
         };
+        if bf.windows_done == 0 && bf.page.is_none() {
+            status.last_run_records = 0;
+        }
         status.state = SyncState::Syncing;
         status.phase = Some("backfill".into());
         status.last_run_started = Some(format_utc(&now));
@@ -651,6 +818,10 @@ impl Engine {
                 from: start,
                 to: end,
             };
+            let mut listing = Listing::default();
+            if let Some(t) = &bf.page {
+                listing.tokens.insert(t.0.clone());
+            }
             loop {
                 let page = match connector.list(model, &window, bf.page.as_ref()).await {
                     Ok(p) => p,
@@ -663,8 +834,20 @@ impl Engine {
                             .and(Err(EngineError::Invalid(e.to_string())));
                     }
                 };
+                let fresh = match listing.page(&page.items, page.next.as_ref()) {
+                    Ok(n) => n,
+                    Err(e) => {
+                        status.backfill = Some(bf.clone());
+                        return self
+                            .fail(spec, model, status, &e)
+                            .await
+                            .and(Err(EngineError::Invalid(e.to_string())));
+                    }
+                };
                 self.write_records(spec, "backfill", &page.items).await?;
-                status.records_seen += page.items.len() as u64;
+                status.records_written += page.items.len() as u64;
+                status.records_seen += fresh;
+                status.last_run_records += fresh;
                 bf.page = page.next;
                 let last_page = bf.page.is_none();
                 if last_page {
@@ -717,12 +900,14 @@ impl Engine {
         source: &str,
     ) -> Result<(), ConnectorError> {
         let mut page = None;
+        let mut listing = Listing::default();
         loop {
             let p = match connector.deletions(model, &window, page.as_ref()).await {
                 Ok(p) => p,
                 Err(ConnectorError::Unsupported(_)) => return Ok(()),
                 Err(e) => return Err(e),
             };
+            listing.deletion_page(p.next.as_ref())?;
             self.write_deletions(spec, source, &p.items)
                 .await
                 .map_err(|e| ConnectorError::Unavailable(format!("kafka: {e}")))?;
@@ -754,8 +939,10 @@ impl Engine {
         status.state = SyncState::Syncing;
         status.phase = Some("reconcile".into());
         status.last_run_started = Some(format_utc(&now));
+        status.last_run_records = 0;
         self.persist(&spec.id, model, status.clone()).await?;
         let mut page = None;
+        let mut listing = Listing::default();
         loop {
             let p = match connector.list(model, &window, page.as_ref()).await {
                 Ok(p) => p,
@@ -767,8 +954,19 @@ impl Engine {
                         .and(Err(EngineError::Invalid(e.to_string())))
                 }
             };
+            let fresh = match listing.page(&p.items, p.next.as_ref()) {
+                Ok(n) => n,
+                Err(e) => {
+                    return self
+                        .fail(spec, model, status, &e)
+                        .await
+                        .and(Err(EngineError::Invalid(e.to_string())))
+                }
+            };
             self.write_records(spec, "poll", &p.items).await?;
-            status.records_seen += p.items.len() as u64;
+            status.records_written += p.items.len() as u64;
+            status.records_seen += fresh;
+            status.last_run_records += fresh;
             page = p.next;
             if page.is_none() {
                 break;

@@ -17,7 +17,10 @@
 //!   connection's task) marks the model `failed` (`partial` inside a historical sync) with
 //!   the error, so no connection is left looking `syncing`;
 //! - settings come through `ConnectionSpec::validate` (bounded history and interval);
-//! - deletions come only from the 3PA's deletion feeds, never from a listing.
+//! - deletions come only from the 3PA's deletion feeds, never from a listing;
+//! - a listing that stops advancing (a continuation returned twice, or
+//!   [`MAX_STALLED_PAGES`] pages in a row of versions it already returned, or a
+//!   connector's `NoProgress`) fails the run (`failed`, with the error), never loops.
 //!
 //! Connections (from the config and from `POST /v1/connections`) are event-sourced in the
 //! compacted `ingot.connections` topic, their credentials and webhook secrets sealed
@@ -29,7 +32,7 @@ pub mod replays;
 mod status;
 
 pub use engine::{
-    read_connections, read_connections_sealed, Engine, EngineError, SyncSettings,
-    CONNECTIONS_TOPIC, SYNC_TOPIC,
+    read_connections, read_connections_sealed, Engine, EngineError, ReconcileModel, ReconcileRun,
+    SyncSettings, CONNECTIONS_TOPIC, MAX_STALLED_PAGES, SYNC_TOPIC,
 };
 pub use status::{Backfill, ModelStatus, SyncState};

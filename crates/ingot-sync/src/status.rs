@@ -43,8 +43,18 @@ pub struct ModelStatus {
     pub cursor: Option<String>,
     pub last_success: Option<String>,
     pub last_run_started: Option<String>,
-    /// Records written to the raw topic by the sync (all runs).
+    /// Distinct records the sync listed, summed over its listings: each listing (one
+    /// historical-sync window, one reconciliation run) counts a record once however many
+    /// of its pages return it; listings that overlap (reconciliation re-reads an overlap)
+    /// may each count it. All runs.
     pub records_seen: u64,
+    /// Raw events the sync wrote to the raw topic, all runs: every listed record of every
+    /// page, re-fetches after a restart and repeats within a listing included.
+    #[serde(default)]
+    pub records_written: u64,
+    /// Distinct records listed by the current (or last) run.
+    #[serde(default)]
+    pub last_run_records: u64,
     pub deletions_seen: u64,
     pub last_error: Option<String>,
     pub backfill: Option<Backfill>,

@@ -292,3 +292,169 @@ async fn a_sync_that_cannot_run_is_marked_failed_with_its_error() {
     assert_eq!(engine.status("shop-big").len(), Model::ALL.len());
     engine.stop();
 }
+
+/// A WooCommerce store with `tied` orders sharing one modified second (more than a page).
+async fn tied_woo(
+    tied: usize,
+) -> (
+    ingot_testkit::woocommerce::WooSim,
+    chrono::DateTime<chrono::Utc>,
+) {
+    use ingot_testkit::woocommerce::{WooResource, WooSim, WooSimConfig};
+    let sim = WooSim::start(WooSimConfig {
+        seed: 5,
+        orders: 150,
+        customers: 30,
+        products: 10,
+        ..WooSimConfig::default()
+    })
+    .await;
+    let tie = sim.now() - chrono::Duration::days(40);
+    for _ in 0..tied {
+        sim.create_at(WooResource::Orders, tie);
+    }
+    (sim, tie)
+}
+
+fn woo_spec(id: &str, sim: &ingot_testkit::woocommerce::WooSim, page_size: u32) -> ConnectionSpec {
+    serde_json::from_value(json!({
+        "id": id, "tenant": "acme", "provider": "woocommerce", "base_url": sim.base_url(),
+        "credentials": {"consumer_key": sim.config().consumer_key, "consumer_secret": sim.config().consumer_secret},
+        "history_days": 3650, "poll_interval_secs": 3600, "page_size": page_size,
+    }))
+    .unwrap()
+}
+
+/// The distinct remote ids of `model` the engine wrote to the raw topic for `connection`.
+async fn raw_ids(kafka: &KafkaSettings, connection: &str, model: Model) -> (Vec<String>, usize) {
+    let prefix = format!("{connection}/{model}/");
+    let mut ids = std::collections::BTreeSet::new();
+    let mut writes = 0;
+    for m in kafka.read_all("raw.woocommerce").await.unwrap() {
+        if let Some(id) = m.key_str().and_then(|k| k.strip_prefix(prefix.as_str())) {
+            ids.insert(id.to_string());
+            writes += 1;
+        }
+    }
+    (ids.into_iter().collect(), writes)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_historical_sync_over_shuffled_ties_gets_every_record_once_and_ends_done() {
+    use ingot_testkit::woocommerce::WooResource;
+    let _serial = SERIAL.lock().await;
+    let infra = infra().await;
+    const TIED: usize = 230;
+    const PAGE: u32 = 25;
+    let (sim, _) = tied_woo(TIED).await;
+    sim.faults().shuffle_ties(true);
+    let (ring, _) = Keyring::generate("k1").unwrap();
+    let engine = Engine::open_sealed(
+        infra.kafka.clone(),
+        infra.codec.clone(),
+        SyncSettings {
+            models: vec![Model::Order],
+            window: chrono::Duration::days(365),
+            ..settings()
+        },
+        ring,
+    )
+    .await
+    .unwrap();
+    assert!(engine
+        .upsert_connection(woo_spec("woo-ties", &sim, PAGE))
+        .await
+        .unwrap());
+    wait_until("the orders backfill ended", || {
+        matches!(
+            engine.status("woo-ties")[&Model::Order].state,
+            SyncState::Done | SyncState::Failed | SyncState::Partial
+        )
+    })
+    .await;
+    let st = engine.status("woo-ties")[&Model::Order].clone();
+    assert_eq!(st.state, SyncState::Done, "{st:?}");
+    assert_eq!(st.last_error, None);
+    let expected: Vec<String> = sim
+        .records(WooResource::Orders)
+        .into_iter()
+        .filter(|v| v.status != "trash")
+        .map(|v| v.id.to_string())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let (got, writes) = raw_ids(&infra.kafka, "woo-ties", Model::Order).await;
+    assert_eq!(
+        got, expected,
+        "the raw topic holds every order of the store"
+    );
+    assert_eq!(writes, expected.len(), "each order written once");
+    assert_eq!(st.records_seen, expected.len() as u64, "{st:?}");
+    assert_eq!(st.last_run_records, expected.len() as u64, "{st:?}");
+    assert_eq!(st.records_written, writes as u64, "{st:?}");
+    let requests = sim.faults().counters().per_endpoint["GET /wp-json/wc/v3/orders"];
+    let n = expected.len() as u64;
+    println!(
+        "woocommerce shuffled ties through the engine: {n} orders ({TIED} in one second), {requests} requests, {:.3} requests/order",
+        requests as f64 / n as f64
+    );
+    // 10 windows of 365 days (at least one request each), plus per full page one tie
+    // request, plus the big tie's own pages
+    let windows = 3650u64.div_ceil(365) + 1;
+    assert!(
+        requests
+            <= windows
+                + 2 * n.div_ceil(u64::from(PAGE))
+                + (TIED as u64).div_ceil(u64::from(PAGE))
+                + 2,
+        "{requests} requests for {n} orders"
+    );
+    engine.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_that_never_advances_fails_the_run_visibly_instead_of_looping() {
+    let _serial = SERIAL.lock().await;
+    let infra = infra().await;
+    let (sim, _) = tied_woo(60).await;
+    sim.faults().never_advance(true);
+    let (ring, _) = Keyring::generate("k1").unwrap();
+    let engine = Engine::open_sealed(
+        infra.kafka.clone(),
+        infra.codec.clone(),
+        SyncSettings {
+            models: vec![Model::Order, Model::Customer],
+            window: chrono::Duration::days(365),
+            // no automatic retry within the test
+            retry_after_failure: Duration::from_secs(3600),
+            ..settings()
+        },
+        ring,
+    )
+    .await
+    .unwrap();
+    engine
+        .upsert_connection(woo_spec("woo-stuck", &sim, 20))
+        .await
+        .unwrap();
+    wait_until("every model failed", || {
+        engine
+            .status("woo-stuck")
+            .values()
+            .all(|s| s.state == SyncState::Failed)
+    })
+    .await;
+    for (model, s) in engine.status("woo-stuck") {
+        let e = s.last_error.clone().unwrap_or_default();
+        assert!(e.starts_with("paging made no progress: "), "{model}: {e}");
+        assert_eq!(s.cursor, None, "{model}");
+    }
+    // one request per empty window (10 of 365 days per model), then a handful before
+    // each model's listing fails: bounded, not a loop
+    let requests = sim.faults().counters().requests;
+    assert!(
+        requests <= 2 * 11 + 10,
+        "{requests} requests before failing"
+    );
+    engine.stop();
+}

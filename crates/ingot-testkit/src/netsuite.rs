@@ -28,9 +28,13 @@
 //!
 //! Fault injection: [`Faults`] with endpoint labels `suiteql <table>` (lower case, e.g.
 //! `suiteql transaction`, `suiteql deletedrecord`); a page's `start` is the `offset`.
+//! `shuffle_ties`: an `ORDER BY` of several keys orders rows equal on the leading keys
+//! in a pseudo-random order that changes per request (its last key is ignored);
+//! `never_advance`: the offset and every lower bound (`>=`, `>`) are ignored.
 
 pub mod suiteql;
 
+use crate::woocommerce::faults;
 pub use crate::woocommerce::faults::{Counters, Faults, Injected, PageRequest};
 
 use axum::extract::{Query as QueryParams, State};
@@ -881,6 +885,15 @@ async fn suiteql_handler(
         );
     }
     let tz = inner.config.timezone;
+    // faults: a server that never advances ignores the offset and every lower bound; a
+    // multi-key ORDER BY may return the ties of its leading keys in a changing order
+    let stuck = inner.faults.is_stuck();
+    let offset = if stuck { 0 } else { offset };
+    let salt = if query.order.len() > 1 {
+        inner.faults.tie_salt()
+    } else {
+        None
+    };
     let (items, total) = {
         let d = inner.data.lock().unwrap_or_else(|e| e.into_inner());
         let rows: Vec<RowRef<'_>> = match table {
@@ -907,11 +920,32 @@ async fn suiteql_handler(
         };
         let mut rows: Vec<RowRef<'_>> = rows
             .into_iter()
-            .filter(|r| query.conds.iter().all(|c| matches(r, c, tz)))
+            .filter(|r| {
+                query.conds.iter().all(|c| {
+                    let lower_bound = matches!(
+                        c,
+                        Cond::Cmp {
+                            op: suiteql::Op::Ge | suiteql::Op::Gt,
+                            ..
+                        }
+                    );
+                    (stuck && lower_bound) || matches(r, c, tz)
+                })
+            })
             .collect();
+        let last = query.order.len().saturating_sub(1);
         rows.sort_by(|a, b| {
-            for (col, desc) in &query.order {
-                let o = a.value(col).cmp(&b.value(col));
+            for (i, (col, desc)) in query.order.iter().enumerate() {
+                let o = match (salt, i == last) {
+                    (Some(salt), true) => {
+                        let rank = |r: &RowRef<'_>| match r.value(col) {
+                            Val::Num(n) => faults::tie_rank(n as u64, salt),
+                            _ => 0,
+                        };
+                        rank(a).cmp(&rank(b))
+                    }
+                    _ => a.value(col).cmp(&b.value(col)),
+                };
                 let o = if *desc { o.reverse() } else { o };
                 if o != std::cmp::Ordering::Equal {
                     return o;

@@ -14,7 +14,9 @@
 //!   `include`, `title`, `slug`; customers accept `id`, `include`, `name` (default, `asc`),
 //!   `registered_date`; variations `date` (default), `id`, `modified`, `menu_order`. An
 //!   unknown value is `400 rest_invalid_param`. Ties are broken by id ascending (real
-//!   MySQL leaves the order of equal `post_modified` values unspecified).
+//!   MySQL leaves the order of equal `post_modified` values unspecified; the fault
+//!   [`faults::Faults::shuffle_ties`] reproduces that, with an order that changes between
+//!   requests).
 //! - `modified_after` / `modified_before` (WC 5.8+) on orders, products and variations:
 //!   **both bounds are exclusive** (`WP_Date_Query` `after`/`before` with `inclusive`
 //!   false: `post_modified > after`, `post_modified < before`), at second precision. They
@@ -1094,9 +1096,19 @@ async fn list_handler(
             tz,
         ),
     };
-    let p = match params {
+    let mut p = match params {
         Ok(p) => p,
         Err(r) => return r,
+    };
+    if inner.faults.is_stuck() {
+        p.start = 0;
+        p.page = 1;
+        p.after = None;
+    }
+    let salt = if p.orderby == "id" {
+        None
+    } else {
+        inner.faults.tie_salt()
     };
     if let Some(code) = inner.faults.on_page(&endpoint, p.start, p.per_page) {
         return wp_error(
@@ -1130,15 +1142,15 @@ async fn list_handler(
                 status_ok && p.after.is_none_or(|a| m > a) && p.before.is_none_or(|b| m < b)
             })
             .map(|r| {
-                (
-                    r,
-                    sort_key(&p.orderby, r.id, r.created_gmt, r.modified_gmt, &r.body),
-                )
+                let (primary, id) =
+                    sort_key(&p.orderby, r.id, r.created_gmt, r.modified_gmt, &r.body);
+                // ties by id, or (fault) in an order that changes with every request
+                (r, (primary, salt.map_or(id, |s| faults::tie_rank(id, s))))
             })
             .collect();
         rows.sort_by(|a, b| a.1.cmp(&b.1));
         if p.desc {
-            // WordPress flips the primary order only; ties stay by id ascending here.
+            // WordPress flips the primary order only; ties stay as they were.
             rows.sort_by(|a, b| b.1 .0.cmp(&a.1 .0).then(a.1 .1.cmp(&b.1 .1)));
         }
         rows.iter()

@@ -67,7 +67,8 @@ enum Command {
         #[arg(long, env = "INGOT_API_KEY")]
         key: String,
         connection: String,
-        /// Keep refreshing until every model is done or failed.
+        /// Keep refreshing until every model has ended (done, failed or partial); exits with
+        /// status 1 and the reasons unless every model is done.
         #[arg(long)]
         follow: bool,
     },

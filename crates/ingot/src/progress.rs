@@ -1,5 +1,7 @@
 //! `ingot sync-status`: the sync status of a connection through the API, as progress bars
-//! (one per model) until every model is done or failed.
+//! (one per model). With `--follow` it refreshes until every model has ended (`done`,
+//! `failed` or `partial`), then exits: status 0 when all are `done`, otherwise an error
+//! naming each model that did not finish and its `last_error` (exit status 1).
 
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use serde_json::Value;
@@ -25,7 +27,6 @@ pub async fn watch(api: &str, key: &str, connection: &str, follow: bool) -> anyh
         anyhow::ensure!(resp.status().is_success(), "{url}: HTTP {}", resp.status());
         let status: Value = resp.json().await?;
         let models = status["models"].as_object().cloned().unwrap_or_default();
-        let mut finished = true;
         for (model, st) in &models {
             let bar = bars.entry(model.clone()).or_insert_with(|| {
                 let b = multi.add(ProgressBar::new(100));
@@ -46,13 +47,13 @@ pub async fn watch(api: &str, key: &str, connection: &str, follow: bool) -> anyh
                 msg.push_str(&format!(" · error: {e}"));
             }
             bar.set_message(msg);
-            finished &= matches!(state, "done" | "failed");
         }
-        if finished || !follow {
+        let end = outcome(&status);
+        if end.is_some() || !follow {
             for b in bars.values() {
                 b.abandon();
             }
-            return Ok(());
+            return finish(connection, end);
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
@@ -64,7 +65,6 @@ async fn plain(client: &reqwest::Client, url: &str, key: &str, follow: bool) -> 
         let resp = client.get(url).bearer_auth(key).send().await?;
         anyhow::ensure!(resp.status().is_success(), "{url}: HTTP {}", resp.status());
         let status: Value = resp.json().await?;
-        let mut finished = true;
         for (model, st) in status["models"].as_object().cloned().unwrap_or_default() {
             let state = st["state"].as_str().unwrap_or("?").to_string();
             println!(
@@ -75,11 +75,99 @@ async fn plain(client: &reqwest::Client, url: &str, key: &str, follow: bool) -> 
                 st["cursor"].as_str().unwrap_or("-"),
                 st["last_error"].as_str().unwrap_or("-")
             );
-            finished &= matches!(state.as_str(), "done" | "failed");
         }
-        if finished || !follow {
-            return Ok(());
+        let end = outcome(&status);
+        if end.is_some() || !follow {
+            return finish(&connection_of(url), end);
         }
         tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+}
+
+fn connection_of(url: &str) -> String {
+    url.trim_end_matches("/sync-status")
+        .rsplit('/')
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// Whether every model of a sync-status document has ended: `None` while one is pending
+/// or syncing (or there are none); `Some(Ok)` when all are `done`; `Some(Err(reasons))`
+/// when all ended and some are `failed` or `partial` (one line per such model, with its
+/// `last_error`).
+pub fn outcome(status: &Value) -> Option<Result<(), Vec<String>>> {
+    let models = status["models"].as_object()?;
+    if models.is_empty() {
+        return None;
+    }
+    let mut failures = Vec::new();
+    for (model, st) in models {
+        match st["state"].as_str().unwrap_or("?") {
+            "done" => {}
+            state @ ("failed" | "partial") => failures.push(format!(
+                "{model} {state}: {}",
+                st["last_error"].as_str().unwrap_or("no error recorded")
+            )),
+            _ => return None,
+        }
+    }
+    Some(if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(failures)
+    })
+}
+
+fn finish(connection: &str, end: Option<Result<(), Vec<String>>>) -> anyhow::Result<()> {
+    match end {
+        Some(Err(failures)) => anyhow::bail!(
+            "the sync of connection {connection} did not finish: {}",
+            failures.join("; ")
+        ),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn partial_and_failed_end_the_follow_with_their_reasons() {
+        let doc = |a: &str, b: &str| {
+            json!({"connection_id": "c", "models": {
+                "orders": {"state": a, "last_error": "paging made no progress: x"},
+                "customers": {"state": b, "last_error": null},
+            }})
+        };
+        assert_eq!(outcome(&doc("done", "done")), Some(Ok(())));
+        assert_eq!(outcome(&doc("partial", "syncing")), None);
+        assert_eq!(outcome(&doc("done", "pending")), None);
+        assert_eq!(
+            outcome(&doc("partial", "done")),
+            Some(Err(vec![
+                "orders partial: paging made no progress: x".to_string()
+            ]))
+        );
+        assert_eq!(
+            outcome(&doc("failed", "failed")),
+            Some(Err(vec![
+                "customers failed: no error recorded".to_string(),
+                "orders failed: paging made no progress: x".to_string()
+            ]))
+        );
+        assert_eq!(outcome(&json!({"models": {}})), None);
+        assert_eq!(outcome(&json!("garbage")), None);
+        let err = finish("c", outcome(&doc("partial", "done"))).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "the sync of connection c did not finish: orders partial: paging made no progress: x"
+        );
+        assert_eq!(
+            connection_of("http://h/v1/connections/woo-1/sync-status"),
+            "woo-1"
+        );
     }
 }

@@ -13,6 +13,16 @@
 //!    page served on an endpoint fails K times, then succeeds;
 //! 6. the page hook runs (tests mutate the data set here, "while a sync is paging");
 //! 7. the configured delay, then the response.
+//!
+//! Two switches change *what* a listing returns rather than whether it answers:
+//! - [`Faults::shuffle_ties`]: records that share their sort value (the same modified
+//!   second or minute) come back in an order other than by id, and a different one on
+//!   every request, as MySQL returns them through a secondary index
+//!   (`ORDER BY post_modified` has no tie-breaker in WordPress). Only a unique order
+//!   (`orderby=id`, `ORDER BY id`) is unaffected.
+//! - [`Faults::never_advance`]: the listing ignores its continuation (`offset`, `page`, the
+//!   lower date bound) and serves the first page again and again, a server that never
+//!   advances.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -57,6 +67,15 @@ pub struct PageRequest {
     pub limit: usize,
 }
 
+/// The position of record `id` among its ties under `salt` (see [`Faults::tie_salt`]):
+/// a bijective mix of the id, so the order is total and unrelated to the id order.
+pub fn tie_rank(id: u64, salt: u64) -> u64 {
+    let mut z = (id ^ salt).wrapping_mul(0xD6E8_FEB8_6659_FD93);
+    z ^= z >> 32;
+    z = z.wrapping_mul(0xD6E8_FEB8_6659_FD93);
+    z ^ (z >> 32)
+}
+
 /// A hook called before each page is computed (outside any simulator lock).
 pub type PageHook = Arc<dyn Fn(&PageRequest) + Send + Sync>;
 
@@ -88,6 +107,9 @@ struct State {
     page_failures: Vec<PageFailure>,
     counters: Counters,
     hook: Option<PageHook>,
+    /// `Some(n)`: ties are shuffled; `n` counts the listings served so far (the salt).
+    shuffle_ties: Option<u64>,
+    never_advance: bool,
 }
 
 /// The fault-injection switchboard of one simulator (a cheap, shared handle).
@@ -166,6 +188,36 @@ impl Faults {
     /// Installs a hook called before each page is computed.
     pub fn set_page_hook(&self, hook: impl Fn(&PageRequest) + Send + Sync + 'static) {
         self.lock().hook = Some(Arc::new(hook));
+    }
+
+    /// Ties (records with equal sort values) come back in a pseudo-random order that is not
+    /// by id and changes with every request (see the module docs).
+    pub fn shuffle_ties(&self, yes: bool) {
+        self.lock().shuffle_ties = yes.then_some(0);
+    }
+
+    /// Server side: the salt of this request's tie order, `None` when ties are by id.
+    /// Each call is a new request (a new order).
+    pub fn tie_salt(&self) -> Option<u64> {
+        let mut s = self.lock();
+        let n = s.shuffle_ties.as_mut()?;
+        *n += 1;
+        // splitmix64 of the request number: unrelated orders from one request to the next
+        let mut z = n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        Some(z ^ (z >> 31))
+    }
+
+    /// The listing ignores `offset`/`page` and the lower date bound: every request gets
+    /// the first page of the unfiltered (by lower bound) list.
+    pub fn never_advance(&self, yes: bool) {
+        self.lock().never_advance = yes;
+    }
+
+    /// Server side: whether [`Faults::never_advance`] is on.
+    pub fn is_stuck(&self) -> bool {
+        self.lock().never_advance
     }
 
     /// Removes the page hook.
