@@ -49,9 +49,10 @@ pub(crate) struct Shared {
 pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, ingot_store::StoreError> + Send + 'static,
 ) -> Result<T, ForwarderError> {
-    Ok(tokio::task::spawn_blocking(f)
-        .await
-        .expect("store task panicked")?)
+    match tokio::task::spawn_blocking(f).await {
+        Ok(r) => Ok(r?),
+        Err(e) => Err(ForwarderError::Task(e.to_string())),
+    }
 }
 
 pub(crate) fn now_ms() -> i64 {

@@ -142,6 +142,9 @@ pub enum ForwarderError {
     /// The configuration; the operator's. Every problem, `; `-separated.
     #[error("invalid [forwarder] configuration: {0}")]
     Config(String),
+    /// A blocking store task did not finish (cancelled at shutdown, or it panicked).
+    #[error("store task did not finish: {0}")]
+    Task(String),
 }
 
 /// The forwarder stage. See the crate docs for how to wire it.

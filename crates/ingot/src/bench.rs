@@ -396,8 +396,39 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         );
     }
 
-    // 5. webhook → queryable, sequential
+    // 5. webhook → queryable, sequential; the processor group first catches up with the
+    // raw events of the figures above
     let running = app::start(&cfg, &infra, Stages::ALL, None).await?;
+    let group = cfg
+        .processor
+        .group_id
+        .clone()
+        .unwrap_or_else(|| "ingot-processor".into());
+    let k = kafka.clone();
+    let caught_up = Instant::now();
+    loop {
+        let mut behind = 0i64;
+        for p in ingot_model::Provider::ALL {
+            let topic = p.raw_topic();
+            let committed = k.committed_offsets(&group, &topic).await?;
+            for (part, end) in k.end_offsets(&topic)? {
+                let c = committed
+                    .iter()
+                    .find(|(q, _)| *q == part)
+                    .and_then(|(_, o)| *o)
+                    .unwrap_or(0);
+                behind += (end - c).max(0);
+            }
+        }
+        if behind == 0 {
+            break;
+        }
+        anyhow::ensure!(
+            caught_up.elapsed() < Duration::from_secs(900),
+            "the processor did not catch up ({behind} raw events behind)"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     let base_url = format!("http://{}", running.http_addr.expect("http"));
     let client = reqwest::Client::new();
     let mut lat = Vec::new();
