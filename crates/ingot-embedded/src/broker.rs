@@ -14,6 +14,10 @@ pub enum BrokerError {
     Tansu(String),
     #[error("embedded broker did not accept connections on 127.0.0.1:{0} within 10 s")]
     NotReady(u16),
+    /// Another process (often another ingot) listens there: connecting to it would mix two
+    /// instances' data.
+    #[error("127.0.0.1:{port} is in use ({source}): another ingot or broker runs there; set [embedded] kafka_port (INGOT_EMBEDDED__KAFKA_PORT) to a free port")]
+    PortInUse { port: u16, source: std::io::Error },
 }
 
 /// The in-process Tansu broker (sqlite storage, so data and committed offsets survive a
@@ -54,6 +58,11 @@ impl EmbeddedBroker {
         .map_err(|e| BrokerError::Tansu(e.to_string()))?;
         let listener = Url::parse(&format!("tcp://127.0.0.1:{port}"))
             .map_err(|e| BrokerError::Tansu(e.to_string()))?;
+        // the readiness check below connects to the port: it must be ours
+        drop(
+            std::net::TcpListener::bind(("127.0.0.1", port))
+                .map_err(|source| BrokerError::PortInUse { port, source })?,
+        );
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("embedded-broker")
