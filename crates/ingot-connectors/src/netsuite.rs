@@ -38,6 +38,46 @@
 //! - Deletions: the `DeletedRecord` table (`deleteddate`, `type`, `recordid`); `type` is the
 //!   record type id in lower case (`salesorder`, `customer`, `inventoryitem`, ...).
 //!
+//! # Sales orders in full: lines and addresses
+//!
+//! The header query carries no lines or addresses, so for each page of sales orders the
+//! connector runs, per chunk of [`DETAIL_CHUNK`] orders, three more single-table queries
+//! (an `IN` list instead of a join, same result) and attaches their rows to each order
+//! in the REST shape the NetSuite mapping reads:
+//!
+//! - `SELECT` [`LINE_COLUMNS`] `FROM transactionLine WHERE transaction IN (..) AND
+//!   mainline = 'F' AND taxline = 'F' AND uniquekey > <last> ORDER BY uniquekey`, keyset
+//!   paged on the unique `uniquekey` (no offset, no tie), then ordered per order by
+//!   `linesequencenumber`; attached as `"item": {"items": [{line, item: {id, refName},
+//!   itemType, description, quantity, rate, amount}]}`. The main line (`mainline = 'T'`)
+//!   and tax lines are not order lines. `quantity` and `foreignamount` carry the sign of
+//!   the posting (negative on a sales order's income lines), so they are negated as text.
+//! - `SELECT` [`ADDRESS_COLUMNS`] `FROM transactionBillingAddress` / `transactionShippingAddress
+//!   WHERE nkey IN (..)`, the keys being the order's `billingaddress` / `shippingaddress`
+//!   (selected as `billingaddresskey`, `shippingaddresskey`); attached as
+//!   `"billingAddress"` / `"shippingAddress"` objects (`addr1`, `city`, `state`, `zip`,
+//!   `country`, `addrPhone`, ...).
+//!
+//! Concurrency: NetSuite limits concurrent web-service requests per account (5 on a
+//! standard tier plus 10 per SuiteCloud Plus license, shared by every integration of the
+//! account; a request over it is answered `429`, error code `CONCURRENCY_LIMIT_EXCEEDED`).
+//! A connector runs at most [`DEFAULT_CONCURRENCY`] SuiteQL requests at once (a
+//! semaphore; [`NetSuiteConnector::with_concurrency`]); a `429` is retried with backoff
+//! honouring `Retry-After` by [`crate::http::send`] and, past the budget, is
+//! [`ConnectorError::RateLimited`] (transient, never a rejected connection). Sources:
+//! Oracle help "Concurrency Governance" as summarized at
+//! houseblend.io/articles/netsuite-api-rate-limits-concurrency; table and column names
+//! from the SuiteQL data dictionary (`transactionLine.uniquekey`, `mainline`, `taxline`;
+//! cdn.cdata.com/help/DNK/ado/pg_SuiteQLtable-transactionline.htm and
+//! netsuitediagnostics.com/posts/suiteql-transactionline-mainline).
+//!
+//! # The 100 000-result ceiling
+//!
+//! Without SuiteAnalytics Connect a query serves at most 100 000 results through
+//! `limit`/`offset` (Oracle help section_156414087576 "Collection Paging"). Every query
+//! here starts at offset 0 and moves by keyset (a minute, an id, a `uniquekey`), so no
+//! listing ever reaches the ceiling (tested with a 40-row simulated ceiling).
+//!
 //! # Payloads (not byte-exact for times)
 //!
 //! Each SuiteQL item (`{"links": [], ...}`) is passed on with its keys and values in the

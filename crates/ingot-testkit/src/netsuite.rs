@@ -13,7 +13,14 @@
 //!   "offset", "totalResults"}` (→ `suiteql_response_sample.json`); column keys lower
 //!   case, **every value a string**, null columns omitted.
 //! - Queries: the grammar of [`suiteql`] over the tables `transaction`, `customer`,
-//!   `item` and `DeletedRecord`; an unknown table or column is a `400`.
+//!   `item` and `DeletedRecord`, and, derived from each sales order's id,
+//!   `transactionLine` ([`sales_order_lines`]: main line, item lines with negative
+//!   `quantity`/`foreignamount`, discount and tax lines, a unique `uniquekey`) and
+//!   `transactionBillingAddress` / `transactionShippingAddress` ([`sales_order_address`],
+//!   keyed by `nkey` = the order's `billingaddress` / `shippingaddress`); an unknown
+//!   table or column is a `400`.
+//! - Result ceiling ([`NetSuiteSimConfig::max_rows`], default 100 000): rows past it are
+//!   not served through `offset` (`hasMore` ends there).
 //! - Times: `lastmodifieddate` is kept at **minute precision** (Q-N2); many records can
 //!   share a minute. Datetime columns are rendered in the **account time zone** with the
 //!   session's date/time preferences, which this simulator fixes at `M/D/YYYY h:mm am`
