@@ -38,6 +38,46 @@
 //! - Deletions: the `DeletedRecord` table (`deleteddate`, `type`, `recordid`); `type` is the
 //!   record type id in lower case (`salesorder`, `customer`, `inventoryitem`, ...).
 //!
+//! # Sales orders in full: lines and addresses
+//!
+//! The header query carries no lines or addresses, so for each page of sales orders the
+//! connector runs, per chunk of [`DETAIL_CHUNK`] orders, three more single-table queries
+//! (an `IN` list instead of a join, same result) and attaches their rows to each order
+//! in the REST shape the NetSuite mapping reads:
+//!
+//! - `SELECT` [`LINE_COLUMNS`] `FROM transactionLine WHERE transaction IN (..) AND
+//!   mainline = 'F' AND taxline = 'F' AND uniquekey > <last> ORDER BY uniquekey`, keyset
+//!   paged on the unique `uniquekey` (no offset, no tie), then ordered per order by
+//!   `linesequencenumber`; attached as `"item": {"items": [{line, item: {id, refName},
+//!   itemType, description, quantity, rate, amount}]}`. The main line (`mainline = 'T'`)
+//!   and tax lines are not order lines. `quantity` and `foreignamount` carry the sign of
+//!   the posting (negative on a sales order's income lines), so they are negated as text.
+//! - `SELECT` [`ADDRESS_COLUMNS`] `FROM transactionBillingAddress` / `transactionShippingAddress
+//!   WHERE nkey IN (..)`, the keys being the order's `billingaddress` / `shippingaddress`
+//!   (selected as `billingaddresskey`, `shippingaddresskey`); attached as
+//!   `"billingAddress"` / `"shippingAddress"` objects (`addr1`, `city`, `state`, `zip`,
+//!   `country`, `addrPhone`, ...).
+//!
+//! Concurrency: NetSuite limits concurrent web-service requests per account (5 on a
+//! standard tier plus 10 per SuiteCloud Plus license, shared by every integration of the
+//! account; a request over it is answered `429`, error code `CONCURRENCY_LIMIT_EXCEEDED`).
+//! A connector runs at most [`DEFAULT_CONCURRENCY`] SuiteQL requests at once (a
+//! semaphore; [`NetSuiteConnector::with_concurrency`]); a `429` is retried with backoff
+//! honouring `Retry-After` by [`crate::http::send`] and, past the budget, is
+//! [`ConnectorError::RateLimited`] (transient, never a rejected connection). Sources:
+//! Oracle help "Concurrency Governance" as summarized at
+//! houseblend.io/articles/netsuite-api-rate-limits-concurrency; table and column names
+//! from the SuiteQL data dictionary (`transactionLine.uniquekey`, `mainline`, `taxline`;
+//! cdn.cdata.com/help/DNK/ado/pg_SuiteQLtable-transactionline.htm and
+//! netsuitediagnostics.com/posts/suiteql-transactionline-mainline).
+//!
+//! # The 100 000-result ceiling
+//!
+//! Without SuiteAnalytics Connect a query serves at most 100 000 results through
+//! `limit`/`offset` (Oracle help section_156414087576 "Collection Paging"). Every query
+//! here starts at offset 0 and moves by keyset (a minute, an id, a `uniquekey`), so no
+//! listing ever reaches the ceiling (tested with a 40-row simulated ceiling).
+//!
 //! # Payloads (not byte-exact for times)
 //!
 //! Each SuiteQL item (`{"links": [], ...}`) is passed on with its keys and values in the
@@ -89,11 +129,28 @@ use ingot_model::{Model, Provider};
 use serde::de::{MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::value::RawValue;
+use std::collections::BTreeMap;
 
 /// Columns selected for sales orders (`salesorder.suiteql`).
 pub const SALES_ORDER_COLUMNS: &str =
     "id, tranid, status, BUILTIN.DF(currency) AS currency, entity, email, memo, subtotal, \
-     discounttotal, taxtotal, shippingcost, total, createddate, lastmodifieddate";
+     discounttotal, taxtotal, shippingcost, total, createddate, lastmodifieddate, \
+     billingaddress AS billingaddresskey, shippingaddress AS shippingaddresskey";
+/// Columns selected from `transactionLine` for the lines of a page of sales orders.
+pub const LINE_COLUMNS: &str =
+    "uniquekey, transaction, id, linesequencenumber, item, BUILTIN.DF(item) AS itemname, \
+     itemtype, memo, quantity, rate, foreignamount";
+/// Columns selected from `transactionBillingAddress` / `transactionShippingAddress`.
+pub const ADDRESS_COLUMNS: &str =
+    "nkey, addressee, attention, addr1, addr2, addr3, city, state, zip, country, addrphone";
+/// Sales orders per `IN (...)` list of a line or address query.
+pub const DETAIL_CHUNK: usize = 200;
+/// SuiteQL requests one connector runs at once by default: below the account-wide
+/// concurrency limit (5 on a standard-tier account, plus 10 per SuiteCloud Plus license;
+/// Oracle help "Concurrency Governance", summarized at
+/// houseblend.io/articles/netsuite-api-rate-limits-concurrency), leaving room for the
+/// account's other integrations.
+pub const DEFAULT_CONCURRENCY: usize = 2;
 /// Columns selected for customers (`customer.suiteql`).
 pub const CUSTOMER_COLUMNS: &str =
     "id, entityid, companyname, firstname, lastname, email, phone, isinactive, \
@@ -124,6 +181,8 @@ pub struct NetSuiteConnector {
     config: ConnectorConfig,
     client: Client,
     policy: RetryPolicy,
+    /// Bounds the SuiteQL requests in flight (see [`DEFAULT_CONCURRENCY`]).
+    permits: std::sync::Arc<tokio::sync::Semaphore>,
 }
 
 /// A SuiteQL item: its fields in the order received.
@@ -303,7 +362,14 @@ impl NetSuiteConnector {
             config,
             client: Client::new(),
             policy,
+            permits: std::sync::Arc::new(tokio::sync::Semaphore::new(DEFAULT_CONCURRENCY)),
         }
+    }
+
+    /// Runs at most `n` (at least 1) SuiteQL requests at once.
+    pub fn with_concurrency(mut self, n: usize) -> Self {
+        self.permits = std::sync::Arc::new(tokio::sync::Semaphore::new(n.max(1)));
+        self
     }
 
     fn tz(&self) -> Result<Tz, ConnectorError> {
@@ -336,6 +402,12 @@ impl NetSuiteConnector {
         let token = self.config.access_token.clone().unwrap_or_default();
         let body = serde_json::json!({ "q": q }).to_string();
         let query = [("limit", limit.to_string()), ("offset", offset.to_string())];
+        // a permit for the whole request, retries included; the semaphore is never closed
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|e| ConnectorError::Unavailable(format!("request slots closed: {e}")))?;
         let resp = http::send(&self.policy, || {
             self.client
                 .post(&url)
@@ -539,6 +611,103 @@ impl NetSuiteConnector {
         )))
     }
 
+    /// The `transactionLine` rows (item, discount and other non-main, non-tax lines) of
+    /// `orders`, per order in line order, each as the REST `item.items[]` element the
+    /// mapping reads. Keyset-paged on `uniquekey` (one unique key: no ties, no offset).
+    async fn lines(
+        &self,
+        orders: &[u64],
+    ) -> Result<BTreeMap<u64, Vec<(u64, u64, String)>>, ConnectorError> {
+        let mut out: BTreeMap<u64, Vec<(u64, u64, String)>> = BTreeMap::new();
+        for chunk in orders.chunks(DETAIL_CHUNK) {
+            let list = in_list(chunk.iter().map(u64::to_string));
+            let mut last = 0u64;
+            for _ in 0..MAX_STEPS {
+                let q = format!(
+                    "SELECT {LINE_COLUMNS} FROM transactionLine WHERE transaction IN ({list}) AND mainline = 'F' AND taxline = 'F' AND uniquekey > {last} ORDER BY uniquekey"
+                );
+                let env = self.suiteql(&q, u64::from(MAX_LIMIT), 0).await?;
+                let more = env.has_more;
+                let mut max = None;
+                for f in env.items {
+                    let key = num(&f, "uniquekey")?;
+                    max = max.max(Some(key));
+                    if key <= last {
+                        continue;
+                    }
+                    let tx = num(&f, "transaction")?;
+                    let seq = f
+                        .text("linesequencenumber")
+                        .and_then(|s| s.trim().parse().ok())
+                        .unwrap_or(key);
+                    out.entry(tx).or_default().push((seq, key, line_json(&f)));
+                }
+                match max {
+                    Some(m) if more && m > last => last = m,
+                    _ if more => {
+                        return Err(ConnectorError::NoProgress(format!(
+                            "SuiteQL transactionLine: no uniquekey after {last} (the server ignores the condition)"
+                        )))
+                    }
+                    _ => break,
+                }
+            }
+        }
+        for v in out.values_mut() {
+            v.sort();
+        }
+        Ok(out)
+    }
+
+    /// Address rows of `table` by `nkey`, each as the REST address subrecord.
+    async fn addresses(
+        &self,
+        table: &str,
+        keys: &[String],
+    ) -> Result<BTreeMap<String, String>, ConnectorError> {
+        let mut out = BTreeMap::new();
+        for chunk in keys.chunks(DETAIL_CHUNK) {
+            let list = in_list(chunk.iter().cloned());
+            let q = format!(
+                "SELECT {ADDRESS_COLUMNS} FROM {table} WHERE nkey IN ({list}) ORDER BY nkey"
+            );
+            // at most DETAIL_CHUNK rows, under one page of MAX_LIMIT
+            let env = self.suiteql(&q, u64::from(MAX_LIMIT), 0).await?;
+            for f in env.items {
+                let Some(k) = f.text("nkey") else { continue };
+                out.insert(k.trim().to_string(), address_json(&f));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Lines and addresses of a page of sales orders (three queries per chunk, run
+    /// concurrently inside the connector's request slots).
+    async fn order_details(&self, rows: &[Row]) -> Result<OrderDetails, ConnectorError> {
+        let ids: Vec<u64> = rows.iter().map(|r| r.key.1).collect();
+        let keys = |col: &str| -> Vec<String> {
+            rows.iter()
+                .filter_map(|r| r.fields.text(col))
+                .map(|k| k.trim().to_string())
+                .filter(|k| !k.is_empty() && k.bytes().all(|b| b.is_ascii_digit()))
+                .collect()
+        };
+        let (bill_keys, ship_keys) = (keys("billingaddresskey"), keys("shippingaddresskey"));
+        if ids.is_empty() {
+            return Ok(OrderDetails::default());
+        }
+        let (lines, bill, ship) = tokio::join!(
+            self.lines(&ids),
+            self.addresses("transactionBillingAddress", &bill_keys),
+            self.addresses("transactionShippingAddress", &ship_keys),
+        );
+        Ok(OrderDetails {
+            lines: lines?,
+            billing: bill?,
+            shipping: ship?,
+        })
+    }
+
     /// The item re-serialized with datetime columns as RFC 3339 with the account offset.
     fn payload(
         fields: &Fields,
@@ -614,6 +783,120 @@ fn listing_spec(model: Model) -> (Spec, &'static str) {
     }
 }
 
+/// Lines and addresses of a page of sales orders.
+#[derive(Default)]
+struct OrderDetails {
+    /// Per order: (line sequence, uniquekey, line JSON).
+    lines: BTreeMap<u64, Vec<(u64, u64, String)>>,
+    /// By `nkey`: address JSON.
+    billing: BTreeMap<String, String>,
+    shipping: BTreeMap<String, String>,
+}
+
+impl OrderDetails {
+    /// `payload` (a JSON object) with `item.items[]`, `billingAddress` and
+    /// `shippingAddress` added before its closing brace.
+    fn attach(&self, payload: Vec<u8>, order: &Row) -> Vec<u8> {
+        let mut s = String::from_utf8(payload).unwrap_or_default();
+        if !s.ends_with('}') {
+            return s.into_bytes();
+        }
+        s.pop();
+        let lines: Vec<&str> = self
+            .lines
+            .get(&order.key.1)
+            .map(|v| v.iter().map(|l| l.2.as_str()).collect())
+            .unwrap_or_default();
+        s.push_str(if s.ends_with('{') { "" } else { "," });
+        s.push_str("\"item\":{\"items\":[");
+        s.push_str(&lines.join(","));
+        s.push_str("]}");
+        for (col, key, map) in [
+            ("billingaddresskey", "billingAddress", &self.billing),
+            ("shippingaddresskey", "shippingAddress", &self.shipping),
+        ] {
+            if let Some(a) = order.fields.text(col).and_then(|k| map.get(k.trim())) {
+                s.push_str(&format!(",\"{key}\":{a}"));
+            }
+        }
+        s.push('}');
+        s.into_bytes()
+    }
+}
+
+/// `'a', 'b'` for an `IN (...)` list (values are ids and keys of digits only).
+fn in_list(values: impl Iterator<Item = String>) -> String {
+    values
+        .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
+        .map(|v| format!("'{v}'"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn num(f: &Fields, col: &str) -> Result<u64, ConnectorError> {
+    f.text(col)
+        .and_then(|s| s.trim().parse().ok())
+        .ok_or_else(|| ConnectorError::Malformed(format!("SuiteQL row without an integer {col}")))
+}
+
+/// A SuiteQL amount or quantity with its sign flipped (text, no float): `transactionLine`
+/// stores a sales order's item lines with the sign of their posting (negative: income is
+/// a credit), so the order's own quantity is `-quantity` and its amount `-foreignamount`.
+fn negate(s: &str) -> String {
+    let s = s.trim();
+    match s.strip_prefix('-') {
+        Some(p) => p.to_string(),
+        None if s.trim_start_matches(['0', '.']).is_empty() => s.to_string(),
+        None => format!("-{s}"),
+    }
+}
+
+/// One `transactionLine` row as a REST `item.items[]` element.
+fn line_json(f: &Fields) -> String {
+    let mut m = serde_json::Map::new();
+    let mut put = |k: &str, v: Option<String>| {
+        if let Some(v) = v {
+            m.insert(k.to_string(), serde_json::Value::String(v));
+        }
+    };
+    put("line", f.text("id"));
+    put("itemType", f.text("itemtype"));
+    put("description", f.text("memo"));
+    put("quantity", f.text("quantity").map(|q| negate(&q)));
+    put("rate", f.text("rate"));
+    put("amount", f.text("foreignamount").map(|a| negate(&a)));
+    if let Some(id) = f.text("item") {
+        let mut r = serde_json::Map::new();
+        r.insert("id".into(), serde_json::Value::String(id));
+        if let Some(n) = f.text("itemname") {
+            r.insert("refName".into(), serde_json::Value::String(n));
+        }
+        m.insert("item".into(), serde_json::Value::Object(r));
+    }
+    serde_json::Value::Object(m).to_string()
+}
+
+/// One address row as a REST address subrecord (`addr1`, `city`, `state`, `zip`,
+/// `country`, `addrPhone`, ...).
+fn address_json(f: &Fields) -> String {
+    let mut m = serde_json::Map::new();
+    for (k, _) in &f.0 {
+        let lower = k.to_ascii_lowercase();
+        if lower == "links" || lower == "nkey" {
+            continue;
+        }
+        if let Some(v) = f.text(k) {
+            let key = if lower == "addrphone" {
+                "addrPhone".to_string()
+            } else {
+                lower
+            };
+            m.insert(key, serde_json::Value::String(v));
+        }
+    }
+    serde_json::Value::Object(m).to_string()
+}
+
 fn deletion_types(model: Model) -> Vec<&'static str> {
     match model {
         Model::Order => vec!["salesorder"],
@@ -637,14 +920,25 @@ impl Connector for NetSuiteConnector {
         let tz = self.tz()?;
         let (spec, topic) = listing_spec(model);
         let (rows, next) = self.read(&spec, window, page).await?;
+        let details = if model == Model::Order {
+            Some(self.order_details(&rows).await?)
+        } else {
+            None
+        };
         let items = rows
             .into_iter()
-            .map(|r| RemoteRecord {
-                model,
-                remote_id: r.key.1.to_string(),
-                updated_at: r.key.0,
-                topic: topic.to_string(),
-                payload: Self::payload(&r.fields, tz, Some(r.key.0), spec.time),
+            .map(|r| {
+                let payload = Self::payload(&r.fields, tz, Some(r.key.0), spec.time);
+                RemoteRecord {
+                    model,
+                    remote_id: r.key.1.to_string(),
+                    updated_at: r.key.0,
+                    topic: topic.to_string(),
+                    payload: match &details {
+                        Some(d) => d.attach(payload, &r),
+                        None => payload,
+                    },
+                }
             })
             .collect();
         Ok(Page { items, next })

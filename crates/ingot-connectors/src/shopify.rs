@@ -27,6 +27,52 @@
 //! - Payloads: each element of the list is passed on byte for byte (Shopify escapes `/` as
 //!   `\/`, so re-serializing would change the bytes, Q-S2).
 //!
+//! # Paging that cannot lose or loop (`list`)
+//!
+//! Many records can share one `updated_at` second (a bulk edit, an import, an app that
+//! touches every order). Shopify's `page_info` continues a listing sorted by
+//! `updated_at` from a boundary key; if records of one second came back in an order
+//! other than by id, and a different one on the next request, a cursor inside that tie
+//! would skip some of them and repeat others (issue 11). So the connector never pages
+//! *inside* a tie, the same scheme as the WooCommerce and NetSuite connectors:
+//!
+//! 1. **Main phase** (token `{"v":1,"t":<done>}`: everything updated at or before the
+//!    second `done` is listed). One request with filters, never a `page_info`:
+//!    `updated_at_min = done + 1 s`, `updated_at_max = to`, `order=updated_at asc`. If
+//!    the answer has no `rel="next"` link it is the last page: every row is emitted and
+//!    the window is complete. Otherwise let `t` be the latest second on the page: every
+//!    record updated before `t` is on this page (the primary sort is `updated_at`), so
+//!    those rows are emitted; the rows of `t` (a tie that may go on past the page) are
+//!    not.
+//! 2. **Tie phase** (token `{"v":1,"t":<t>,"tie":true,"id":<last>}`): the records of
+//!    second `t` alone, keyset-paged by id: `updated_at_min = updated_at_max = t` (both
+//!    inclusive), `since_id = <last id emitted>`, `order=id asc`. Shopify sorts a
+//!    `since_id` request by id ("Orders with the since_id parameter are now sorted by
+//!    order ID", shopify.dev/changelog/orders-with-the-since_id-parameter-are-now-sorted-by-order-id,
+//!    2017-09-18, written for exactly this case: "multiple orders … within the same
+//!    second … wouldn't dependably return in the same order on subsequent requests"), a
+//!    unique order. When the answer has no `rel="next"` link the main phase resumes with
+//!    `done = t`.
+//!
+//! `updated_at_min`/`updated_at_max` are "last updated at or after / at or before date"
+//! (REST Order reference, shopify.dev/docs/api/admin-rest/2024-04/resources/order, the same
+//! wording for customers and products), `since_id` "after the specified ID". Shopify times
+//! have second precision, so a second is listed exactly by `min = max = t`.
+//!
+//! Each main request moves `done` forward by at least a second and each tie request moves
+//! the last id forward; an answer that does not (a full page with nothing after `done`, or
+//! no id after `since_id`: the server ignores its lower bound or `since_id`) fails with
+//! [`ConnectorError::NoProgress`] instead of looping. A record updated during the listing
+//! moves to a later second and is listed there if that is still inside the window. Cost:
+//! one extra request per full page (the tie listing of its last second, usually one short
+//! page) and the rows of that second fetched twice. A token that is not this JSON (a raw
+//! `page_info` checkpointed by an older version) is followed once as a `page_info` and its
+//! page read like a main page (rows before its last second emitted, that second as a
+//! tie). Rows are emitted in (`updated_at`, `id`) order.
+//!
+//! The deletion feed (`events.json`) keeps Shopify's `page_info` paging: events are listed
+//! in their default `id asc` order, which is unique.
+//!
 //! The REST Admin API is "legacy" since 2024-10-01 (same pagination page); a GraphQL
 //! connector will replace this one.
 
@@ -37,7 +83,7 @@ use crate::{
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
 use ingot_model::{Model, Provider};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -303,6 +349,58 @@ fn bound(t: DateTime<Utc>) -> String {
     floored.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
+/// The listing token (see the module docs).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Cursor {
+    /// Token format (1).
+    v: u8,
+    /// Main phase: the second (Unix seconds) up to which everything is listed; tie phase:
+    /// the tie's second.
+    t: i64,
+    /// Tie phase: listing second `t` by id.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    tie: bool,
+    /// Tie phase: the last id emitted (0: none yet).
+    #[serde(default)]
+    id: u64,
+}
+
+/// What a listing token says.
+enum Token {
+    Cursor(Cursor),
+    /// A raw `page_info` (older checkpoints).
+    PageInfo(String),
+}
+
+fn parse_token(p: &PageToken) -> Token {
+    match serde_json::from_str::<Cursor>(&p.0) {
+        Ok(c) if c.v == 1 => Token::Cursor(c),
+        _ => Token::PageInfo(p.0.clone()),
+    }
+}
+
+fn token(c: &Cursor) -> Result<PageToken, ConnectorError> {
+    serde_json::to_string(c)
+        .map(PageToken)
+        .map_err(|e| ConnectorError::Malformed(e.to_string()))
+}
+
+/// Unix seconds as a Shopify filter value (RFC 3339 UTC).
+fn bound_secs(t: i64) -> String {
+    DateTime::from_timestamp(t, 0)
+        .unwrap_or_default()
+        .to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// One listed record with its routing fields.
+struct Row {
+    id: u64,
+    /// `updated_at`, whole seconds (Unix).
+    sec: i64,
+    updated_at: DateTime<Utc>,
+    payload: Vec<u8>,
+}
+
 /// The Shopify connector. Cheap to clone handles are not needed: share it behind an `Arc`
 /// so that all calls for one shop share its pacer.
 pub struct ShopifyConnector {
@@ -390,6 +488,39 @@ impl ShopifyConnector {
         }
     }
 
+    /// One page of a listing: its rows and whether a `rel="next"` link says there is more.
+    async fn rows(
+        &self,
+        key: &str,
+        query: &[(&str, String)],
+    ) -> Result<(Vec<Row>, bool), ConnectorError> {
+        let (body, next) = self.get(&self.endpoint(key), query).await?;
+        let list: ListBody = serde_json::from_slice(&body)
+            .map_err(|e| ConnectorError::Malformed(format!("{key} list: {e}")))?;
+        let items = list.take(key).ok_or_else(|| {
+            ConnectorError::Malformed(format!("no \"{key}\" array in the response"))
+        })?;
+        let mut out = Vec::with_capacity(items.len());
+        for raw in items {
+            let head: Head = serde_json::from_str(raw.get())
+                .map_err(|e| ConnectorError::Malformed(format!("{key} element: {e}")))?;
+            let text = head.id.into_string().ok_or_else(|| {
+                ConnectorError::Malformed(format!("{key} element with an empty id"))
+            })?;
+            let id = text.parse::<u64>().map_err(|_| {
+                ConnectorError::Malformed(format!("{key} element id {text:?} is not an integer"))
+            })?;
+            let updated_at = parse_time(&head.updated_at, "updated_at")?;
+            out.push(Row {
+                id,
+                sec: updated_at.timestamp(),
+                updated_at,
+                payload: raw.get().as_bytes().to_vec(),
+            });
+        }
+        Ok((out, next.is_some()))
+    }
+
     /// The query of a request: the first one with filters, a continuation with only
     /// `limit` and `page_info`.
     fn query(
@@ -413,8 +544,7 @@ impl Connector for ShopifyConnector {
     }
 
     /// Records of `model` with `updated_at` in `window` (both ends inclusive), in
-    /// (`updated_at`, `id`) order. With `page`, the window is ignored: Shopify keeps the
-    /// filters inside `page_info`.
+    /// (`updated_at`, `id`) order, by the main and tie phases of the module docs.
     async fn list(
         &self,
         model: Model,
@@ -422,39 +552,118 @@ impl Connector for ShopifyConnector {
         page: Option<&PageToken>,
     ) -> Result<Page<RemoteRecord>, ConnectorError> {
         let (key, _, topic, _) = resource(model);
-        let mut first = vec![
-            ("updated_at_min", bound(window.from)),
-            ("updated_at_max", bound(window.to)),
-            ("order", "updated_at asc".to_string()),
-        ];
-        if model == Model::Order {
-            first.push(("status", "any".to_string()));
-        }
-        let query = self.query(page, first);
-        let (body, next) = self.get(&self.endpoint(key), &query).await?;
-        let list: ListBody = serde_json::from_slice(&body)
-            .map_err(|e| ConnectorError::Malformed(format!("{key} list: {e}")))?;
-        let items = list.take(key).ok_or_else(|| {
-            ConnectorError::Malformed(format!("no \"{key}\" array in the response"))
-        })?;
-        let mut out = Vec::with_capacity(items.len());
-        for raw in items {
-            let head: Head = serde_json::from_str(raw.get())
-                .map_err(|e| ConnectorError::Malformed(format!("{key} element: {e}")))?;
-            let remote_id = head.id.into_string().ok_or_else(|| {
-                ConnectorError::Malformed(format!("{key} element with an empty id"))
-            })?;
-            out.push(RemoteRecord {
-                model,
-                updated_at: parse_time(&head.updated_at, "updated_at")?,
-                remote_id,
-                topic: topic.to_string(),
-                payload: raw.get().as_bytes().to_vec(),
+        let from = window.from.timestamp();
+        let to = window.to.timestamp();
+        let record = |r: Row| RemoteRecord {
+            model,
+            remote_id: r.id.to_string(),
+            updated_at: r.updated_at,
+            topic: topic.to_string(),
+            payload: r.payload,
+        };
+        let filters = |min: i64, max: i64, order: &str| {
+            let mut q = vec![
+                ("limit", self.page_size.to_string()),
+                ("updated_at_min", bound_secs(min)),
+                ("updated_at_max", bound_secs(max)),
+                ("order", order.to_string()),
+            ];
+            if model == Model::Order {
+                q.push(("status", "any".to_string()));
+            }
+            q
+        };
+        let (done, legacy) = match page.map(parse_token) {
+            None => (from - 1, None),
+            Some(Token::PageInfo(pi)) => (from - 1, Some(pi)),
+            Some(Token::Cursor(c)) if c.tie => {
+                // tie phase: second `t` alone, keyset-paged by id
+                let (t, last) = (c.t, c.id);
+                let mut q = filters(t, t, "id asc");
+                q.push(("since_id", last.to_string()));
+                let (rows, more) = self.rows(key, &q).await?;
+                let max_id = rows.iter().map(|r| r.id).max();
+                if more && max_id.is_none_or(|m| m <= last) {
+                    return Err(ConnectorError::NoProgress(format!(
+                        "{key}.json: no id after since_id={last} in the second {} (the shop ignores since_id)",
+                        bound_secs(t)
+                    )));
+                }
+                let mut fresh: Vec<Row> = rows
+                    .into_iter()
+                    .filter(|r| r.id > last && r.sec == t && r.sec >= from && r.sec <= to)
+                    .collect();
+                fresh.sort_by_key(|r| r.id);
+                let next = match max_id {
+                    Some(id) if more => Cursor {
+                        v: 1,
+                        t,
+                        tie: true,
+                        id,
+                    },
+                    // the tie is exhausted: continue past its second
+                    _ => Cursor {
+                        v: 1,
+                        t,
+                        tie: false,
+                        id: 0,
+                    },
+                };
+                return Ok(Page {
+                    items: fresh.into_iter().map(record).collect(),
+                    next: Some(token(&next)?),
+                });
+            }
+            Some(Token::Cursor(c)) => (c.t, None),
+        };
+
+        // main phase: one filtered request past `done` (or an older token's page_info)
+        if legacy.is_none() && done >= to {
+            return Ok(Page {
+                items: Vec::new(),
+                next: None,
             });
         }
+        let q = match &legacy {
+            Some(pi) => vec![
+                ("limit", self.page_size.to_string()),
+                ("page_info", pi.clone()),
+            ],
+            None => filters(done + 1, to, "updated_at asc"),
+        };
+        let (rows, more) = self.rows(key, &q).await?;
+        if rows.windows(2).any(|w| w[1].sec < w[0].sec) {
+            return Err(ConnectorError::Malformed(format!(
+                "{key}.json: a page not ordered by updated_at (order=updated_at asc ignored)"
+            )));
+        }
+        // rows the filter should have excluded (covered already, or outside the window)
+        let mut kept: Vec<Row> = rows
+            .into_iter()
+            .filter(|r| r.sec > done && r.sec <= to)
+            .collect();
+        kept.sort_by_key(|r| (r.sec, r.id));
+        if !more {
+            return Ok(Page {
+                items: kept.into_iter().map(record).collect(),
+                next: None,
+            });
+        }
+        let Some(t) = kept.last().map(|r| r.sec) else {
+            return Err(ConnectorError::NoProgress(format!(
+                "{key}.json: a full page with nothing updated after {} (the shop ignores updated_at_min)",
+                bound_secs(done)
+            )));
+        };
+        kept.retain(|r| r.sec < t);
         Ok(Page {
-            items: out,
-            next: next.map(PageToken),
+            items: kept.into_iter().map(record).collect(),
+            next: Some(token(&Cursor {
+                v: 1,
+                t,
+                tie: true,
+                id: 0,
+            })?),
         })
     }
 

@@ -686,3 +686,127 @@ async fn default_data_set_full_sync_with_a_realistic_bucket() {
     );
     assert_eq!(st.rate_limited, 0);
 }
+
+/// A shop with `n` extra orders sharing one `updated_at` second, ids interleaved with the
+/// generated ones' range.
+async fn tied_shop(n: u64) -> (ShopifySim, chrono::DateTime<Utc>) {
+    let sim = ShopifySim::start(ShopifySimConfig::small(21, 400)).await;
+    let tie = secs(sim.now() - ChronoDuration::days(3));
+    for k in 0..n {
+        let id = 5_000_000_000_000 + k * 7919;
+        let rec = sim.make_record(Resource::Orders, id, tie - ChronoDuration::days(1), tie);
+        assert!(sim.upsert(Resource::Orders, rec));
+    }
+    (sim, tie)
+}
+
+#[tokio::test]
+async fn ties_in_a_changing_non_id_order_are_listed_whole_in_bounded_requests() {
+    const TIED: u64 = 300;
+    const PAGE: u32 = 50;
+    let (sim, tie) = tied_shop(TIED).await;
+    let tied: BTreeSet<String> = sim
+        .updated_at(Resource::Orders)
+        .into_iter()
+        .filter(|(_, t)| *t == tie)
+        .map(|(id, _)| id.to_string())
+        .collect();
+    assert!(tied.len() as u64 >= TIED);
+    sim.shuffle_ties(true);
+
+    // what following page_info through a shuffled tie gives: records lost and repeated
+    let http = reqwest::Client::new();
+    let url = format!("{}/admin/api/2024-04/orders.json", sim.base_url());
+    let mut q: Vec<(&str, String)> = vec![
+        ("limit", PAGE.to_string()),
+        ("status", "any".into()),
+        ("order", "updated_at asc".into()),
+    ];
+    let mut naive = Vec::new();
+    loop {
+        let r = http
+            .get(&url)
+            .query(&q)
+            .header("X-Shopify-Access-Token", sim.access_token())
+            .send()
+            .await
+            .expect("send");
+        let link = r
+            .headers()
+            .get("link")
+            .and_then(|v| v.to_str().ok())
+            .and_then(ingot_connectors::shopify::next_page_info);
+        let body: serde_json::Value = r.json().await.expect("json");
+        naive.extend(
+            body["orders"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|o| o["id"].as_u64()),
+        );
+        match link {
+            Some(pi) => q = vec![("limit", PAGE.to_string()), ("page_info", pi)],
+            None => break,
+        }
+    }
+    let naive_set: BTreeSet<u64> = naive.iter().copied().collect();
+    assert!(
+        naive_set.len() < sim.ids(Resource::Orders).len() && naive.len() > naive_set.len(),
+        "the fault should break page_info paging inside the tie ({} listed, {} distinct, {} records)",
+        naive.len(),
+        naive_set.len(),
+        sim.ids(Resource::Orders).len()
+    );
+
+    // the connector lists every record once, in (updated_at, id) order
+    sim.reset_stats();
+    let c = connector(&sim, PAGE);
+    let (got, calls) = list_all(&c, Model::Order, &two_years(&sim))
+        .await
+        .expect("listing");
+    assert_exact(&sim, Model::Order, &got);
+    let got_ids: BTreeSet<String> = got.iter().map(|r| r.remote_id.clone()).collect();
+    assert!(tied.is_subset(&got_ids));
+    assert_eq!(
+        got.iter().filter(|r| r.updated_at == tie).count(),
+        tied.len()
+    );
+    let requests = sim.stats().per_endpoint["orders"];
+    let total = got.len() as u64;
+    let pages = total.div_ceil(u64::from(PAGE));
+    println!(
+        "shopify ties: {total} records ({} tied in one second) in {calls} calls, {requests} requests, {:.3} requests/record",
+        tied.len(),
+        requests as f64 / total as f64
+    );
+    // each full main page costs itself plus the tie of its last second (one short page,
+    // or ceil(n / page) for the big tie)
+    assert!(
+        requests <= 2 * pages + TIED.div_ceil(u64::from(PAGE)) + 2,
+        "{requests} requests for {total} records"
+    );
+}
+
+#[tokio::test]
+async fn a_shop_that_never_advances_fails_with_no_progress() {
+    let (sim, _) = tied_shop(120).await;
+    sim.never_advance(true);
+    sim.shuffle_ties(true);
+    let c = connector(&sim, 20);
+    for model in MODELS {
+        let before = sim.stats().requests;
+        let err = match list_all(&c, model, &two_years(&sim)).await {
+            Err(e) => e,
+            Ok((r, calls)) => panic!("{model:?}: ended with {} records in {calls} calls", r.len()),
+        };
+        assert!(
+            matches!(err, ConnectorError::NoProgress(_)),
+            "{model:?}: {err:?}"
+        );
+        let requests = sim.stats().requests - before;
+        assert!(
+            requests <= 10,
+            "{model:?}: {requests} requests before failing"
+        );
+    }
+}

@@ -13,7 +13,14 @@
 //!   "offset", "totalResults"}` (→ `suiteql_response_sample.json`); column keys lower
 //!   case, **every value a string**, null columns omitted.
 //! - Queries: the grammar of [`suiteql`] over the tables `transaction`, `customer`,
-//!   `item` and `DeletedRecord`; an unknown table or column is a `400`.
+//!   `item` and `DeletedRecord`, and, derived from each sales order's id,
+//!   `transactionLine` ([`sales_order_lines`]: main line, item lines with negative
+//!   `quantity`/`foreignamount`, discount and tax lines, a unique `uniquekey`) and
+//!   `transactionBillingAddress` / `transactionShippingAddress` ([`sales_order_address`],
+//!   keyed by `nkey` = the order's `billingaddress` / `shippingaddress`); an unknown
+//!   table or column is a `400`.
+//! - Result ceiling ([`NetSuiteSimConfig::max_rows`], default 100 000): rows past it are
+//!   not served through `offset` (`hasMore` ends there).
 //! - Times: `lastmodifieddate` is kept at **minute precision** (Q-N2); many records can
 //!   share a minute. Datetime columns are rendered in the **account time zone** with the
 //!   session's date/time preferences, which this simulator fixes at `M/D/YYYY h:mm am`
@@ -76,6 +83,11 @@ pub struct NetSuiteSimConfig {
     pub timezone: Tz,
     /// The accepted bearer token.
     pub token: String,
+    /// Rows one query can reach through `limit`/`offset`: NetSuite serves at most 100 000
+    /// results of a query without SuiteAnalytics Connect (Oracle help section_156414087576
+    /// "Collection Paging"). Past it the simulator ends the result (`hasMore: false`), so
+    /// a listing that pages by offset silently stops there.
+    pub max_rows: usize,
 }
 
 impl Default for NetSuiteSimConfig {
@@ -95,6 +107,7 @@ impl Default for NetSuiteSimConfig {
             same_minute_share: 0.2,
             timezone: chrono_tz::America::Los_Angeles,
             token: "ns-test-token".into(),
+            max_rows: 100_000,
         }
     }
 }
@@ -126,6 +139,8 @@ impl NsTable {
                 "total",
                 "createddate",
                 "lastmodifieddate",
+                "billingaddress",
+                "shippingaddress",
             ],
             NsTable::Customer => &[
                 "id",
@@ -398,12 +413,14 @@ const SO_STATUS: &[(&str, &str)] = &[
 
 fn money(cents: i64) -> String {
     // SuiteQL renders numbers as strings without trailing zeros.
-    let s = format!("{}.{:02}", cents / 100, cents % 100);
+    let sign = if cents < 0 { "-" } else { "" };
+    let c = cents.unsigned_abs();
+    let s = format!("{}.{:02}", c / 100, c % 100);
     let s = s.trim_end_matches('0').trim_end_matches('.').to_string();
-    if s.is_empty() {
+    if s.is_empty() || s == "0" {
         "0".into()
     } else {
-        s
+        format!("{sign}{s}")
     }
 }
 
@@ -680,6 +697,18 @@ impl RowRef<'_> {
             };
         }
         let Some(r) = self.rec else { return Val::Null };
+        match (r.record_type.as_str(), col) {
+            ("salesorder", "billingaddress") => return Val::Text((r.id * 2).to_string()),
+            ("salesorder", "shippingaddress") => return Val::Text((r.id * 2 + 1).to_string()),
+            ("transactionline", "uniquekey") => return Val::Num(r.id as i64),
+            ("transactionline" | "address", "id" | "nkey") => {
+                return r
+                    .fields
+                    .get(col)
+                    .map_or(Val::Null, |s| Val::Text(s.clone()))
+            }
+            _ => {}
+        }
         match col {
             "lastmodifieddate" => Val::Time(r.modified),
             "createddate" | "datecreated" => Val::Time(r.created),
@@ -746,6 +775,145 @@ fn matches(row: &RowRef<'_>, cond: &Cond, tz: Tz) -> bool {
                 Op::Lt => left < right,
             }
         }
+    }
+}
+
+/// Columns of `transactionLine` the simulator serves.
+const LINE_COLUMNS: &[&str] = &[
+    "uniquekey",
+    "transaction",
+    "id",
+    "linesequencenumber",
+    "mainline",
+    "taxline",
+    "item",
+    "itemtype",
+    "memo",
+    "quantity",
+    "rate",
+    "foreignamount",
+];
+
+/// Columns of `transactionBillingAddress` / `transactionShippingAddress`.
+const ADDRESS_COLUMNS: &[&str] = &[
+    "nkey",
+    "addressee",
+    "attention",
+    "addr1",
+    "addr2",
+    "addr3",
+    "city",
+    "state",
+    "zip",
+    "country",
+    "addrphone",
+];
+
+/// The `transactionLine` rows of a sales order, derived from its id: the main line
+/// (`mainline = 'T'`, no item), 1 to 3 item lines, a discount line after the first
+/// item line on every fifth order, and a tax line (`taxline = 'T'`). Like NetSuite,
+/// `quantity` and `foreignamount` carry the sign of the posting: negative on the item
+/// (income) lines of a sales order, positive on a discount line; `rate` is positive.
+pub fn sales_order_lines(order: u64) -> Vec<NsRecord> {
+    let mut out = Vec::new();
+    let mut seq = 0u64;
+    let mut push = |f: Vec<(&str, String)>, disp: Vec<(&str, String)>| {
+        let mut fields: BTreeMap<String, String> =
+            f.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+        fields.insert("transaction".into(), order.to_string());
+        fields.insert("id".into(), seq.to_string());
+        fields.insert("linesequencenumber".into(), seq.to_string());
+        out.push(NsRecord {
+            id: order * 16 + seq,
+            record_type: "transactionline".into(),
+            created: DateTime::<Utc>::default(),
+            modified: DateTime::<Utc>::default(),
+            fields,
+            display: disp.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+        });
+        seq += 1;
+    };
+    push(
+        vec![("mainline", "T".into()), ("taxline", "F".into())],
+        vec![],
+    );
+    let n = 1 + order % 3;
+    for k in 0..n {
+        let item = 1 + (order + k) % 7;
+        let qty = 1 + (order + k) % 4;
+        let rate_cents = 500 + ((order * 31 + k * 17) % 5000) as i64;
+        push(
+            vec![
+                ("mainline", "F".into()),
+                ("taxline", "F".into()),
+                ("item", item.to_string()),
+                ("itemtype", "InvtPart".into()),
+                ("memo", format!("Widget {item}")),
+                ("quantity", format!("-{qty}")),
+                ("rate", money(rate_cents)),
+                ("foreignamount", money(-rate_cents * qty as i64)),
+            ],
+            vec![("item", format!("ITEM-{item:05}"))],
+        );
+        if k == 0 && order % 5 == 0 {
+            push(
+                vec![
+                    ("mainline", "F".into()),
+                    ("taxline", "F".into()),
+                    ("item", "900".into()),
+                    ("itemtype", "Discount".into()),
+                    ("memo", "Spring sale".into()),
+                    ("rate", "-10%".into()),
+                    ("foreignamount", money(rate_cents * qty as i64 / 10)),
+                ],
+                vec![("item", "SPRING10".into())],
+            );
+        }
+    }
+    push(
+        vec![
+            ("mainline", "F".into()),
+            ("taxline", "T".into()),
+            ("foreignamount", "-1".into()),
+        ],
+        vec![],
+    );
+    out
+}
+
+/// The billing (`shipping = false`) or shipping address of a sales order, derived from
+/// its id; its `nkey` is the order's `billingaddress` / `shippingaddress` value.
+pub fn sales_order_address(order: u64, shipping: bool) -> NsRecord {
+    let nkey = order * 2 + u64::from(shipping);
+    let mut f: BTreeMap<String, String> = BTreeMap::new();
+    f.insert("nkey".into(), nkey.to_string());
+    f.insert("addressee".into(), format!("Customer of SO{order}"));
+    f.insert(
+        "addr1".into(),
+        format!(
+            "{} {} Street",
+            order % 900 + 1,
+            if shipping { "Ship" } else { "Bill" }
+        ),
+    );
+    if order % 2 == 0 {
+        f.insert("addr2".into(), format!("Suite {}", order % 50));
+    }
+    f.insert(
+        "city".into(),
+        if shipping { "Portland" } else { "San Mateo" }.into(),
+    );
+    f.insert("state".into(), if shipping { "OR" } else { "CA" }.into());
+    f.insert("zip".into(), format!("9{:04}", order % 10_000));
+    f.insert("country".into(), "US".into());
+    f.insert("addrphone".into(), "555-555-0100".into());
+    NsRecord {
+        id: nkey,
+        record_type: "address".into(),
+        created: DateTime::<Utc>::default(),
+        modified: DateTime::<Utc>::default(),
+        fields: f,
+        display: BTreeMap::new(),
     }
 }
 
@@ -848,11 +1016,19 @@ async fn suiteql_handler(
             )
         }
     };
+    // derived tables: 0 transactionLine, 1 billing, 2 shipping addresses
+    let derived = match query.table.as_str() {
+        "transactionline" => Some(0),
+        "transactionbillingaddress" => Some(1),
+        "transactionshippingaddress" => Some(2),
+        _ => None,
+    };
     let table = match query.table.as_str() {
         "transaction" => Some(NsTable::Transaction),
         "customer" => Some(NsTable::Customer),
         "item" => Some(NsTable::Item),
         "deletedrecord" => None,
+        _ if derived.is_some() => None,
         other => {
             return ns_error(
                 StatusCode::BAD_REQUEST,
@@ -861,7 +1037,12 @@ async fn suiteql_handler(
             )
         }
     };
-    let known: Vec<&str> = table.map_or(DELETED_COLUMNS.to_vec(), |t| t.columns().to_vec());
+    let known: Vec<&str> = match (derived, table) {
+        (Some(0), _) => LINE_COLUMNS.to_vec(),
+        (Some(_), _) => ADDRESS_COLUMNS.to_vec(),
+        (None, Some(t)) => t.columns().to_vec(),
+        (None, None) => DELETED_COLUMNS.to_vec(),
+    };
     let mut used: Vec<&str> = query.select.iter().map(|s| s.column.as_str()).collect();
     used.extend(query.conds.iter().map(|c| match c {
         Cond::Cmp { column, .. } | Cond::In { column, .. } => column.as_str(),
@@ -896,7 +1077,27 @@ async fn suiteql_handler(
     };
     let (items, total) = {
         let d = inner.data.lock().unwrap_or_else(|e| e.into_inner());
+        let orders = || {
+            d.tables
+                .get(&NsTable::Transaction)
+                .into_iter()
+                .flat_map(|m| m.values())
+                .filter(|r| r.record_type == "salesorder")
+                .map(|r| r.id)
+        };
+        let derived_rows: Vec<NsRecord> = match derived {
+            Some(0) => orders().flat_map(sales_order_lines).collect(),
+            Some(k) => orders().map(|o| sales_order_address(o, k == 2)).collect(),
+            None => Vec::new(),
+        };
         let rows: Vec<RowRef<'_>> = match table {
+            _ if derived.is_some() => derived_rows
+                .iter()
+                .map(|r| RowRef {
+                    rec: Some(r),
+                    del: None,
+                })
+                .collect(),
             Some(t) => d
                 .tables
                 .get(&t)
@@ -953,6 +1154,8 @@ async fn suiteql_handler(
             }
             std::cmp::Ordering::Equal
         });
+        // the result ceiling: rows past it cannot be reached by offset
+        rows.truncate(inner.config.max_rows.max(1));
         let total = rows.len();
         let items: Vec<String> = rows
             .iter()

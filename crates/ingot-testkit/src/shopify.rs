@@ -18,7 +18,10 @@
 //!   request carrying it may only add `limit` and `fields`, anything else is a 400. Pages are
 //!   keyset pages on a unique order (`updated_at`, `id`) (or the chosen sort field and `id`),
 //!   so records sharing one `updated_at` across a page boundary are neither skipped nor
-//!   doubled; a record modified during a listing moves to its new place in the order.
+//!   doubled (unless [`ShopifySim::shuffle_ties`] is on); a record modified during a
+//!   listing moves to its new place in the order. A request with `since_id` is sorted by
+//!   id whatever its `order` (shopify.dev changelog 2017-09-18, "Orders with the since_id
+//!   parameter are now sorted by order ID").
 //! - `GET /admin/api/{version}/events.json?filter=Order,Product,Customer&verb=destroy&created_at_min=&created_at_max=`
 //!   (the deletion feed: `id`, `subject_id`, `subject_type`, `verb`, `created_at`, …), same
 //!   pagination. Note: Shopify's REST Event reference lists Article, Blog, Collection,
@@ -35,7 +38,7 @@
 //!   serializer does (Q-S2), so re-serializing a record never gives the served bytes.
 //!
 //! Control: fault injection (429 bursts, 5xx, per-response delay, a page failing K times,
-//! hanging requests), mutations (upsert, touch, delete with a destroy event, a hook run
+//! hanging requests, [`ShopifySim::shuffle_ties`], [`ShopifySim::never_advance`]), mutations (upsert, touch, delete with a destroy event, a hook run
 //! when a page is served), the current record set, and counters ([`SimStats`]).
 
 mod gen;
@@ -472,7 +475,9 @@ struct PageFailure {
 }
 
 /// A hook run (under the simulator's lock) after a page is computed and before it is
-/// sent: `(data, endpoint, page number from 1)`.
+/// sent: `(data, endpoint, page number from 1)`. Page `n` is the `n`-th distinct request
+/// (query string) served on the endpoint, so a retried request is the same page, and a
+/// listing made of fresh filtered requests is numbered like one that follows `page_info`.
 pub type PageHook = Box<dyn FnMut(&mut ShopData, Endpoint, u32) + Send>;
 
 #[derive(Default)]
@@ -484,6 +489,9 @@ struct Faults {
     hang: u32,
     hang_for: Option<Duration>,
     pages: Vec<PageFailure>,
+    /// `Some(n)`: ties are shuffled; `n` counts the listings served (the salt).
+    shuffle_ties: Option<u64>,
+    never_advance: bool,
 }
 
 struct Bucket {
@@ -501,6 +509,8 @@ struct Inner {
     leak_per_sec: f64,
     read_all_orders: bool,
     hook: Option<PageHook>,
+    /// Distinct listing requests (endpoint and query) seen, for page numbers.
+    queries: BTreeMap<String, Vec<String>>,
 }
 
 struct Shared {
@@ -599,6 +609,7 @@ impl ShopifySim {
                 leak_per_sec: config.leak_per_sec,
                 read_all_orders: config.read_all_orders,
                 hook: None,
+                queries: BTreeMap::new(),
             }),
             token: config.access_token.clone(),
             retry_after: config.retry_after.clone(),
@@ -731,7 +742,7 @@ impl ShopifySim {
         self.shared.lock().faults.delay = d;
     }
 
-    /// Page `page` (1 = the first request of a listing) of `endpoint` answers `status`
+    /// Page `page` (the `page`-th distinct request on `endpoint`, see [`PageHook`]) answers `status`
     /// the next `times` times it is requested, then succeeds.
     pub fn fail_page(&self, endpoint: Endpoint, page: u32, times: u32, status: u16) {
         self.shared.lock().faults.pages.push(PageFailure {
@@ -747,6 +758,23 @@ impl ShopifySim {
         let mut g = self.shared.lock();
         g.faults.hang = n;
         g.faults.hang_for = Some(for_);
+    }
+
+    /// Records that share their sort value (the same `updated_at` or `created_at`) come
+    /// back in an order other than by id, and a different one on every request, and a
+    /// `page_info` continues from the position of its boundary record in *that* order: a
+    /// listing that pages inside such a tie skips some of its records and repeats others.
+    /// A unique order (`order=id`, or any request with `since_id`, which Shopify sorts by
+    /// id) is unaffected.
+    pub fn shuffle_ties(&self, yes: bool) {
+        self.shared.lock().faults.shuffle_ties = yes.then_some(0);
+    }
+
+    /// Listings ignore their continuation (`page_info`, `since_id`) and their lower
+    /// bounds (`updated_at_min`, `created_at_min`): every request serves the first page
+    /// again, a server that never advances.
+    pub fn never_advance(&self, yes: bool) {
+        self.shared.lock().faults.never_advance = yes;
     }
 
     /// Removes every injected fault and the page hook.
@@ -1152,6 +1180,41 @@ fn respond_inner(
         (f, None)
     };
 
+    // page number: the n-th distinct request (endpoint and query) of this endpoint, so a
+    // retry of a request is the same page
+    let page = {
+        let mut q: Vec<String> = params.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        q.sort();
+        let seen = g.queries.entry(endpoint.name().to_string()).or_default();
+        let q = q.join("&");
+        match seen.iter().position(|x| *x == q) {
+            Some(i) => i as u32 + 1,
+            None => {
+                seen.push(q);
+                seen.len() as u32
+            }
+        }
+    };
+    let (mut filters, mut cursor) = (filters, cursor);
+    if g.faults.never_advance {
+        filters.since_id = None;
+        filters.updated_min = None;
+        filters.created_min = None;
+        cursor = None;
+    }
+    // Shopify sorts a since_id request by id (shopify.dev/changelog/orders-with-the-since_id-parameter-are-now-sorted-by-order-id)
+    if filters.since_id.is_some() {
+        filters.order_field = "id".into();
+        filters.desc = false;
+    }
+    // shuffled ties: the id tie-breaker becomes a per-request permutation of the ids
+    let salt = match g.faults.shuffle_ties.as_mut() {
+        Some(n) if filters.order_field != "id" => {
+            *n += 1;
+            Some(*n)
+        }
+        _ => None,
+    };
     // candidate set: (sort key, created ms, json)
     let key_of =
         |f: &Filters, id: u64, created: DateTime<Utc>, updated: DateTime<Utc>| -> (i128, i128) {
@@ -1160,10 +1223,14 @@ fn respond_inner(
                 "created_at" => i128::from(created.timestamp_millis()),
                 _ => 0,
             };
+            let tie = match salt {
+                Some(s) => i128::from(crate::woocommerce::faults::tie_rank(id, s)),
+                None => i128::from(id),
+            };
             if f.desc {
-                (-p, -i128::from(id))
+                (-p, -tie)
             } else {
-                (p, i128::from(id))
+                (p, tie)
             }
         };
     let in_range = |t: i64, min: Option<i64>, max: Option<i64>| {
@@ -1245,7 +1312,7 @@ fn respond_inner(
     }
     items.sort_by_key(|a| a.0);
 
-    let (start, end, page) = match &cursor {
+    let (start, end, link_page) = match &cursor {
         None => (0, limit.min(items.len()), 1),
         Some(c) if c.direction == "prev" => {
             let end = items.partition_point(|x| x.0 < c.key);
@@ -1320,10 +1387,10 @@ fn respond_inner(
     };
     let mut links = Vec::new();
     if start > 0 && end > start {
-        links.push(link("prev", items[start].0, page));
+        links.push(link("prev", items[start].0, link_page));
     }
     if end < items.len() && end > start {
-        links.push(link("next", items[end - 1].0, page));
+        links.push(link("next", items[end - 1].0, link_page));
     }
     drop(items);
 
