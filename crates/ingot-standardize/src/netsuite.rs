@@ -46,8 +46,10 @@
 //! - `salesorder.suiteql`: `id, tranid, status` (the letter code, or `BUILTIN.DF(status)`),
 //!   `currency` (`BUILTIN.DF(currency)`), `currencysymbol` (`currency.symbol`), `entity`,
 //!   `email, memo, subtotal, discounttotal, taxtotal, shippingcost, handlingcost`,
-//!   `total` (or `foreigntotal`), `createddate, lastmodifieddate`. No lines, addresses or
-//!   tax/shipping detail: the REST path carries those.
+//!   `total` (or `foreigntotal`), `createddate, lastmodifieddate`; the connector attaches
+//!   each order's lines (`transactionLine`) as `item.items[]` and its addresses as
+//!   `billingAddress` / `shippingAddress`, the REST record's shape. No per-line tax or
+//!   shipping-item detail.
 //! - `customer.suiteql`: `id, entityid, companyname, firstname, lastname, email, phone,
 //!   isinactive, currency, currencysymbol, comments, globalsubscriptionstatus, datecreated,
 //!   lastmodifieddate`, and optionally the default billing address as `addr1, addr2, city,
