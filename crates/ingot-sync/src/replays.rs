@@ -122,11 +122,10 @@ pub(crate) async fn create(
     let connection_ids = if req.connection_ids.is_empty() {
         mine
     } else {
-        if let Some(other) = req.connection_ids.iter().find(|id| !mine.contains(id)) {
-            return error(
-                StatusCode::NOT_FOUND,
-                format!("connection {other} not found"),
-            );
+        // the same answer for another tenant's connection and an unknown one, without
+        // echoing the id
+        if req.connection_ids.iter().any(|id| !mine.contains(id)) {
+            return error(StatusCode::NOT_FOUND, "connection not found");
         }
         req.connection_ids
     };
