@@ -1510,6 +1510,21 @@ impl TestProcessor {
 }
 
 impl Harness {
+    /// Every stage but the processor (the test runs its own [`TestProcessor`]s) and the
+    /// forwarder.
+    async fn start_without_processor() -> Harness {
+        Harness::start_stages(
+            ingot_sync::SyncSettings::default(),
+            3600,
+            Stages {
+                processor: false,
+                forwarder: false,
+                ..Stages::ALL
+            },
+        )
+        .await
+    }
+
     /// Requests a replay through the API and waits until it is done.
     async fn replay(&self, key: &str, body: Value) -> Value {
         let r = self
@@ -1545,16 +1560,7 @@ impl Harness {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replay_applies_a_changed_mapping_to_history_and_its_dry_run_says_so_first() {
     let _serial = serial();
-    let h = Harness::start_stages(
-        ingot_sync::SyncSettings::default(),
-        3600,
-        Stages {
-            processor: false,
-            forwarder: false,
-            ..Stages::ALL
-        },
-    )
-    .await;
+    let h = Harness::start_without_processor().await;
     let v1 = TestProcessor::start(&h, None).await;
     let ids: Vec<u64> = (0..3).map(|i| 820_982_911_946_154_600 + i).collect();
     for (i, id) in ids.iter().enumerate() {
@@ -1761,16 +1767,7 @@ async fn a_replay_applies_a_changed_mapping_to_history_and_its_dry_run_says_so_f
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dead_letters_of_a_mapping_bug_are_redriven_after_the_fix() {
     let _serial = serial();
-    let h = Harness::start_stages(
-        ingot_sync::SyncSettings::default(),
-        3600,
-        Stages {
-            processor: false,
-            forwarder: false,
-            ..Stages::ALL
-        },
-    )
-    .await;
+    let h = Harness::start_without_processor().await;
     let buggy = TestProcessor::start(
         &h,
         Some(ChangedMapping {
@@ -1831,16 +1828,7 @@ async fn dead_letters_of_a_mapping_bug_are_redriven_after_the_fix() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crashed_replay_resumes_and_never_reverts_a_newer_live_version() {
     let _serial = serial();
-    let h = Harness::start_stages(
-        ingot_sync::SyncSettings::default(),
-        3600,
-        Stages {
-            processor: false,
-            forwarder: false,
-            ..Stages::ALL
-        },
-    )
-    .await;
+    let h = Harness::start_without_processor().await;
     let v1 = TestProcessor::start(&h, None).await;
     let ids: Vec<u64> = (0..120).map(|i| 820_982_911_946_155_000 + i).collect();
     for id in &ids {
@@ -1923,16 +1911,7 @@ async fn a_crashed_replay_resumes_and_never_reverts_a_newer_live_version() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_schema_registry_outage_dead_letters_nothing() {
     let _serial = serial();
-    let h = Harness::start_stages(
-        ingot_sync::SyncSettings::default(),
-        3600,
-        Stages {
-            processor: false,
-            forwarder: false,
-            ..Stages::ALL
-        },
-    )
-    .await;
+    let h = Harness::start_without_processor().await;
     let ids: Vec<u64> = (0..3).map(|i| 820_982_911_946_156_000 + i).collect();
     for id in &ids {
         let o = sample_order(*id, "paid", "2026-11-20T10:00:00Z");

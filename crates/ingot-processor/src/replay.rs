@@ -110,7 +110,10 @@ impl Replays {
     /// Adopts the units of live replays this instance owns and drops the others
     /// (cancelled, finished, or now owned by another instance).
     fn refresh(&mut self, owned: &HashSet<i32>) {
-        let book = self.book.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        // read under the lock (nothing here waits), without copying the book: it holds
+        // every replay ever requested
+        let book = self.book.clone();
+        let book = book.lock().unwrap_or_else(|e| e.into_inner());
         self.running.retain(|(id, unit), _| {
             owned.contains(unit) && book.specs.get(id).is_some_and(|s| !s.cancelled)
         });

@@ -170,25 +170,36 @@ pub(crate) async fn list(State(s): State<ApiState>, headers: HeaderMap) -> Respo
     Json(serde_json::json!({ "data": data })).into_response()
 }
 
+/// The replay `id` if the caller may see it (else the ready answer: 401, 404, 503), with
+/// the book it was read from.
+#[allow(clippy::result_large_err)] // the Err is the ready-made HTTP answer
+async fn visible(
+    s: &ApiState,
+    headers: &HeaderMap,
+    id: &str,
+) -> Result<(ReplayBook, ReplaySpec), Response> {
+    let who = principal(s, headers)?;
+    let book = read_book(s.engine.kafka()).await.map_err(storage_error)?;
+    let spec = book
+        .specs
+        .get(id)
+        .filter(|spec| may_see(&who, spec))
+        .cloned()
+        .ok_or_else(|| error(StatusCode::NOT_FOUND, "not found"))?;
+    Ok((book, spec))
+}
+
 pub(crate) async fn get_one(
     State(s): State<ApiState>,
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    let who = match principal(&s, &headers) {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
-    let book = match read_book(s.engine.kafka()).await {
-        Ok(b) => b,
-        Err(e) => return storage_error(e),
-    };
-    match book.specs.get(&id).filter(|spec| may_see(&who, spec)) {
-        Some(spec) => match book.status(&spec.id) {
+    match visible(&s, &headers, &id).await {
+        Ok((book, spec)) => match book.status(&spec.id) {
             Some(st) => Json(st).into_response(),
             None => error(StatusCode::NOT_FOUND, "not found"),
         },
-        None => error(StatusCode::NOT_FOUND, "not found"),
+        Err(r) => r,
     }
 }
 
@@ -197,16 +208,9 @@ pub(crate) async fn cancel(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    let who = match principal(&s, &headers) {
-        Ok(p) => p,
+    let (book, mut spec) = match visible(&s, &headers, &id).await {
+        Ok(found) => found,
         Err(r) => return r,
-    };
-    let book = match read_book(s.engine.kafka()).await {
-        Ok(b) => b,
-        Err(e) => return storage_error(e),
-    };
-    let Some(mut spec) = book.specs.get(&id).filter(|sp| may_see(&who, sp)).cloned() else {
-        return error(StatusCode::NOT_FOUND, "not found");
     };
     spec.cancelled = true;
     if let Err(e) = submit(s.engine.kafka(), &spec).await {
