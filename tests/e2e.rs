@@ -9,7 +9,8 @@
 //! exactly-once mode, after deleting and re-creating the topology's topics.
 //!
 //! Tests that use the shared fixtures (`../shared/fixtures`, or `$INGOT_FIXTURES_DIR`)
-//! print that they are skipped when the folder is absent; the others use the simulated shop.
+//! print that they are skipped when the folder is absent — and fail when `CI=true`
+//! (`ingot_testkit::fixtures`); the others use the simulated shop.
 
 // Each test runs on its own runtime and holds the serial lock for its whole body on purpose.
 #![allow(clippy::await_holding_lock)]
@@ -401,19 +402,9 @@ async fn range_queries_page_with_a_cursor() {
     assert_eq!(with_raw["data"]["remote_data"]["id"], 5003);
 }
 
+/// The shared fixtures (skipped when absent, a failure when `CI=true`).
 fn fixtures_dir() -> Option<PathBuf> {
-    let dir = std::env::var_os("INGOT_FIXTURES_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures"));
-    if dir.join("MANIFEST.md").exists() {
-        Some(dir)
-    } else {
-        eprintln!(
-            "skipped: shared fixtures not found at {} (set INGOT_FIXTURES_DIR)",
-            dir.display()
-        );
-        None
-    }
+    ingot_testkit::fixtures::fixtures_dir()
 }
 
 /// Parses a `*.headers.txt` fixture (`Name: value` lines).

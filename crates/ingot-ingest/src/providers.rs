@@ -238,18 +238,11 @@ mod tests {
     /// HMAC_TEST_VECTORS.txt in the shared fixtures (computed over the exact file bytes).
     #[test]
     fn shared_hmac_test_vectors() {
-        let dir = std::env::var_os("INGOT_FIXTURES_DIR")
-            .map(std::path::PathBuf::from)
-            .unwrap_or_else(|| {
-                std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures")
-            });
-        let Ok(vectors) = std::fs::read_to_string(dir.join("HMAC_TEST_VECTORS.txt")) else {
-            eprintln!(
-                "skipped: {} not found (set INGOT_FIXTURES_DIR)",
-                dir.join("HMAC_TEST_VECTORS.txt").display()
-            );
+        let Some(dir) = ingot_testkit::fixtures::fixtures_dir() else {
             return;
         };
+        let vectors = std::fs::read_to_string(dir.join("HMAC_TEST_VECTORS.txt"))
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.join("HMAC_TEST_VECTORS.txt").display()));
         let mut checked = 0;
         for line in vectors.lines() {
             let parts: Vec<&str> = line.split_whitespace().collect();
