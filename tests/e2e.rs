@@ -115,6 +115,89 @@ async fn the_version_rule_holds_end_to_end() {
     assert_eq!(h.get(&path, KEY).await.0, 404);
 }
 
+/// A 4 MB webhook (2 000 line items, as a large B2B order has) is accepted and served
+/// whole: the body limit, the raw event, the normalized record carrying it as
+/// `remote_data`, and every consumer's fetch size hold it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_4_mb_webhook_is_accepted_and_served_with_every_line_item() {
+    let _serial = serial();
+    let mut h = Harness::start_edited(
+        ingot_sync::SyncSettings::default(),
+        3600,
+        Stages {
+            forwarder: false,
+            ..Stages::ALL
+        },
+        |text| text.replace("max_body_bytes = 200000", "max_body_bytes = 5000000"),
+    )
+    .await;
+    assert_eq!(h.cfg.http.max_body_bytes, 5_000_000);
+    const LINES: u64 = 2000;
+    let oid: u64 = 820_982_911_946_777_001;
+    let lines: Vec<(u64, u64, String, String, i64)> = (0..LINES)
+        .map(|i| {
+            (
+                9_000_000 + i,
+                19_000_000 + i,
+                format!("Item {i}"),
+                format!("{}.{:02}", 1 + i % 90, i % 100),
+                1 + (i % 5) as i64,
+            )
+        })
+        .collect();
+    let tuples: Vec<(u64, u64, &str, &str, i64)> = lines
+        .iter()
+        .map(|(p, v, t, pr, q)| (*p, *v, t.as_str(), pr.as_str(), *q))
+        .collect();
+    let c = shopsim::customer(
+        7_408_123_456_789_001,
+        "Ada",
+        "Lovelace",
+        "ada@example.com",
+        "2026-11-01T09:00:00-05:00",
+    );
+    let mut order = shopsim::order(
+        oid,
+        4242,
+        Some(&c),
+        &tuples,
+        "10.00",
+        "paid",
+        "2026-11-20T10:30:00-05:00",
+    );
+    // line items as big as real ones (properties, tax lines): ≈2 KB each
+    for li in order["line_items"].as_array_mut().unwrap() {
+        li["properties"] = json!([{"name": "engraving", "value": "x".repeat(1250)}]);
+    }
+    let d = delivery("orders/create", &order, "big-1");
+    let size = d.body.len();
+    assert!(
+        (3_800_000..=4_500_000).contains(&size),
+        "the webhook body is {size} bytes, not ≈4 MB"
+    );
+    assert_eq!(h.post(&d).await, 200);
+
+    let path = format!("/v1/orders/{}", order_id(oid));
+    let got = h.wait_for(&path, |s, _| s == 200).await;
+    let items = got["data"]["line_items"].as_array().unwrap();
+    assert_eq!(items.len(), LINES as usize);
+    assert_eq!(items[0]["quantity"], 1);
+    assert_eq!(items[0]["unit_price"], "1.00");
+    assert_eq!(items[1999]["quantity"], 5);
+    assert_eq!(
+        items[1999]["unit_price"],
+        format!("{}.{:02}", 1 + 1999 % 90, 1999 % 100)
+    );
+    assert_eq!(got["data"]["total_price"], order["total_price"]);
+    // and the untouched payload, on request
+    let (s, raw) = h
+        .get(&format!("{path}?include_remote_data=true"), KEY)
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(raw["data"]["remote_data"], order);
+    h.down().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_gets_clear_errors_and_loses_nothing() {
     let _serial = serial();
