@@ -198,6 +198,82 @@ async fn a_4_mb_webhook_is_accepted_and_served_with_every_line_item() {
     h.down().await;
 }
 
+/// Per-API-key rate limits over real HTTP: with a limit of N a minute, a key's first N
+/// requests (spread over the query, connections, replays and webhook-endpoints APIs) pass,
+/// the next get 429 with `Retry-After` and the error envelope on every one of those
+/// APIs, and another key is unaffected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_api_key_is_rate_limited_on_every_v1_route() {
+    let _serial = serial();
+    const N: usize = 4;
+    let mut h = Harness::start_edited(
+        ingot_sync::SyncSettings::default(),
+        3600,
+        Stages::ALL,
+        |text| {
+            text.replace(
+                "rate_limit_per_minute = 0",
+                &format!("rate_limit_per_minute = {N}"),
+            )
+        },
+    )
+    .await;
+    let routes = [
+        "/v1/orders",
+        "/v1/connections",
+        "/v1/replays",
+        "/v1/webhook-endpoints",
+    ];
+    let send = |path: &'static str, key: &'static str| {
+        let req = h.client.get(format!("{}{path}", h.base)).bearer_auth(key);
+        async move { req.send().await.unwrap() }
+    };
+    for path in routes.iter().cycle().take(N) {
+        let r = send(path, KEY).await;
+        assert_eq!(r.status().as_u16(), 200, "{path} within the limit");
+    }
+    for path in routes {
+        let r = send(path, KEY).await;
+        assert_eq!(r.status().as_u16(), 429, "{path} over the limit");
+        let retry: u64 = r.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        // one request per 60/N s replenishes
+        assert!((1..=60 / N as u64).contains(&retry), "Retry-After {retry}");
+        let body: Value = r.json().await.unwrap();
+        assert!(
+            body["error"].as_str().unwrap().contains("rate limit"),
+            "{body}"
+        );
+    }
+    // another key has its own budget
+    for path in routes {
+        assert_eq!(send(path, OTHER_KEY).await.status().as_u16(), 200, "{path}");
+    }
+    // unknown keys are not counted (nor limited): the routes say 401
+    for _ in 0..N + 1 {
+        assert_eq!(
+            send("/v1/orders", "no-such-key").await.status().as_u16(),
+            401
+        );
+    }
+    // outside /v1 nothing is limited
+    assert_eq!(
+        h.client
+            .get(format!("{}/healthz", h.base))
+            .bearer_auth(KEY)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        200
+    );
+    h.down().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_gets_clear_errors_and_loses_nothing() {
     let _serial = serial();

@@ -71,6 +71,8 @@ pub fn config_text(dir: &Path, http: u16, kafka: u16, registry: u16, compaction:
 [http]
 listen = "127.0.0.1:{http}"
 max_body_bytes = 200000
+# the tests poll the API (wait_for) faster than the default per-key limit allows
+rate_limit_per_minute = 0
 [storage]
 data_dir = "{}"
 [embedded]

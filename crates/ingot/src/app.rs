@@ -409,6 +409,16 @@ pub async fn start_with(
             .await
             .with_context(|| format!("binding {}", cfg.http.listen))?;
         http_addr = Some(listener.local_addr()?);
+        // per-key rate limits over every route merged above (only /v1 paths count)
+        if let Some(limits) = crate::ratelimit::KeyLimits::new(
+            ingot_model::auth::Auth::new(&tenants(cfg)),
+            cfg.http.rate_limit_per_minute,
+        ) {
+            router = router.layer(axum::middleware::from_fn_with_state(
+                limits,
+                crate::ratelimit::limit,
+            ));
+        }
         let app = router.layer(axum::middleware::from_fn(trace_request));
         http = Some(tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, app).await {

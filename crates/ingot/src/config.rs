@@ -82,6 +82,14 @@ pub struct HttpConfig {
     /// Largest webhook body accepted (bytes); larger bodies get 413.
     #[serde(default = "default_max_body")]
     pub max_body_bytes: usize,
+    /// Requests per minute per API key on the `/v1` routes (429 with `Retry-After`
+    /// beyond it); 0 turns the limit off.
+    #[serde(default = "default_rate_limit")]
+    pub rate_limit_per_minute: u32,
+}
+
+fn default_rate_limit() -> u32 {
+    600
 }
 
 fn default_listen() -> String {
@@ -96,6 +104,7 @@ impl Default for HttpConfig {
         HttpConfig {
             listen: default_listen(),
             max_body_bytes: default_max_body(),
+            rate_limit_per_minute: default_rate_limit(),
         }
     }
 }
