@@ -122,10 +122,11 @@ pub(crate) async fn create(
     let connection_ids = if req.connection_ids.is_empty() {
         mine
     } else {
-        if let Some(other) = req.connection_ids.iter().find(|id| !mine.contains(id)) {
+        if let Some(at) = req.connection_ids.iter().position(|id| !mine.contains(id)) {
+            // by position, not by id: an answer never repeats another tenant's identifiers
             return error(
                 StatusCode::NOT_FOUND,
-                format!("connection {other} not found"),
+                format!("connection_ids[{at}]: no such connection for this key"),
             );
         }
         req.connection_ids

@@ -184,31 +184,24 @@ impl Running {
         Ok(())
     }
 
-    /// Waits until a stage fails (or forever).
+    /// Waits until a stage ends (a failure; or forever).
+    ///
+    /// Cancel-safe: the stages stay in `self` while it waits, so [`Running::stop`] after a
+    /// cancelled `wait` (`select!` with Ctrl-C) still stops and awaits every one of them.
+    /// (It once moved them into its future: a cancelled wait detached them, `stop` awaited
+    /// nothing, and the embedded broker went down under stages still running — librdkafka
+    /// `Connection refused` errors at every Ctrl-C.)
     pub async fn wait(&mut self) -> anyhow::Result<()> {
         if self.tasks.is_empty() {
             std::future::pending::<()>().await;
         }
-        let (res, _, rest) = futures_select_all(std::mem::take(&mut self.tasks)).await;
-        self.tasks = rest;
-        res.context("stage task panicked")?
-    }
-}
-
-async fn futures_select_all(
-    tasks: Vec<JoinHandle<anyhow::Result<()>>>,
-) -> (
-    Result<anyhow::Result<()>, tokio::task::JoinError>,
-    usize,
-    Vec<JoinHandle<anyhow::Result<()>>>,
-) {
-    let mut set: Vec<_> = tasks;
-    loop {
-        if let Some(i) = set.iter().position(|t| t.is_finished()) {
-            let t = set.remove(i);
-            return (t.await, i, set);
+        loop {
+            if let Some(i) = self.tasks.iter().position(|t| t.is_finished()) {
+                let t = self.tasks.remove(i);
+                return t.await.context("stage task panicked")?;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
 }
 
