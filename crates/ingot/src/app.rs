@@ -174,9 +174,15 @@ impl Running {
         if let Some(e) = &self.engine {
             e.stop();
         }
-        if let Some(h) = self.http.take() {
-            h.abort();
-            let _ = h.await;
+        if let Some(mut h) = self.http.take() {
+            // requests in flight get a few seconds to finish, then are cut
+            if tokio::time::timeout(std::time::Duration::from_secs(5), &mut h)
+                .await
+                .is_err()
+            {
+                h.abort();
+                let _ = h.await;
+            }
         }
         for t in self.tasks.drain(..) {
             t.await.context("stage task panicked")??;
@@ -413,8 +419,17 @@ pub async fn start_with(
             ));
         }
         let app = router.layer(axum::middleware::from_fn(trace_request));
+        let mut stop = rx.clone();
         http = Some(tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, app).await {
+            // graceful: at stop the server closes its (idle keep-alive) connections, whose
+            // tasks hold the routers' Kafka clients, before the stages and broker go
+            let stopped = async move {
+                let _ = stop.wait_for(|s| *s).await;
+            };
+            if let Err(e) = axum::serve(listener, app)
+                .with_graceful_shutdown(stopped)
+                .await
+            {
                 tracing::error!(component = "http", error = %e, "http server stopped");
             }
         }));
