@@ -14,6 +14,10 @@ pub enum BrokerError {
     Tansu(String),
     #[error("embedded broker did not accept connections on 127.0.0.1:{0} within 10 s")]
     NotReady(u16),
+    /// Something else listens on the port (another ingot's broker, say): starting anyway
+    /// would pass the readiness check against that process and use its data.
+    #[error("embedded broker: 127.0.0.1:{port} is in use ({source}); set [embedded] kafka_port")]
+    PortInUse { port: u16, source: std::io::Error },
 }
 
 /// The in-process Tansu broker (sqlite storage, so data and committed offsets survive a
@@ -52,6 +56,11 @@ impl EmbeddedBroker {
             compaction_interval.as_secs().max(1)
         ))
         .map_err(|e| BrokerError::Tansu(e.to_string()))?;
+        // the readiness check below only connects: make sure it cannot reach someone else
+        drop(
+            std::net::TcpListener::bind(("127.0.0.1", port))
+                .map_err(|source| BrokerError::PortInUse { port, source })?,
+        );
         let listener = Url::parse(&format!("tcp://127.0.0.1:{port}"))
             .map_err(|e| BrokerError::Tansu(e.to_string()))?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -129,5 +138,25 @@ impl Drop for EmbeddedBroker {
             // files starts clean; done on a plain thread because this may run inside async code
             let _ = std::thread::spawn(move || rt.shutdown_timeout(Duration::from_secs(5))).join();
         }
+    }
+}
+
+#[cfg(test)]
+mod port_tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_port_in_use_is_an_error_not_someone_elses_broker() {
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = taken.local_addr().unwrap().port();
+        let dir = tempfile::tempdir().unwrap();
+        let err = EmbeddedBroker::start(dir.path(), port, Duration::from_secs(3600))
+            .await
+            .err()
+            .expect("refused");
+        assert!(
+            matches!(err, BrokerError::PortInUse { port: p, .. } if p == port),
+            "{err}"
+        );
     }
 }
