@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test suite on both brokers: install build needs (and Java + Maven for Apache
 # Kafka), then every crate's tests, the golden tests on the shared fixtures
-# (../shared/fixtures or $INGOT_FIXTURES_DIR; skipped with a message when absent), the
+# (../shared/fixtures or $INGOT_FIXTURES_DIR; skipped with a message when absent, failing
+# when CI=true), the
 # end-to-end tests against the embedded broker and registry, and then the end-to-end and
 # Kafka tests again against Apache Kafka 4.4.0 (scripts/kafka.sh, a fresh broker per run).
 set -euo pipefail

@@ -9,7 +9,8 @@
 //! exactly-once mode, after deleting and re-creating the topology's topics.
 //!
 //! Tests that use the shared fixtures (`../shared/fixtures`, or `$INGOT_FIXTURES_DIR`)
-//! print that they are skipped when the folder is absent; the others use the simulated shop.
+//! print that they are skipped when the folder is absent — and fail when `CI=true`
+//! (`ingot_testkit::fixtures`); the others use the simulated shop.
 
 // Each test runs on its own runtime and holds the serial lock for its whole body on purpose.
 #![allow(clippy::await_holding_lock)]
@@ -112,6 +113,165 @@ async fn the_version_rule_holds_end_to_end() {
     assert_eq!(h.post(&delivery("orders/updated", &v2, "e5")).await, 200);
     h.wait_processed().await;
     assert_eq!(h.get(&path, KEY).await.0, 404);
+}
+
+/// A 4 MB webhook (2 000 line items, as a large B2B order has) is accepted and served
+/// whole: the body limit, the raw event, the normalized record carrying it as
+/// `remote_data`, and every consumer's fetch size hold it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_4_mb_webhook_is_accepted_and_served_with_every_line_item() {
+    let _serial = serial();
+    let mut h = Harness::start_edited(
+        ingot_sync::SyncSettings::default(),
+        3600,
+        Stages {
+            forwarder: false,
+            ..Stages::ALL
+        },
+        |text| text.replace("max_body_bytes = 200000", "max_body_bytes = 5000000"),
+    )
+    .await;
+    assert_eq!(h.cfg.http.max_body_bytes, 5_000_000);
+    const LINES: u64 = 2000;
+    let oid: u64 = 820_982_911_946_777_001;
+    let lines: Vec<(u64, u64, String, String, i64)> = (0..LINES)
+        .map(|i| {
+            (
+                9_000_000 + i,
+                19_000_000 + i,
+                format!("Item {i}"),
+                format!("{}.{:02}", 1 + i % 90, i % 100),
+                1 + (i % 5) as i64,
+            )
+        })
+        .collect();
+    let tuples: Vec<(u64, u64, &str, &str, i64)> = lines
+        .iter()
+        .map(|(p, v, t, pr, q)| (*p, *v, t.as_str(), pr.as_str(), *q))
+        .collect();
+    let c = shopsim::customer(
+        7_408_123_456_789_001,
+        "Ada",
+        "Lovelace",
+        "ada@example.com",
+        "2026-11-01T09:00:00-05:00",
+    );
+    let mut order = shopsim::order(
+        oid,
+        4242,
+        Some(&c),
+        &tuples,
+        "10.00",
+        "paid",
+        "2026-11-20T10:30:00-05:00",
+    );
+    // line items as big as real ones (properties, tax lines): ≈2 KB each
+    for li in order["line_items"].as_array_mut().unwrap() {
+        li["properties"] = json!([{"name": "engraving", "value": "x".repeat(1250)}]);
+    }
+    let d = delivery("orders/create", &order, "big-1");
+    let size = d.body.len();
+    assert!(
+        (3_800_000..=4_500_000).contains(&size),
+        "the webhook body is {size} bytes, not ≈4 MB"
+    );
+    assert_eq!(h.post(&d).await, 200);
+
+    let path = format!("/v1/orders/{}", order_id(oid));
+    let got = h.wait_for(&path, |s, _| s == 200).await;
+    let items = got["data"]["line_items"].as_array().unwrap();
+    assert_eq!(items.len(), LINES as usize);
+    assert_eq!(items[0]["quantity"], 1);
+    assert_eq!(items[0]["unit_price"], "1.00");
+    assert_eq!(items[1999]["quantity"], 5);
+    assert_eq!(
+        items[1999]["unit_price"],
+        format!("{}.{:02}", 1 + 1999 % 90, 1999 % 100)
+    );
+    assert_eq!(got["data"]["total_price"], order["total_price"]);
+    // and the untouched payload, on request
+    let (s, raw) = h
+        .get(&format!("{path}?include_remote_data=true"), KEY)
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(raw["data"]["remote_data"], order);
+    h.down().await;
+}
+
+/// Per-API-key rate limits over real HTTP: with a limit of N a minute, a key's first N
+/// requests (spread over the query, connections, replays and webhook-endpoints APIs) pass,
+/// the next get 429 with `Retry-After` and the error envelope on every one of those
+/// APIs, and another key is unaffected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_api_key_is_rate_limited_on_every_v1_route() {
+    let _serial = serial();
+    const N: usize = 4;
+    let mut h = Harness::start_edited(
+        ingot_sync::SyncSettings::default(),
+        3600,
+        Stages::ALL,
+        |text| {
+            text.replace(
+                "rate_limit_per_minute = 0",
+                &format!("rate_limit_per_minute = {N}"),
+            )
+        },
+    )
+    .await;
+    let routes = [
+        "/v1/orders",
+        "/v1/connections",
+        "/v1/replays",
+        "/v1/webhook-endpoints",
+    ];
+    let send = |path: &'static str, key: &'static str| {
+        let req = h.client.get(format!("{}{path}", h.base)).bearer_auth(key);
+        async move { req.send().await.unwrap() }
+    };
+    for path in routes.iter().cycle().take(N) {
+        let r = send(path, KEY).await;
+        assert_eq!(r.status().as_u16(), 200, "{path} within the limit");
+    }
+    for path in routes {
+        let r = send(path, KEY).await;
+        assert_eq!(r.status().as_u16(), 429, "{path} over the limit");
+        let retry: u64 = r.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        // one request per 60/N s replenishes
+        assert!((1..=60 / N as u64).contains(&retry), "Retry-After {retry}");
+        let body: Value = r.json().await.unwrap();
+        assert!(
+            body["error"].as_str().unwrap().contains("rate limit"),
+            "{body}"
+        );
+    }
+    // another key has its own budget
+    for path in routes {
+        assert_eq!(send(path, OTHER_KEY).await.status().as_u16(), 200, "{path}");
+    }
+    // unknown keys are not counted (nor limited): the routes say 401
+    for _ in 0..N + 1 {
+        assert_eq!(
+            send("/v1/orders", "no-such-key").await.status().as_u16(),
+            401
+        );
+    }
+    // outside /v1 nothing is limited
+    assert_eq!(
+        h.client
+            .get(format!("{}/healthz", h.base))
+            .bearer_auth(KEY)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        200
+    );
+    h.down().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -401,19 +561,9 @@ async fn range_queries_page_with_a_cursor() {
     assert_eq!(with_raw["data"]["remote_data"]["id"], 5003);
 }
 
+/// The shared fixtures (skipped when absent, a failure when `CI=true`).
 fn fixtures_dir() -> Option<PathBuf> {
-    let dir = std::env::var_os("INGOT_FIXTURES_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures"));
-    if dir.join("MANIFEST.md").exists() {
-        Some(dir)
-    } else {
-        eprintln!(
-            "skipped: shared fixtures not found at {} (set INGOT_FIXTURES_DIR)",
-            dir.display()
-        );
-        None
-    }
+    ingot_testkit::fixtures::fixtures_dir()
 }
 
 /// Parses a `*.headers.txt` fixture (`Name: value` lines).

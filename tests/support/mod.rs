@@ -71,6 +71,8 @@ pub fn config_text(dir: &Path, http: u16, kafka: u16, registry: u16, compaction:
 [http]
 listen = "127.0.0.1:{http}"
 max_body_bytes = 200000
+# the tests poll the API (wait_for) faster than the default per-key limit allows
+rate_limit_per_minute = 0
 [storage]
 data_dir = "{}"
 [embedded]
@@ -155,6 +157,17 @@ impl Harness {
         compaction_secs: u64,
         stages: Stages,
     ) -> Harness {
+        Self::start_edited(sync, compaction_secs, stages, |text| text).await
+    }
+
+    /// A harness whose configuration text is the harness's passed through `edit` (a test
+    /// that needs other limits, e.g. `max_body_bytes`, replaces the lines it changes).
+    pub async fn start_edited(
+        sync: ingot_sync::SyncSettings,
+        compaction_secs: u64,
+        stages: Stages,
+        edit: impl FnOnce(String) -> String,
+    ) -> Harness {
         Self::init_logs();
         if let Some(b) = test_kafka() {
             // a shared broker: every test starts from empty topics
@@ -164,13 +177,13 @@ impl Harness {
                 .expect("topics deleted");
         }
         let dir = tempfile::tempdir().unwrap();
-        let cfg_text = config_text(
+        let cfg_text = edit(config_text(
             dir.path(),
             free_port(),
             free_port(),
             free_port(),
             compaction_secs,
-        );
+        ));
         let cfg = Config::from_toml(&cfg_text).unwrap();
         let mut h = Harness {
             cfg,

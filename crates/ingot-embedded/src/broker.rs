@@ -140,3 +140,23 @@ impl Drop for EmbeddedBroker {
         }
     }
 }
+
+#[cfg(test)]
+mod port_tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_port_in_use_is_an_error_not_someone_elses_broker() {
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = taken.local_addr().unwrap().port();
+        let dir = tempfile::tempdir().unwrap();
+        let err = EmbeddedBroker::start(dir.path(), port, Duration::from_secs(3600))
+            .await
+            .err()
+            .expect("refused");
+        assert!(
+            matches!(err, BrokerError::PortInUse { port: p, .. } if p == port),
+            "{err}"
+        );
+    }
+}

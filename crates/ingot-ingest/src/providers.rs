@@ -238,18 +238,11 @@ mod tests {
     /// HMAC_TEST_VECTORS.txt in the shared fixtures (computed over the exact file bytes).
     #[test]
     fn shared_hmac_test_vectors() {
-        let dir = std::env::var_os("INGOT_FIXTURES_DIR")
-            .map(std::path::PathBuf::from)
-            .unwrap_or_else(|| {
-                std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures")
-            });
-        let Ok(vectors) = std::fs::read_to_string(dir.join("HMAC_TEST_VECTORS.txt")) else {
-            eprintln!(
-                "skipped: {} not found (set INGOT_FIXTURES_DIR)",
-                dir.join("HMAC_TEST_VECTORS.txt").display()
-            );
+        let Some(dir) = ingot_testkit::fixtures::fixtures_dir() else {
             return;
         };
+        let vectors = std::fs::read_to_string(dir.join("HMAC_TEST_VECTORS.txt"))
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.join("HMAC_TEST_VECTORS.txt").display()));
         let mut checked = 0;
         for line in vectors.lines() {
             let parts: Vec<&str> = line.split_whitespace().collect();
@@ -279,5 +272,140 @@ mod tests {
             checked >= 10,
             "only {checked} vectors parsed from HMAC_TEST_VECTORS.txt"
         );
+    }
+}
+
+/// Property tests: whatever arrives (headers, body, secrets), the verifiers answer a
+/// verdict and never panic; a signature nobody computed is never accepted; a correct one
+/// is never refused as unauthorized.
+#[cfg(test)]
+mod props {
+    use super::*;
+    use axum::http::{HeaderName, HeaderValue};
+    use proptest::prelude::*;
+
+    /// Cases per property (`PROPTEST_CASES` overrides).
+    const CASES: u32 = 2000;
+
+    const NAMES: &[&str] = &[
+        "x-shopify-hmac-sha256",
+        "shopify-hmac-sha256",
+        "x-shopify-topic",
+        "shopify-topic",
+        "x-shopify-event-id",
+        "shopify-event-id",
+        "x-shopify-webhook-id",
+        "x-shopify-triggered-at",
+        "x-shopify-api-version",
+        "x-wc-webhook-signature",
+        "x-wc-webhook-topic",
+        "x-wc-webhook-delivery-id",
+        "x-wc-webhook-resource",
+        "x-wc-webhook-event",
+        "x-wc-webhook-id",
+        "content-type",
+        "x-something-else",
+    ];
+
+    fn sign(secret: &str, body: &[u8]) -> String {
+        let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+        mac.update(body);
+        base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+    }
+
+    /// Header values as they come off the wire: any bytes a `HeaderValue` can hold
+    /// (visible ASCII, space, tab, obs-text), including invalid UTF-8.
+    fn value() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            proptest::collection::vec(prop_oneof![Just(b'\t'), 0x20u8..0x7f, 0x80u8..=0xff], 0..64),
+            "[a-z]{1,12}[/.][a-z_]{1,12}".prop_map(String::into_bytes),
+            "[A-Za-z0-9+/=]{0,60}".prop_map(String::into_bytes),
+        ]
+    }
+
+    fn headers() -> impl Strategy<Value = HeaderMap> {
+        proptest::collection::vec((0..NAMES.len(), value()), 0..12).prop_map(|pairs| {
+            let mut h = HeaderMap::new();
+            for (n, v) in pairs {
+                if let Ok(v) = HeaderValue::from_bytes(&v) {
+                    h.append(HeaderName::from_static(NAMES[n]), v);
+                }
+            }
+            h
+        })
+    }
+
+    fn secrets() -> impl Strategy<Value = Vec<Secret>> {
+        proptest::collection::vec(
+            prop_oneof![
+                ".{0,40}",
+                "[a-z&;]{1,20}",
+                proptest::collection::vec(any::<u8>(), 0..40)
+                    .prop_map(|b| String::from_utf8_lossy(&b).into_owned()),
+            ]
+            .prop_map(Secret::from),
+            0..4,
+        )
+    }
+
+    fn body() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            proptest::collection::vec(any::<u8>(), 0..512),
+            ".{0,200}".prop_map(String::into_bytes),
+            Just(b"webhook_id=12".to_vec()),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(CASES))]
+
+        #[test]
+        fn arbitrary_deliveries_get_a_verdict_never_a_panic(
+            h in headers(), b in body(), s in secrets()
+        ) {
+            for p in Provider::ALL {
+                let verdict = verifier_for(p).verify(&h, &b, &s);
+                // a random signature header is accepted only if it happens to be right
+                if let Verdict::Accepted(_) = verdict {
+                    let sigs: Vec<&str> = ["x-shopify-hmac-sha256", "shopify-hmac-sha256", "x-wc-webhook-signature"]
+                        .iter()
+                        .filter_map(|n| h.get(*n)?.to_str().ok())
+                        .collect();
+                    let decoded: Vec<Secret> = s
+                        .iter()
+                        .map(|x| Secret::from(html_escape::decode_html_entities(x.expose()).into_owned()))
+                        .chain(s.iter().cloned())
+                        .collect();
+                    prop_assert!(
+                        sigs.iter().any(|sig| verify_hmac_base64(sig, &b, &decoded)),
+                        "{p:?} accepted an unsigned delivery"
+                    );
+                }
+            }
+        }
+
+        #[test]
+        fn a_correct_signature_is_never_unauthorized(
+            h in headers(), b in body(), secret in "[ -~]{1,40}", others in secrets()
+        ) {
+            let sig = HeaderValue::from_str(&sign(&secret, &b)).unwrap();
+            let mut all = others.clone();
+            all.push(Secret::from(secret.clone()));
+            for (p, name) in [
+                (Provider::Shopify, "x-shopify-hmac-sha256"),
+                (Provider::WooCommerce, "x-wc-webhook-signature"),
+            ] {
+                let mut h = h.clone();
+                for n in ["x-shopify-hmac-sha256", "shopify-hmac-sha256", "x-wc-webhook-signature"] {
+                    h.remove(n);
+                }
+                h.insert(HeaderName::from_static(name), sig.clone());
+                let verdict = verifier_for(p).verify(&h, &b, &all);
+                prop_assert!(
+                    !matches!(verdict, Verdict::Unauthorized(_)),
+                    "{p:?}: {verdict:?}"
+                );
+            }
+        }
     }
 }

@@ -57,18 +57,30 @@ impl Topology {
 
     /// Creates every topic that does not exist yet; existing topics are left as they are.
     /// Returns the names it created. Idempotent.
+    ///
+    /// Only missing topics are sent to the broker: topics that exist are the normal case on
+    /// every start after the first, and asking to create them makes brokers log errors
+    /// (the embedded Tansu logs `ERROR err=Api(TopicAlreadyExists)` per topic). A topic
+    /// created by someone else in between still answers `TopicAlreadyExists`, which is
+    /// success here.
     pub async fn apply(&self, settings: &KafkaSettings) -> Result<Vec<String>, TopologyError> {
+        let existing = self.existing(settings)?;
+        let missing: Vec<&TopicSpec> = self
+            .topics
+            .iter()
+            .filter(|t| !existing.contains(&t.name))
+            .collect();
+        if missing.is_empty() {
+            tracing::debug!(component = "topology", "every topic exists");
+            return Ok(Vec::new());
+        }
         let admin: AdminClient<DefaultClientContext> = settings
             .client_config()
             .create()
             .map_err(KafkaError::from)?;
-        let configs: Vec<Vec<(String, String)>> = self
-            .topics
-            .iter()
-            .map(|t| t.configs(settings, &[]))
-            .collect();
-        let new_topics: Vec<NewTopic> = self
-            .topics
+        let configs: Vec<Vec<(String, String)>> =
+            missing.iter().map(|t| t.configs(settings, &[])).collect();
+        let new_topics: Vec<NewTopic> = missing
             .iter()
             .zip(&configs)
             .map(|(t, cs)| {
@@ -92,7 +104,9 @@ impl Topology {
         for r in results {
             match r {
                 Ok(name) => created.push(name),
-                Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                Err((topic, RDKafkaErrorCode::TopicAlreadyExists)) => {
+                    tracing::debug!(component = "topology", %topic, "created meanwhile by another process");
+                }
                 Err((topic, code)) => {
                     return Err(TopologyError::Create {
                         topic,
@@ -148,6 +162,24 @@ impl Topology {
         }
     }
 
+    /// The topology's topics the broker lists.
+    fn existing(&self, settings: &KafkaSettings) -> Result<Vec<String>, TopologyError> {
+        use rdkafka::consumer::Consumer;
+        let c: rdkafka::consumer::BaseConsumer = settings
+            .client_config()
+            .create()
+            .map_err(KafkaError::from)?;
+        let md = c
+            .fetch_metadata(None, Duration::from_secs(10))
+            .map_err(KafkaError::from)?;
+        Ok(md
+            .topics()
+            .iter()
+            .map(|t| t.name().to_string())
+            .filter(|n| self.topic(n).is_some())
+            .collect())
+    }
+
     /// Deletes every topic of the topology that exists and waits until the broker no
     /// longer lists them (tests reset a shared broker with it; never used by ingot).
     pub async fn delete_all(&self, settings: &KafkaSettings) -> Result<(), TopologyError> {
@@ -155,20 +187,7 @@ impl Topology {
             .client_config()
             .create()
             .map_err(KafkaError::from)?;
-        let existing = |s: &KafkaSettings| -> Result<Vec<String>, TopologyError> {
-            use rdkafka::consumer::Consumer;
-            let c: rdkafka::consumer::BaseConsumer =
-                s.client_config().create().map_err(KafkaError::from)?;
-            let md = c
-                .fetch_metadata(None, Duration::from_secs(10))
-                .map_err(KafkaError::from)?;
-            Ok(md
-                .topics()
-                .iter()
-                .map(|t| t.name().to_string())
-                .filter(|n| self.topic(n).is_some())
-                .collect())
-        };
+        let existing = |s: &KafkaSettings| self.existing(s);
         let names = existing(settings)?;
         if !names.is_empty() {
             let refs: Vec<&str> = names.iter().map(String::as_str).collect();

@@ -82,14 +82,23 @@ impl Auth {
 
     /// The principal of an `Authorization` header value (`Bearer <key>`), if any.
     pub fn principal(&self, authorization: Option<&str>) -> Option<Arc<Principal>> {
-        let (scheme, token) = authorization?.trim().split_once(' ')?;
-        if !scheme.eq_ignore_ascii_case("bearer") {
-            return None;
-        }
-        let token = token.trim();
-        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-        self.keys.get(&digest).cloned()
+        self.keys.get(&bearer_digest(authorization)?).cloned()
     }
+
+    /// The SHA-256 digest of the bearer key of an `Authorization` header value when it is
+    /// a configured key (what per-key limits are keyed by: the key itself is kept nowhere).
+    pub fn known_key_digest(&self, authorization: Option<&str>) -> Option<[u8; 32]> {
+        bearer_digest(authorization).filter(|d| self.keys.contains_key(d))
+    }
+}
+
+/// The SHA-256 digest of the key of an `Authorization: Bearer <key>` value.
+fn bearer_digest(authorization: Option<&str>) -> Option<[u8; 32]> {
+    let (scheme, token) = authorization?.trim().split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return None;
+    }
+    Some(Sha256::digest(token.trim().as_bytes()).into())
 }
 
 #[cfg(test)]
@@ -118,6 +127,11 @@ mod tests {
         assert!(g.may_read("globex", "g-1"));
         assert!(!g.may_read("globex", "g-2"));
         assert!(auth.principal(Some("Bearer nope")).is_none());
+        let d: [u8; 32] = Sha256::digest(b"k1").into();
+        assert_eq!(auth.known_key_digest(Some("bearer  k1 ")), Some(d));
+        assert_eq!(auth.known_key_digest(Some("Bearer nope")), None);
+        assert_eq!(auth.known_key_digest(Some("Basic k1")), None);
+        assert_eq!(auth.known_key_digest(None), None);
         assert_eq!(
             auth.principal(Some("bearer k1")).unwrap().tenant_id,
             "acme",

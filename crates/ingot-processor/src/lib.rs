@@ -386,6 +386,8 @@ impl Processor {
             }
         }
         let _ = assignment;
+        // the tail's consumer closes before run returns (while the broker is still up)
+        replays.close().await;
         Ok(totals)
     }
 

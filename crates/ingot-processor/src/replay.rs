@@ -48,6 +48,16 @@ impl Drop for Replays {
     }
 }
 
+impl Replays {
+    /// Stops the tail and waits until its consumer is dropped (an aborted task is dropped
+    /// by the runtime later; a stop must not leave a client talking to a broker that the
+    /// process stops next).
+    pub(crate) async fn close(mut self) {
+        self.tail.abort();
+        let _ = (&mut self.tail).await;
+    }
+}
+
 /// One unit being run.
 struct Unit {
     spec: ReplaySpec,

@@ -122,10 +122,12 @@ pub(crate) async fn create(
     let connection_ids = if req.connection_ids.is_empty() {
         mine
     } else {
-        // the same answer for another tenant's connection and an unknown one, without
-        // echoing the id
-        if req.connection_ids.iter().any(|id| !mine.contains(id)) {
-            return error(StatusCode::NOT_FOUND, "connection not found");
+        if let Some(at) = req.connection_ids.iter().position(|id| !mine.contains(id)) {
+            // by position, not by id: an answer never repeats another tenant's identifiers
+            return error(
+                StatusCode::NOT_FOUND,
+                format!("connection_ids[{at}]: no such connection for this key"),
+            );
         }
         req.connection_ids
     };

@@ -2,6 +2,7 @@
 //! benchmarks and demos. Each simulator is a real HTTP server on 127.0.0.1 serving a seeded,
 //! mutable data set, with fault injection.
 
+pub mod fixtures;
 pub mod netsuite;
 pub mod shopify;
 pub mod woocommerce;

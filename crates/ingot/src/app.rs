@@ -174,9 +174,15 @@ impl Running {
         if let Some(e) = &self.engine {
             e.stop();
         }
-        if let Some(h) = self.http.take() {
-            h.abort();
-            let _ = h.await;
+        if let Some(mut h) = self.http.take() {
+            // requests in flight get a few seconds to finish, then are cut
+            if tokio::time::timeout(std::time::Duration::from_secs(5), &mut h)
+                .await
+                .is_err()
+            {
+                h.abort();
+                let _ = h.await;
+            }
         }
         for t in self.tasks.drain(..) {
             t.await.context("stage task panicked")??;
@@ -184,31 +190,24 @@ impl Running {
         Ok(())
     }
 
-    /// Waits until a stage fails (or forever).
+    /// Waits until a stage ends (a failure; or forever).
+    ///
+    /// Cancel-safe: the stages stay in `self` while it waits, so [`Running::stop`] after a
+    /// cancelled `wait` (`select!` with Ctrl-C) still stops and awaits every one of them.
+    /// (It once moved them into its future: a cancelled wait detached them, `stop` awaited
+    /// nothing, and the embedded broker went down under stages still running — librdkafka
+    /// `Connection refused` errors at every Ctrl-C.)
     pub async fn wait(&mut self) -> anyhow::Result<()> {
         if self.tasks.is_empty() {
             std::future::pending::<()>().await;
         }
-        let (res, _, rest) = futures_select_all(std::mem::take(&mut self.tasks)).await;
-        self.tasks = rest;
-        res.context("stage task panicked")?
-    }
-}
-
-async fn futures_select_all(
-    tasks: Vec<JoinHandle<anyhow::Result<()>>>,
-) -> (
-    Result<anyhow::Result<()>, tokio::task::JoinError>,
-    usize,
-    Vec<JoinHandle<anyhow::Result<()>>>,
-) {
-    let mut set: Vec<_> = tasks;
-    loop {
-        if let Some(i) = set.iter().position(|t| t.is_finished()) {
-            let t = set.remove(i);
-            return (t.await, i, set);
+        loop {
+            if let Some(i) = self.tasks.iter().position(|t| t.is_finished()) {
+                let t = self.tasks.remove(i);
+                return t.await.context("stage task panicked")?;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
 }
 
@@ -409,9 +408,28 @@ pub async fn start_with(
             .await
             .with_context(|| format!("binding {}", cfg.http.listen))?;
         http_addr = Some(listener.local_addr()?);
+        // per-key rate limits over every route merged above (only /v1 paths count)
+        if let Some(limits) = crate::ratelimit::KeyLimits::new(
+            ingot_model::auth::Auth::new(&tenants(cfg)),
+            cfg.http.rate_limit_per_minute,
+        ) {
+            router = router.layer(axum::middleware::from_fn_with_state(
+                limits,
+                crate::ratelimit::limit,
+            ));
+        }
         let app = router.layer(axum::middleware::from_fn(trace_request));
+        let mut stop = rx.clone();
         http = Some(tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, app).await {
+            // graceful: at stop the server closes its (idle keep-alive) connections, whose
+            // tasks hold the routers' Kafka clients, before the stages and broker go
+            let stopped = async move {
+                let _ = stop.wait_for(|s| *s).await;
+            };
+            if let Err(e) = axum::serve(listener, app)
+                .with_graceful_shutdown(stopped)
+                .await
+            {
                 tracing::error!(component = "http", error = %e, "http server stopped");
             }
         }));

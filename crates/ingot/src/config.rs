@@ -82,6 +82,14 @@ pub struct HttpConfig {
     /// Largest webhook body accepted (bytes); larger bodies get 413.
     #[serde(default = "default_max_body")]
     pub max_body_bytes: usize,
+    /// Requests per minute per API key on the `/v1` routes (429 with `Retry-After`
+    /// beyond it); 0 turns the limit off.
+    #[serde(default = "default_rate_limit")]
+    pub rate_limit_per_minute: u32,
+}
+
+fn default_rate_limit() -> u32 {
+    600
 }
 
 fn default_listen() -> String {
@@ -96,6 +104,7 @@ impl Default for HttpConfig {
         HttpConfig {
             listen: default_listen(),
             max_body_bytes: default_max_body(),
+            rate_limit_per_minute: default_rate_limit(),
         }
     }
 }
@@ -641,5 +650,125 @@ webhook_secrets = ["test-secret-not-real"]
                 ),
             "{err}"
         );
+    }
+}
+
+/// Property tests: `Config::from_toml` on arbitrary text, and on text assembled from the
+/// configuration's own sections, keys and hostile values, answers `Ok` or an error —
+/// never a panic.
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Cases per property (`PROPTEST_CASES` overrides).
+    const CASES: u32 = 2000;
+
+    const SECTIONS: &[&str] = &[
+        "[http]",
+        "[storage]",
+        "[kafka]",
+        "[kafka.properties]",
+        "[schema_registry]",
+        "[embedded]",
+        "[processor]",
+        "[secrets]",
+        "[forwarder]",
+        "[[tenants]]",
+        "[[tenants.limited_keys]]",
+        "[[connections]]",
+        "[bogus]",
+    ];
+
+    const KEYS: &[&str] = &[
+        "listen",
+        "max_body_bytes",
+        "rate_limit_per_minute",
+        "data_dir",
+        "bootstrap_servers",
+        "replication_factor",
+        "exactly_once",
+        "url",
+        "kafka_port",
+        "registry_port",
+        "compaction_interval_secs",
+        "group_id",
+        "key",
+        "old_keys",
+        "id",
+        "api_keys",
+        "connections",
+        "tenant",
+        "provider",
+        "shop_domain",
+        "base_url",
+        "webhook_secrets",
+        "access_token",
+        "consumer_key",
+        "consumer_secret",
+        "history_days",
+        "poll_interval_secs",
+        "timezone",
+        "allow_insecure_urls",
+        "retry_schedule_secs",
+        "\"security.protocol\"",
+        "nonsense",
+    ];
+
+    fn value() -> impl Strategy<Value = String> {
+        prop_oneof![
+            any::<i64>().prop_map(|n| n.to_string()),
+            Just("18446744073709551616".to_string()),
+            Just("0".to_string()),
+            Just("-1".to_string()),
+            any::<bool>().prop_map(|b| b.to_string()),
+            any::<f64>().prop_map(|f| format!("{f:?}")),
+            "[a-zA-Z0-9:/._&;%-]{0,30}".prop_map(|s| format!("{s:?}")),
+            Just("\"sha256:zz\"".to_string()),
+            Just(format!("\"sha256:{}\"", "a".repeat(64))),
+            Just("\"shopify\"".to_string()),
+            Just("\"woocommerce\"".to_string()),
+            Just("\"netsuite\"".to_string()),
+            Just("\"America/Los_Angeles\"".to_string()),
+            Just("\"Mars/Olympus\"".to_string()),
+            Just("\"256.0.0.1:99999\"".to_string()),
+            proptest::collection::vec("[a-z0-9-]{0,8}", 0..4).prop_map(|v| format!("{v:?}")),
+            proptest::collection::vec(any::<i32>(), 0..4).prop_map(|v| format!("{v:?}")),
+            Just("{}".to_string()),
+            Just("[[]]".to_string()),
+            ".{0,20}",
+        ]
+    }
+
+    fn line() -> impl Strategy<Value = String> {
+        prop_oneof![
+            1 => (0..SECTIONS.len()).prop_map(|i| SECTIONS[i].to_string()),
+            4 => ((0..KEYS.len()), value()).prop_map(|(k, v)| format!("{} = {v}", KEYS[k])),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(CASES))]
+
+        #[test]
+        fn arbitrary_text_never_panics(text in ".{0,400}") {
+            let _ = Config::from_toml(&text);
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
+            let _ = Config::from_toml(&String::from_utf8_lossy(&bytes));
+        }
+
+        #[test]
+        fn configuration_shaped_text_never_panics(lines in proptest::collection::vec(line(), 0..30)) {
+            let text = lines.join("\n");
+            if let Ok(cfg) = Config::from_toml(&text) {
+                // what was accepted is usable: its keys and connections resolve
+                let tenants: Vec<_> = cfg.tenants.iter().flat_map(|t| t.tenants()).collect();
+                let _ = ingot_model::auth::Auth::new(&tenants);
+                let _: Vec<_> = cfg.connections.iter().map(|c| c.spec()).collect();
+            }
+        }
     }
 }

@@ -9,5 +9,6 @@ pub mod bench;
 pub mod config;
 pub mod demo;
 pub mod progress;
+pub mod ratelimit;
 pub mod replay;
 pub mod shopsim;

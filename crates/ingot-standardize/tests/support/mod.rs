@@ -6,21 +6,10 @@ use ingot_standardize::{Outcome, StandardizeError, Standardized};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 
-/// `$INGOT_FIXTURES_DIR`, else `<workspace>/../shared/fixtures`. `None` (and a printed
-/// reason) when absent, so a clone without `../shared` skips these tests.
+/// The shared fixtures folder (`None` when absent outside CI; a failure when `CI=true`):
+/// the one rule of `ingot_testkit::fixtures`.
 pub fn fixtures_dir() -> Option<PathBuf> {
-    let dir = std::env::var_os("INGOT_FIXTURES_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures"));
-    if dir.join("MANIFEST.md").exists() {
-        Some(dir)
-    } else {
-        eprintln!(
-            "skipped: shared fixtures not found at {} (set INGOT_FIXTURES_DIR to the fixtures folder)",
-            dir.display()
-        );
-        None
-    }
+    ingot_testkit::fixtures::fixtures_dir()
 }
 
 pub fn read_fixture(dir: &Path, rel: &str) -> Vec<u8> {
