@@ -2745,3 +2745,86 @@ async fn shuffled_ties_sync_whole_reconcile_runs_on_request_and_sync_status_exit
     let (_, st) = h.get("/v1/connections/woo-stuck/sync-status", KEY).await;
     assert_eq!(st["models"]["orders"]["state"], "failed", "{st}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_resumes_after_its_processor_is_killed_with_sigkill() {
+    let _serial = serial();
+    let h = Harness::start_without_processor().await;
+    let ids: Vec<u64> = (0..150).map(|i| 820_982_911_946_157_000 + i).collect();
+    // the processor is a child `ingot process`, one raw event per batch (so a replay of
+    // these events takes many batches)
+    let dir = h.data_dir().join("children");
+    let cfg = h.config_file("processor", &dir.join("p"), "127.0.0.1:0");
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("[processor]\n", "[processor]\nmax_batch = 1\n");
+    std::fs::write(&cfg, text).unwrap();
+    let cfg = cfg.to_str().unwrap().to_string();
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut child = spawn_ingot(&["process", "-c", &cfg], &dir.join("p1.log"));
+    for id in &ids {
+        let o = sample_order(*id, "paid", "2026-11-20T10:00:00Z");
+        assert_eq!(
+            h.post(&delivery("orders/create", &o, &format!("o{id}")))
+                .await,
+            200
+        );
+    }
+    h.wait_processed().await;
+    let key = |id: u64| format!("{CONN}/order/{id}");
+    let before = h.kafka().read_all("normalized.order").await.unwrap().len();
+    assert_eq!(before, ids.len());
+
+    let r = h
+        .client
+        .post(format!("{}/v1/replays", h.base))
+        .bearer_auth(KEY)
+        .json(&json!({"connection_ids": [CONN]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 202);
+    let id = r.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let path = format!("/v1/replays/{id}");
+    let mid = h
+        .wait_for(&path, |_, v| {
+            v["counts"]["read"].as_u64().unwrap_or(0) >= 10
+        })
+        .await;
+    kill9(&mut child);
+    let at_kill = h.get(&path, KEY).await.1;
+    assert_ne!(at_kill["state"], "done", "still running when killed: {mid}");
+    let read_at_kill = at_kill["counts"]["read"].as_u64().unwrap();
+    assert!(read_at_kill < ids.len() as u64, "{at_kill}");
+
+    // a new process resumes from the unit checkpoints
+    let mut child = spawn_ingot(&["process", "-c", &cfg], &dir.join("p2.log"));
+    let done = h.wait_for(&path, |_, v| v["state"] == "done").await;
+    kill9(&mut child);
+    let read = done["counts"]["read"].as_u64().unwrap();
+    // every raw event once, plus at most the batch in flight in each unit at the kill
+    assert!(
+        read >= ids.len() as u64 && read <= ids.len() as u64 + 3,
+        "{done}"
+    );
+    // the same mapping: nothing changed, nothing was emitted again
+    assert_eq!(done["counts"]["reemitted"], 0, "{done}");
+    assert_eq!(
+        done["counts"]["unchanged"], done["counts"]["read"],
+        "{done}"
+    );
+    let after = h.kafka().read_all("normalized.order").await.unwrap();
+    assert_eq!(after.len(), before, "a resumed replay re-emitted records");
+    for id in &ids {
+        assert_eq!(
+            after
+                .iter()
+                .filter(|m| m.key_str() == Some(key(*id).as_str()))
+                .count(),
+            1
+        );
+    }
+}

@@ -17,7 +17,7 @@ use ingot_model::{Model, RecordKey};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 use support::*;
 
@@ -29,24 +29,6 @@ fn kafka_only(name: &str) -> bool {
         return false;
     }
     true
-}
-
-/// Starts `ingot <args…>` as a child process, its stderr in `log`.
-fn spawn_ingot(args: &[&str], log: &Path) -> Child {
-    let log = std::fs::File::create(log).unwrap();
-    Command::new(env!("CARGO_BIN_EXE_ingot"))
-        .args(args)
-        .env("INGOT_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("ingot starts")
-}
-
-/// SIGKILL, as a crash would.
-fn kill9(child: &mut Child) {
-    child.kill().expect("SIGKILL");
-    child.wait().unwrap();
 }
 
 /// An order webhook body: `version` picks the financial status and the update time, so

@@ -397,3 +397,21 @@ pub fn sample_order(id: u64, financial: &str, updated_at: &str) -> Value {
         updated_at,
     )
 }
+
+/// Starts `ingot <args…>` as a child process, its stderr in `log`.
+pub fn spawn_ingot(args: &[&str], log: &Path) -> std::process::Child {
+    let log = std::fs::File::create(log).unwrap();
+    std::process::Command::new(env!("CARGO_BIN_EXE_ingot"))
+        .args(args)
+        .env("INGOT_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("ingot starts")
+}
+
+/// SIGKILL, as a crash would.
+pub fn kill9(child: &mut std::process::Child) {
+    child.kill().expect("SIGKILL");
+    child.wait().unwrap();
+}

@@ -343,6 +343,9 @@ pub async fn start_with(
         if let Some(g) = &cfg.processor.group_id {
             pc.group_id = g.clone();
         }
+        if let Some(n) = cfg.processor.max_batch {
+            pc.max_batch = n.clamp(1, 10_000);
+        }
         let p = Processor::open(pc, infra.kafka.clone(), codec.clone())
             .await
             .context("starting the processor")?;

@@ -310,6 +310,9 @@ pub struct ProcessorSection {
     /// Consumer group of the processor (default `ingot-processor`).
     #[serde(default)]
     pub group_id: Option<String>,
+    /// Most raw events per batch (live and replay), 1–10 000 (default 500).
+    #[serde(default)]
+    pub max_batch: Option<usize>,
 }
 
 impl Config {
