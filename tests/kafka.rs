@@ -16,7 +16,6 @@ use ingot::shopsim;
 use ingot_model::{Model, RecordKey};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
 use std::process::Child;
 use std::time::{Duration, Instant};
 use support::*;
