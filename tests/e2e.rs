@@ -1675,8 +1675,8 @@ impl Harness {
         .await
     }
 
-    /// Requests a replay through the API and waits until it is done.
-    async fn replay(&self, key: &str, body: Value) -> Value {
+    /// Requests a replay through the API; returns its status path.
+    async fn request_replay(&self, key: &str, body: Value) -> String {
         let r = self
             .client
             .post(format!("{}/v1/replays", self.base))
@@ -1689,7 +1689,12 @@ impl Harness {
         let v: Value = r.json().await.unwrap();
         let id = v["id"].as_str().unwrap().to_string();
         assert!(id.starts_with("rpl_"), "{v}");
-        let path = format!("/v1/replays/{id}");
+        format!("/v1/replays/{id}")
+    }
+
+    /// Requests a replay through the API and waits until it is done.
+    async fn replay(&self, key: &str, body: Value) -> Value {
+        let path = self.request_replay(key, body).await;
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let (s, v) = self.get(&path, key).await;
@@ -1998,20 +2003,9 @@ async fn a_crashed_replay_resumes_and_never_reverts_a_newer_live_version() {
         change: note_orders,
     };
     let crashing = TestProcessor::start_batch(&h, Some(mapping()), 1).await;
-    let r = h
-        .client
-        .post(format!("{}/v1/replays", h.base))
-        .bearer_auth(KEY)
-        .json(&json!({"connection_ids": [CONN]}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 202);
-    let id = r.json::<Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let path = format!("/v1/replays/{id}");
+    let path = h
+        .request_replay(KEY, json!({"connection_ids": [CONN]}))
+        .await;
     let mid = h
         .wait_for(&path, |_, v| {
             v["counts"]["read"].as_u64().unwrap_or(0) >= 10
@@ -2775,20 +2769,9 @@ async fn a_replay_resumes_after_its_processor_is_killed_with_sigkill() {
     let before = h.kafka().read_all("normalized.order").await.unwrap().len();
     assert_eq!(before, ids.len());
 
-    let r = h
-        .client
-        .post(format!("{}/v1/replays", h.base))
-        .bearer_auth(KEY)
-        .json(&json!({"connection_ids": [CONN]}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 202);
-    let id = r.json::<Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let path = format!("/v1/replays/{id}");
+    let path = h
+        .request_replay(KEY, json!({"connection_ids": [CONN]}))
+        .await;
     let mid = h
         .wait_for(&path, |_, v| {
             v["counts"]["read"].as_u64().unwrap_or(0) >= 10
