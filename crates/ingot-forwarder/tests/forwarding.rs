@@ -227,17 +227,7 @@ async fn changes_arrive_signed_in_order_with_the_api_record_and_per_tenant() {
         .all(|g| g.json["data"]["tenant_id"] != "globex"));
 
     // --- the delivery log
-    let (st, v) = api(
-        r,
-        "GET",
-        &format!("/v1/webhook-endpoints/{a}/deliveries"),
-        "acme-key",
-        None,
-    )
-    .await;
-    assert_eq!(st, 200);
-    let log = v["data"].as_array().unwrap();
-    assert_eq!(log.len(), 3);
+    let log = settled_deliveries(r, &a, "acme-key", 3).await;
     assert_eq!(log[0]["event_type"], "order.deleted", "newest first");
     for d in log {
         assert_eq!(d["status"], "delivered");
@@ -499,15 +489,7 @@ async fn retries_keep_the_id_and_body_and_hold_back_only_that_record() {
     let r4: Vec<&Got> = all.iter().filter(|g| g.remote_id() == "r4").collect();
     assert_eq!(r4.len(), 2);
     assert_eq!(r4[0].id, r4[1].id);
-    let (_, v) = api(
-        &fwd.router,
-        "GET",
-        &format!("/v1/webhook-endpoints/{e}/deliveries"),
-        "acme-key",
-        None,
-    )
-    .await;
-    let log = v["data"].as_array().unwrap();
+    let log = settled_deliveries(&fwd.router, &e, "acme-key", 5).await;
     let find = |msg: &str| log.iter().find(|d| d["message_id"] == msg).unwrap().clone();
     let d1 = find(&v1_id);
     assert_eq!(d1["status"], "delivered");

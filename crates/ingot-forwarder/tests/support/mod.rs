@@ -179,6 +179,25 @@ pub async fn start_forwarder(
     Running { router, stop, task }
 }
 
+/// The endpoint's delivery log (`data` of `GET …/deliveries`) once `n` messages
+/// are in it and none is `pending`. A receiver has the request before the
+/// forwarder records its answer, so a test waits for the record, not the receipt.
+pub async fn settled_deliveries(
+    router: &axum::Router,
+    endpoint: &str,
+    key: &str,
+    n: usize,
+) -> Vec<Value> {
+    let path = format!("/v1/webhook-endpoints/{endpoint}/deliveries?limit=100");
+    eventually_async(30, &format!("{n} settled deliveries"), || async {
+        let (st, v) = api(router, "GET", &path, key, None).await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+        let log = v["data"].as_array()?.clone();
+        (log.len() == n && log.iter().all(|d| d["status"] != "pending")).then_some(log)
+    })
+    .await
+}
+
 /// Calls the API in-process.
 pub async fn api(
     router: &axum::Router,
