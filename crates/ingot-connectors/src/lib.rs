@@ -15,6 +15,7 @@
 pub mod http;
 pub mod netsuite;
 pub mod shopify;
+pub mod subscriptions;
 pub mod woocommerce;
 
 use async_trait::async_trait;
