@@ -674,6 +674,8 @@ fn fast_sync() -> ingot_sync::SyncSettings {
         overlap: chrono::Duration::minutes(10),
         retry_after_failure: Duration::from_millis(500),
         models: Model::ALL.to_vec(),
+        bulk_poll_interval: Duration::from_millis(50),
+        ..Default::default()
     }
 }
 

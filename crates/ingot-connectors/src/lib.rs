@@ -12,6 +12,7 @@
 //! The sync engine (`ingot-sync`) owns windows, checkpoints and cursors: a connector is
 //! stateless apart from its HTTP client and rate-limit pacing.
 
+pub mod bulk;
 pub mod http;
 pub mod netsuite;
 pub mod shopify;
@@ -173,6 +174,11 @@ pub trait Connector: Send + Sync {
         window: &Window,
         page: Option<&PageToken>,
     ) -> Result<Page<Deletion>, ConnectorError>;
+    /// The 3PA's bulk export, when it has one and this connection may use it: the
+    /// historical sync then lists its whole window through it ([`bulk`]).
+    fn bulk(&self) -> Option<&dyn bulk::BulkExport> {
+        None
+    }
 }
 
 /// The connector registry: one line per provider.

@@ -1,5 +1,6 @@
 use crate::status::{Backfill, ModelStatus, SyncState};
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
+use ingot_connectors::bulk::{BulkExport, BulkState};
 use ingot_connectors::{
     connector_for, Connector, ConnectorConfig, ConnectorError, Deletion, RemoteRecord, Window,
 };
@@ -134,6 +135,12 @@ pub struct SyncSettings {
     /// Wait after a failed run before trying again (capped by the poll interval).
     pub retry_after_failure: Duration,
     pub models: Vec<Model>,
+    /// Pause between two polls of a running bulk export (and between two tries to start
+    /// one while the shop runs as many as it may).
+    pub bulk_poll_interval: Duration,
+    /// Bulk jobs a historical sync starts (a failed or expired one is started again)
+    /// before it falls back to the paged listing.
+    pub bulk_attempts: u32,
 }
 
 impl Default for SyncSettings {
@@ -143,6 +150,8 @@ impl Default for SyncSettings {
             overlap: ChronoDuration::minutes(10),
             retry_after_failure: Duration::from_secs(60),
             models: Model::ALL.to_vec(),
+            bulk_poll_interval: Duration::from_secs(2),
+            bulk_attempts: 2,
         }
     }
 }
@@ -795,6 +804,7 @@ impl Engine {
                     windows_total: ((span + w - 1) / w) as u32,
                     windows_done: 0,
                     page: None,
+                    bulk: None,
                 }
             }
         };
@@ -803,7 +813,7 @@ impl Engine {
                 "unreadable backfill checkpoint".into(),
             ));
         };
-        if bf.windows_done == 0 && bf.page.is_none() {
+        if bf.windows_done == 0 && bf.page.is_none() && bf.bulk.is_none() {
             status.last_run_records = 0;
         }
         status.state = SyncState::Syncing;
@@ -811,6 +821,26 @@ impl Engine {
         status.last_run_started = Some(format_utc(&now));
         status.backfill = Some(bf.clone());
         self.persist(&spec.id, model, status.clone()).await?;
+        if let Some(bulk) = connector.bulk() {
+            let fell_back = bf.bulk.as_ref().is_some_and(|b| b.state == "fallback");
+            if !fell_back && bf.windows_done == 0 && bf.page.is_none() {
+                let whole = Window { from, to };
+                match self
+                    .bulk_backfill(spec, bulk, model, whole, &mut bf, &mut status)
+                    .await?
+                {
+                    Ok(true) => bf.windows_done = bf.windows_total,
+                    Ok(false) => {}
+                    Err(e) => {
+                        status.backfill = Some(bf.clone());
+                        return self
+                            .fail(spec, model, status, &e)
+                            .await
+                            .and(Err(EngineError::Invalid(e.to_string())));
+                    }
+                }
+            }
+        }
         while bf.windows_done < bf.windows_total {
             let start = from + self.inner.settings.window * bf.windows_done as i32;
             let end = (start + self.inner.settings.window).min(to);
@@ -888,6 +918,146 @@ impl Engine {
         status.progress_percent = Some(100.0);
         metrics::counter!("ingot_sync_runs_total", "result" => "done", "provider" => spec.provider.as_str()).increment(1);
         self.persist(&spec.id, model, status).await
+    }
+
+    /// The historical sync of `window` through the connector's bulk export. `Ok(true)`:
+    /// every record of the window was written; `Ok(false)`: the jobs kept failing and the
+    /// paged windows carry on (`bulk.state = "fallback"`); `Err`: a 3PA failure that
+    /// leaves the checkpoint (the job id, the records read) for the next run.
+    async fn bulk_backfill(
+        &self,
+        spec: &ConnectionSpec,
+        bulk: &dyn BulkExport,
+        model: Model,
+        window: Window,
+        bf: &mut Backfill,
+        status: &mut ModelStatus,
+    ) -> Result<Result<bool, ConnectorError>, EngineError> {
+        let poll = self.inner.settings.bulk_poll_interval;
+        let mut b = bf.bulk.clone().unwrap_or_default();
+        macro_rules! save {
+            () => {{
+                bf.bulk = Some(b.clone());
+                status.backfill = Some(bf.clone());
+                self.persist(&spec.id, model, status.clone()).await?;
+            }};
+        }
+        loop {
+            let id = match b.operation_id.clone() {
+                Some(id) => id,
+                None if b.attempts >= self.inner.settings.bulk_attempts.max(1) => {
+                    tracing::warn!(component = "sync", connection_id = %spec.id, %model, attempts = b.attempts, error = ?b.last_error, "bulk export failed; falling back to the paged listing");
+                    b.state = "fallback".into();
+                    save!();
+                    return Ok(Ok(false));
+                }
+                None => match bulk.start(model, &window).await {
+                    Ok(id) => {
+                        b.operation_id = Some(id.clone());
+                        b.attempts += 1;
+                        b.state = "running".into();
+                        b.objects = 0;
+                        b.records_done = 0;
+                        save!();
+                        id
+                    }
+                    Err(ConnectorError::RateLimited { retry_after }) => {
+                        // the shop runs as many bulk jobs as it may: wait for a slot
+                        b.state = "starting".into();
+                        save!();
+                        tokio::time::sleep(retry_after.unwrap_or(poll).max(poll)).await;
+                        continue;
+                    }
+                    Err(ConnectorError::Unsupported(why)) => {
+                        b.state = "fallback".into();
+                        b.last_error = Some(why);
+                        save!();
+                        return Ok(Ok(false));
+                    }
+                    Err(e) => return Ok(Err(e)),
+                },
+            };
+            let state = match bulk.poll(&id).await {
+                Ok(s) => s,
+                Err(e) => return Ok(Err(e)),
+            };
+            let url = match state {
+                BulkState::Running { objects } => {
+                    if objects != b.objects || b.state != "running" {
+                        b.objects = objects;
+                        b.state = "running".into();
+                        save!();
+                    }
+                    tokio::time::sleep(poll).await;
+                    continue;
+                }
+                BulkState::Failed { reason } => {
+                    tracing::warn!(component = "sync", connection_id = %spec.id, %model, operation = %id, %reason, "bulk export failed");
+                    b.last_error = Some(format!("bulk operation {id} failed: {reason}"));
+                    b.operation_id = None;
+                    save!();
+                    continue;
+                }
+                BulkState::Completed { url: None, objects } => {
+                    b.objects = objects;
+                    b.state = "done".into();
+                    save!();
+                    return Ok(Ok(true));
+                }
+                BulkState::Completed {
+                    url: Some(url),
+                    objects,
+                } => {
+                    b.objects = objects;
+                    url
+                }
+            };
+            let mut reader = match bulk.open(model, &url).await {
+                Ok(r) => r,
+                // an expired result (its URL lasts 7 days) is a failed job: start another
+                Err(ConnectorError::Rejected {
+                    status: code,
+                    message,
+                }) => {
+                    b.last_error = Some(format!(
+                        "bulk operation {id}: result unavailable ({code}): {message}"
+                    ));
+                    b.operation_id = None;
+                    save!();
+                    continue;
+                }
+                Err(e) => return Ok(Err(e)),
+            };
+            if let Err(e) = reader.skip(b.records_done).await {
+                return Ok(Err(e));
+            }
+            b.state = "reading".into();
+            let batch = spec.page_size.unwrap_or(250).clamp(1, 10_000) as usize;
+            loop {
+                let records = match reader.next_batch(batch).await {
+                    Ok(r) => r,
+                    Err(e) => return Ok(Err(e)),
+                };
+                if records.is_empty() {
+                    break;
+                }
+                self.write_records(spec, "backfill", &records).await?;
+                let n = records.len() as u64;
+                // one line per record in a bulk result: every record is distinct
+                status.records_written += n;
+                status.records_seen += n;
+                status.last_run_records += n;
+                b.records_done += n;
+                if b.objects > 0 {
+                    status.progress_percent =
+                        Some((100.0 * b.records_done as f64 / b.objects as f64).min(99.0));
+                }
+                save!();
+            }
+            b.state = "done".into();
+            save!();
+            return Ok(Ok(true));
+        }
     }
 
     async fn deletions(

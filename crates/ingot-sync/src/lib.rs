@@ -35,4 +35,4 @@ pub use engine::{
     read_connections, read_connections_sealed, Engine, EngineError, ReconcileModel, ReconcileRun,
     SyncSettings, CONNECTIONS_TOPIC, MAX_STALLED_PAGES, SYNC_TOPIC,
 };
-pub use status::{Backfill, ModelStatus, SyncState};
+pub use status::{Backfill, BulkProgress, ModelStatus, SyncState};

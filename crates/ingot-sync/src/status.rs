@@ -30,6 +30,28 @@ pub struct Backfill {
     pub windows_done: u32,
     /// Continuation inside window `windows_done` (None: its first page).
     pub page: Option<ingot_connectors::PageToken>,
+    /// The bulk export carrying this historical sync, when the connector has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bulk: Option<BulkProgress>,
+}
+
+/// A historical sync's bulk export (Shopify bulk operation): the job's id is checkpointed,
+/// so a restart polls the same job and resumes reading its result after `records_done`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct BulkProgress {
+    /// The 3PA's id of the current job (`gid://shopify/BulkOperation/<n>`); `None`
+    /// before one is started, and again after one failed.
+    pub operation_id: Option<String>,
+    /// `starting`, `running`, `reading`, `done`, or `fallback` (the windows carry on).
+    pub state: String,
+    /// Jobs started for this historical sync (the first one included).
+    pub attempts: u32,
+    /// Objects the 3PA reports processed by the current job.
+    pub objects: u64,
+    /// Records of the current job's result written and acknowledged.
+    pub records_done: u64,
+    /// Why the last job failed (the 3PA's error code), or why the sync fell back.
+    pub last_error: Option<String>,
 }
 
 /// Sync status of one (connection, model), persisted in `ingot.sync` and served by
