@@ -378,6 +378,9 @@ async fn bad_input_gets_clear_errors_and_loses_nothing() {
         .collect();
     assert_eq!(dlq[0].key_str(), Some("shop-1/order/43"));
     assert_eq!(reasons[0], "missing field updated_at");
+    assert!(dlq
+        .iter()
+        .all(|m| m.header("ingot-dlq-stage") == Some("processor")));
     assert!(
         dlq[1].key_str().unwrap().starts_with("shop-1/unrouted/"),
         "{:?}",

@@ -3,10 +3,7 @@
 
 use crate::config::ForwarderConfig;
 use crate::endpoints::{Endpoint, Endpoints};
-use crate::event::{
-    change_of, message_id, Change, DLQ_TOPIC, HEADER_DLQ_REASON, HEADER_MODIFIED_AT, HEADER_SOURCE,
-    HEADER_TENANT,
-};
+use crate::event::{change_of, message_id, Change, HEADER_MODIFIED_AT, HEADER_TENANT};
 use crate::http::{AttemptResult, Sender};
 use crate::store::{
     created_key, queue_key, Attempt, Delivery, DeliveryStatus, DeliveryStore, CREATED, HEALTH,
@@ -19,6 +16,7 @@ use ingot_kafka::{
     StreamConsumer, TopicPartitionList,
 };
 use ingot_model::auth::Auth;
+use ingot_model::dlq;
 use ingot_model::Model;
 use ingot_store::{encode_offset, offset_key, Batch};
 use std::cmp::Reverse;
@@ -36,7 +34,7 @@ pub(crate) struct Shared {
     pub sender: Sender,
     pub kafka: KafkaSettings,
     pub codec: AvroCodec,
-    /// Dead letters (to [`DLQ_TOPIC`]).
+    /// Dead letters (to [`dlq::TOPIC`]).
     pub producer: Producer,
     pub auth: Auth,
     pub sched: mpsc::UnboundedSender<SchedMsg>,
@@ -197,21 +195,20 @@ async fn decode(codec: &AvroCodec, bytes: &[u8]) -> Result<serde_json::Value, Sc
 }
 
 /// Produces each normalized message the forwarder can never use (its original key and
-/// bytes) to [`DLQ_TOPIC`] with its reason and source, and waits for the acknowledgements.
+/// bytes) to [`dlq::TOPIC`] with its reason, source and stage, and waits for the acknowledgements.
 async fn dead_letter(shared: &Shared, dead: &[(Message, String)]) -> Result<(), ForwarderError> {
     for (m, reason) in dead {
-        let source = format!("{}/{}@{}", m.topic, m.partition, m.offset);
+        let source = dlq::source(&m.topic, m.partition, m.offset);
         tracing::warn!(component = "forwarder", %source, %reason, "normalized record dead-lettered");
+        let headers = dlq::headers(dlq::Stage::Forwarder, reason, &source);
+        let headers: Vec<(&str, &[u8])> = headers.iter().map(|(k, v)| (*k, &v[..])).collect();
         shared
             .producer
             .send(
-                DLQ_TOPIC,
+                dlq::TOPIC,
                 m.key.as_deref().unwrap_or_default(),
                 Some(m.value.as_deref().unwrap_or_default()),
-                &[
-                    (HEADER_DLQ_REASON, reason.as_bytes()),
-                    (HEADER_SOURCE, source.as_bytes()),
-                ],
+                &headers,
             )
             .await?;
         metrics::counter!("ingot_forwarder_dead_lettered_total").increment(1);

@@ -12,14 +12,6 @@ pub const HEADER_TENANT: &str = "ingot-tenant-id";
 pub const HEADER_MODIFIED_AT: &str = "ingot-modified-at";
 pub const HEADER_UPDATED_AT: &str = "ingot-remote-updated-at";
 
-/// The dead-letter topic of every stage: normalized records the forwarder can never use
-/// (undecodable, a key that is no record key) go there, with the headers below.
-pub const DLQ_TOPIC: &str = "raw.dlq";
-/// Header on dead letters: why the record could not be used.
-pub const HEADER_DLQ_REASON: &str = "ingot-dlq-reason";
-/// Header on dead letters: where the record was, `<topic>/<partition>@<offset>`.
-pub const HEADER_SOURCE: &str = "ingot-source";
-
 /// Namespace of message ids (UUIDv5 of `<record key>@<version>`).
 const MESSAGE_NAMESPACE: Uuid = Uuid::from_u128(0x3c2d_8e6a_51f0_4b8e_9a47_0f6d_2b1c_7e90);
 

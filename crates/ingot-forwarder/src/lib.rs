@@ -59,7 +59,7 @@
 //!
 //! - **Dead letters**: a normalized record the forwarder can never use (an undecodable
 //!   value, a key that is no record key) goes to `raw.dlq` with its original key and bytes
-//!   and the headers `ingot-dlq-reason` and `ingot-source` (`<topic>/<partition>@<offset>`),
+//!   and the headers of [`ingot_model::dlq`] (reason, source, stage `forwarder`),
 //!   acknowledged before the offset that passes it is stored; the forwarder goes on. A
 //!   schema-registry outage is no reason: the batch is read again (the stage stops with the
 //!   error after a few retries, and resumes from its stored offsets).

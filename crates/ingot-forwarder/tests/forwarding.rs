@@ -1055,7 +1055,7 @@ async fn endpoint_secrets_are_sealed_at_rest_and_sign_after_a_restart() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unusable_normalized_records_are_dead_lettered_and_forwarding_goes_on() {
-    use ingot_forwarder::event::{DLQ_TOPIC, HEADER_DLQ_REASON, HEADER_SOURCE};
+    use ingot_model::dlq::{HEADER_REASON as HEADER_DLQ_REASON, HEADER_SOURCE, TOPIC as DLQ_TOPIC};
     let _serial = serial();
     let infra = Infra::start().await;
     let rx = Receiver::start().await;
@@ -1103,6 +1103,7 @@ async fn unusable_normalized_records_are_dead_lettered_and_forwarding_goes_on() 
     assert_eq!(undecodable[0].value.as_deref(), Some(garbage));
     assert_eq!(undecodable[0].key.as_deref(), Some(&b"shop-1/order/1"[..]));
     let reason = undecodable[0].header(HEADER_DLQ_REASON).unwrap();
+    assert_eq!(undecodable[0].header("ingot-dlq-stage"), Some("forwarder"));
     assert!(
         reason.starts_with("undecodable normalized value: "),
         "{reason}"

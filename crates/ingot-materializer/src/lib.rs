@@ -13,14 +13,11 @@
 //!   `view.rs`);
 //! - a view of another format is emptied at open and rebuilt from the topics;
 //! - a value it can never use (undecodable, a key that is not a record key) is a poison
-//!   pill: it goes to `raw.dlq` with `ingot-dlq-reason` and `ingot-source` headers, is
+//!   pill: it goes to `raw.dlq` with the headers of [`ingot_model::dlq`] (stage `materializer`), is
 //!   acknowledged there before the offset that passes it is written, and the stage goes on.
 
 pub mod api;
 mod view;
 
 pub use api::{router, ApiState, Readiness, Tenant};
-pub use view::{
-    unusable, Entry, ListQuery, Materializer, Page, View, ViewError, DLQ_TOPIC, HEADER_DLQ_REASON,
-    HEADER_SOURCE,
-};
+pub use view::{unusable, Entry, ListQuery, Materializer, Page, View, ViewError};

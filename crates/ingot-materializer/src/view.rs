@@ -24,6 +24,7 @@ use ingot_kafka::{
     TopicPartitionList,
 };
 use ingot_model::auth::Principal;
+use ingot_model::dlq;
 use ingot_model::{Model, RecordKey};
 use ingot_store::{decode_offset, encode_offset, offset_key, Batch, Opened, PrefixIter, Store};
 use serde_json::Value;
@@ -66,14 +67,6 @@ pub enum ViewError {
         reason: String,
     },
 }
-
-/// Where the materializer dead-letters normalized values it cannot use (the processor's
-/// dead-letter topic, with the same headers).
-pub const DLQ_TOPIC: &str = "raw.dlq";
-/// Header on dead letters: why the value could not be used.
-pub const HEADER_DLQ_REASON: &str = "ingot-dlq-reason";
-/// Header on dead letters: where the value was, `<topic>/<partition>@<offset>`.
-pub const HEADER_SOURCE: &str = "ingot-source";
 
 /// What the materializer makes of one normalized message.
 #[derive(Debug, Clone, PartialEq)]
@@ -943,7 +936,7 @@ impl Materializer {
         }
     }
 
-    /// Produces each poison pill (its original key and bytes) to [`DLQ_TOPIC`] with its
+    /// Produces each poison pill (its original key and bytes) to [`dlq::TOPIC`] with its
     /// reason and source, and waits for the acknowledgements.
     async fn dead_letter(
         &self,
@@ -951,17 +944,16 @@ impl Materializer {
         dead: &[(Message, String)],
     ) -> Result<(), ViewError> {
         for (m, reason) in dead {
-            let source = format!("{}/{}@{}", m.topic, m.partition, m.offset);
+            let source = dlq::source(&m.topic, m.partition, m.offset);
             tracing::warn!(component = "materializer", %source, %reason, "normalized value dead-lettered");
+            let headers = dlq::headers(dlq::Stage::Materializer, reason, &source);
+            let headers: Vec<(&str, &[u8])> = headers.iter().map(|(k, v)| (*k, &v[..])).collect();
             producer
                 .send(
-                    DLQ_TOPIC,
+                    dlq::TOPIC,
                     m.key.as_deref().unwrap_or_default(),
                     Some(m.value.as_deref().unwrap_or_default()),
-                    &[
-                        (HEADER_DLQ_REASON, reason.as_bytes()),
-                        (HEADER_SOURCE, source.as_bytes()),
-                    ],
+                    &headers,
                 )
                 .await?;
             metrics::counter!("ingot_materializer_dead_lettered_total").increment(1);

@@ -2,7 +2,8 @@
 //! `raw.dlq` and the view goes on, now and after a restart.
 
 use ingot_kafka::{AvroCodec, Producer};
-use ingot_materializer::{Materializer, View, DLQ_TOPIC, HEADER_DLQ_REASON, HEADER_SOURCE};
+use ingot_materializer::{Materializer, View};
+use ingot_model::dlq::{HEADER_REASON as HEADER_DLQ_REASON, HEADER_SOURCE, TOPIC as DLQ_TOPIC};
 use ingot_model::{Model, NormalizedRecord, Order, RecordData, RecordKey, RecordMeta};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
@@ -126,6 +127,10 @@ async fn a_poison_pill_is_dead_lettered_and_the_view_goes_on() {
     assert_eq!(undecodable[0].value.as_deref(), Some(garbage));
     assert_eq!(undecodable[0].key.as_deref(), Some(&b"shop-1/order/1"[..]));
     let reason = undecodable[0].header(HEADER_DLQ_REASON).unwrap();
+    assert_eq!(
+        undecodable[0].header("ingot-dlq-stage"),
+        Some("materializer")
+    );
     assert!(
         reason.starts_with("undecodable normalized value: "),
         "{reason}"

@@ -13,6 +13,7 @@
 
 pub mod auth;
 pub mod connection;
+pub mod dlq;
 mod key;
 mod models;
 mod raw;

@@ -33,6 +33,7 @@ use ingot_kafka::{
     create_group_consumer, Assignment, AvroCodec, Consumer, GroupConsumer, KafkaError,
     KafkaSettings, Message, Producer, TopicPartitionList, OP_DELETE, OP_HEADER,
 };
+use ingot_model::dlq;
 use ingot_model::{
     decide, Decision, Model, NormalizedRecord, Provider, RawEvent, RecordKey, RecordMeta, Version,
 };
@@ -54,9 +55,6 @@ pub const HEADER_RAW_OFFSET: &str = "ingot-raw-offset";
 pub const HEADER_MODIFIED_AT: &str = "ingot-modified-at";
 pub const HEADER_TENANT: &str = "ingot-tenant-id";
 pub const HEADER_PROVIDER: &str = "ingot-provider";
-/// Header on `raw.dlq` records: why the event could not be standardized.
-pub const HEADER_DLQ_REASON: &str = "ingot-dlq-reason";
-pub const DLQ_TOPIC: &str = "raw.dlq";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProcessorError {
@@ -808,14 +806,11 @@ fn version_out(c: &Candidate) -> Out {
 fn dlq_out(source: &str, key: Vec<u8>, value: Vec<u8>, reason: String) -> Out {
     tracing::warn!(component = "processor", %source, %reason, "raw event dead-lettered");
     Out {
-        topic: DLQ_TOPIC.to_string(),
+        topic: dlq::TOPIC.to_string(),
         partition: None,
         key,
         value: Some(value),
-        headers: vec![
-            (HEADER_DLQ_REASON, reason.into_bytes()),
-            ("ingot-source", source.as_bytes().to_vec()),
-        ],
+        headers: dlq::headers(dlq::Stage::Processor, &reason, source).to_vec(),
     }
 }
 

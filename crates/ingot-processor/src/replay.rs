@@ -17,9 +17,10 @@
 //! of the keys that would change and reports, per model, how many change, which
 //! top-level fields change how often, and a few sample diffs.
 
-use crate::{Processor, ProcessorError, DLQ_TOPIC, HEADER_DLQ_REASON};
+use crate::{Processor, ProcessorError};
 use chrono::Utc;
 use ingot_kafka::{Consumer, KafkaSettings, Message, Offset, Reader, TopicPartitionList};
+use ingot_model::dlq;
 use ingot_model::replay::{
     DryRunReport, FieldChange, ModelDiff, ReplayBook, ReplayCounts, ReplaySource, ReplaySpec,
     SampleDiff, Seek, UnitCursor, UnitProgress, REPLAYS_TOPIC, SAMPLES_PER_MODEL,
@@ -226,12 +227,13 @@ fn parse_cursor_key(k: &str) -> Option<(&str, i32)> {
     Some((t, p.parse().ok()?))
 }
 
-/// The raw position a dead-letter entry came from (`ingot-source`: `topic/partition@offset`).
+/// The raw position a processor dead letter came from; `None` for another stage's.
 fn dlq_source(m: &Message) -> Option<(String, i32, i64)> {
-    let s = m.header("ingot-source")?;
-    let (tp, off) = s.rsplit_once('@')?;
-    let (t, p) = tp.rsplit_once('/')?;
-    Some((t.to_string(), p.parse().ok()?, off.parse().ok()?))
+    let stage = m.header(dlq::HEADER_STAGE).map(dlq::Stage::parse);
+    if !matches!(stage, None | Some(Some(dlq::Stage::Processor))) {
+        return None;
+    }
+    dlq::parse_source(m.header(dlq::HEADER_SOURCE)?)
 }
 
 impl Processor {
@@ -278,7 +280,7 @@ impl Processor {
     async fn init_cursors(&self, u: &mut Unit) -> Result<(), ProcessorError> {
         let topics: Vec<String> = match u.spec.source {
             ReplaySource::Raw => self.cfg.providers.iter().map(|p| p.raw_topic()).collect(),
-            ReplaySource::Dlq => vec![DLQ_TOPIC.to_string()],
+            ReplaySource::Dlq => vec![dlq::TOPIC.to_string()],
         };
         let lookup = self.settings.capabilities.timestamp_lookup && u.spec.since.is_some();
         u.progress.seek = if lookup {
@@ -391,7 +393,7 @@ impl Processor {
                         continue;
                     }
                     counts.scanned += 1;
-                    let reason = m.header(HEADER_DLQ_REASON).unwrap_or_default().to_string();
+                    let reason = m.header(dlq::HEADER_REASON).unwrap_or_default().to_string();
                     let selected = m
                         .key_str()
                         .is_some_and(|k| u.spec.selects(k, m.timestamp_ms))
@@ -400,7 +402,7 @@ impl Processor {
                             .as_deref()
                             .is_none_or(|r| reason.contains(r));
                     if selected {
-                        old_reasons.insert(format!("{topic}/{partition}@{offset}"), reason);
+                        old_reasons.insert(dlq::source(&topic, partition, offset), reason);
                         batch.push(Message {
                             topic,
                             partition,
@@ -421,7 +423,7 @@ impl Processor {
             )
             .await?;
         plan.out.retain(|o| {
-            if o.topic != DLQ_TOPIC {
+            if o.topic != dlq::TOPIC {
                 return true;
             }
             let header = |name: &str| {
@@ -430,8 +432,8 @@ impl Processor {
                     .find(|(k, _)| *k == name)
                     .map(|(_, v)| String::from_utf8_lossy(v).to_string())
             };
-            let source = header("ingot-source").unwrap_or_default();
-            old_reasons.get(&source) != header(HEADER_DLQ_REASON).as_ref()
+            let source = header(dlq::HEADER_SOURCE).unwrap_or_default();
+            old_reasons.get(&source) != header(dlq::HEADER_REASON).as_ref()
         });
         counts.reemitted = plan.stats.emitted;
         counts.unchanged = plan.stats.absorbed + plan.stats.dropped;
