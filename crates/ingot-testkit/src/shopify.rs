@@ -839,6 +839,13 @@ impl ShopifySim {
         self.shared.lock().gql_bucket = graphql::GqlBucket::new(maximum.max(1.0), restore_rate);
     }
 
+    /// Sets the points the GraphQL bucket holds now (another app's use, a drained bucket).
+    pub fn set_graphql_available(&self, points: f64) {
+        let mut g = self.shared.lock();
+        g.gql_bucket.available = points.clamp(0.0, g.gql_bucket.maximum);
+        g.gql_bucket.at = Instant::now();
+    }
+
     /// The GraphQL bucket now: (available, maximum, restore rate), points and points/s.
     pub fn graphql_bucket(&self) -> (f64, f64, f64) {
         let g = self.shared.lock();

@@ -26,7 +26,8 @@
 //!   `actualQueryCost: null` and no `data` (same page: "All requests that are made after
 //!   the limit has been exceeded are throttled and an {errors: [{ message: "Throttled" }]}
 //!   error is returned"). The client waits `(requested − currentlyAvailable) /
-//!   restoreRate` seconds and retries, within the attempt budget
+//!   restoreRate` seconds (at most the retry policy's longest delay) and retries, within
+//!   the attempt budget
 //!   ([`crate::ConnectorConfig::max_attempts`]); past it, [`ConnectorError::RateLimited`].
 //!   An HTTP 429 is retried by [`crate::http::send`] honouring `Retry-After`.
 //! - **Errors**: any other entry of `errors` fails the call: `INTERNAL_SERVER_ERROR`
@@ -335,7 +336,11 @@ impl ShopifyGraphql {
                     .iter()
                     .any(|e| e.message.eq_ignore_ascii_case("throttled"))
             {
-                let wait = self.throttle_wait(query, cost.as_ref());
+                // a shop reporting no restore would make the wait endless: one wait is at
+                // most the policy's longest delay
+                let wait = self
+                    .throttle_wait(query, cost.as_ref())
+                    .min(self.policy.max_delay.max(Duration::from_millis(10)));
                 self.lock().stats.throttled += 1;
                 if attempt >= self.policy.max_attempts {
                     return Err(ConnectorError::RateLimited {

@@ -70,7 +70,11 @@ impl GqlError {
 /// request's variables, the field with its arguments resolved.
 pub(crate) struct Ctx<'a> {
     pub g: &'a mut Inner,
+    /// `http://127.0.0.1:<port>` and the request's API version: for resolvers that hand
+    /// out URLs (a bulk operation's result file).
+    #[allow(dead_code)]
     pub base_url: &'a str,
+    #[allow(dead_code)]
     pub version: &'a str,
     pub vars: &'a Map<String, Value>,
 }
