@@ -704,18 +704,29 @@ impl Harness {
         (s, r.json().await.unwrap_or(Value::Null))
     }
 
+    /// A Shopify connection on the simulator, on the default API (GraphQL).
     async fn create_sim_connection(&self, id: &str, sim: &ShopifySim, poll_secs: u64) {
-        let (s, v) = self
-            .post_json(
-                "/v1/connections",
-                &json!({
-                    "id": id, "provider": "shopify", "shop_domain": "sim.myshopify.com",
-                    "base_url": sim.base_url(), "credentials": {"access_token": sim.access_token()},
-                    "webhook_secrets": ["sim-secret"], "history_days": 760, "poll_interval_secs": poll_secs,
-                    "page_size": 50
-                }),
-            )
-            .await;
+        self.create_sim_connection_on(id, sim, poll_secs, None).await
+    }
+
+    /// A Shopify connection on the simulator; `api`: `Some("rest")` for the REST Admin API.
+    async fn create_sim_connection_on(
+        &self,
+        id: &str,
+        sim: &ShopifySim,
+        poll_secs: u64,
+        api: Option<&str>,
+    ) {
+        let mut body = json!({
+            "id": id, "provider": "shopify", "shop_domain": "sim.myshopify.com",
+            "base_url": sim.base_url(), "credentials": {"access_token": sim.access_token()},
+            "webhook_secrets": ["sim-secret"], "history_days": 760, "poll_interval_secs": poll_secs,
+            "page_size": 50
+        });
+        if let Some(api) = api {
+            body["api"] = json!(api);
+        }
+        let (s, v) = self.post_json("/v1/connections", &body).await;
         assert_eq!(s, 201, "{v}");
         assert_eq!(v["webhook_secrets"], 1, "secrets are not echoed: {v}");
     }
@@ -875,11 +886,13 @@ async fn a_new_connection_is_mirrored_from_the_simulator_and_stays_mirrored() {
         "{status}"
     );
     h.assert_mirrors("sim-1", &sim).await;
+    let st = sim.stats();
     assert_eq!(
-        sim.stats().bucket_overflows,
-        0,
-        "the connector stays under the rate limit"
+        st.graphql_throttled, 0,
+        "the connector stays under the GraphQL cost bucket"
     );
+    assert!(st.graphql_requests > 0, "a Shopify connection syncs through GraphQL");
+    assert_eq!(st.per_endpoint.get("orders"), None, "no REST listing: {st:?}");
 
     // changes after the historical sync reach the API through reconciliation
     let order_ids = sim.ids(Resource::Orders);
@@ -922,7 +935,8 @@ async fn sync_failures_are_visible_and_the_next_run_fills_the_gap() {
     sim.fail_page(Endpoint::List(Resource::Customers), 1, 3, 503);
     // the first orders page fails past the retry budget (5 attempts) twice over
     sim.fail_page(Endpoint::List(Resource::Orders), 1, 10, 503);
-    h.create_sim_connection("sim-2", &sim, 1).await;
+    // the REST Admin API stays selectable (custom apps on older versions)
+    h.create_sim_connection_on("sim-2", &sim, 1, Some("rest")).await;
     let failed = h
         .wait_for("/v1/connections/sim-2/sync-status", |s, v| {
             s == 200 && v["models"]["orders"]["last_error"].is_string()
@@ -958,7 +972,8 @@ async fn a_killed_historical_sync_resumes_where_it_stopped() {
     .await;
     let sim = ShopifySim::start(ShopifySimConfig::small(13, 400)).await;
     sim.set_delay(Duration::from_millis(40));
-    h.create_sim_connection("sim-3", &sim, 3600).await;
+    // counted in REST requests per endpoint (one per 30-day window)
+    h.create_sim_connection_on("sim-3", &sim, 3600, Some("rest")).await;
     // stop the process part-way through the orders backfill
     h.wait_for("/v1/connections/sim-3/sync-status", |s, v| {
         s == 200

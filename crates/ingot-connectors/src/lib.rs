@@ -122,6 +122,14 @@ pub struct ConnectorConfig {
     /// Retry budget per request (attempts, including the first).
     #[serde(default)]
     pub max_attempts: Option<u32>,
+    /// Which of the 3PA's APIs to use where it has several (Shopify: `graphql`, the
+    /// default, or `rest` for custom apps on older API versions). `None`: the default.
+    #[serde(default)]
+    pub api: Option<String>,
+    /// The 3PA API version to request (Shopify `YYYY-MM`); `None`: the connector's pinned
+    /// version ([`shopify::GRAPHQL_API_VERSION`], [`shopify::API_VERSION`] for REST).
+    #[serde(default)]
+    pub api_version: Option<String>,
 }
 
 impl std::fmt::Debug for ConnectorConfig {
@@ -144,6 +152,8 @@ impl std::fmt::Debug for ConnectorConfig {
             .field("timezone", &self.timezone)
             .field("page_size", &self.page_size)
             .field("max_attempts", &self.max_attempts)
+            .field("api", &self.api)
+            .field("api_version", &self.api_version)
             .finish()
     }
 }
@@ -184,7 +194,7 @@ pub trait Connector: Send + Sync {
 /// The connector registry: one line per provider.
 pub fn connector_for(provider: Provider, config: ConnectorConfig) -> Box<dyn Connector> {
     match provider {
-        Provider::Shopify => Box::new(shopify::ShopifyConnector::new(config)),
+        Provider::Shopify => shopify::connector(config),
         Provider::WooCommerce => Box::new(woocommerce::WooCommerceConnector::new(config)),
         Provider::NetSuite => Box::new(netsuite::NetSuiteConnector::new(config)),
     }

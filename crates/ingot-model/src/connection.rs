@@ -43,6 +43,13 @@ pub struct ConnectionSpec {
     /// No sync at all (webhooks only), e.g. for static demo connections.
     #[serde(default)]
     pub sync_disabled: bool,
+    /// Which 3PA API the sync uses where there are several (Shopify: `graphql`, the
+    /// default, or `rest` for custom apps on older API versions).
+    #[serde(default)]
+    pub api: Option<String>,
+    /// The 3PA API version to request (Shopify `YYYY-MM`); default: the connector's pinned one.
+    #[serde(default)]
+    pub api_version: Option<String>,
 }
 
 /// API credentials of a connection. Never logged (`Debug` prints `***`).
@@ -87,6 +94,10 @@ pub struct StoredConnection {
     pub page_size: Option<u32>,
     #[serde(default)]
     pub sync_disabled: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_version: Option<String>,
 }
 
 /// [`Credentials`] as stored: sealed texts.
@@ -137,6 +148,8 @@ impl ConnectionSpec {
             timezone: self.timezone.clone(),
             page_size: self.page_size,
             sync_disabled: self.sync_disabled,
+            api: self.api.clone(),
+            api_version: self.api_version.clone(),
         }
     }
 }
@@ -222,6 +235,8 @@ impl StoredConnection {
                 timezone: self.timezone,
                 page_size: self.page_size,
                 sync_disabled: self.sync_disabled,
+                api: self.api,
+                api_version: self.api_version,
             },
             clear,
         ))
@@ -285,6 +300,19 @@ impl ConnectionSpec {
                 problems.push(format!("timezone {tz:?} is not an IANA time zone"));
             }
         }
+        if let Some(api) = &self.api {
+            if !matches!(api.as_str(), "graphql" | "rest") {
+                problems.push(format!("api {api:?} must be \"graphql\" or \"rest\""));
+            }
+        }
+        if let Some(v) = &self.api_version {
+            let b = v.as_bytes();
+            let ok = v == "unstable"
+                || (b.len() == 7 && b[4] == b'-' && b.iter().enumerate().all(|(i, c)| i == 4 || c.is_ascii_digit()));
+            if !ok {
+                problems.push(format!("api_version {v:?} must be YYYY-MM (or unstable)"));
+            }
+        }
         if !self.sync_disabled && self.api_base_url().is_none() {
             problems.push(
                 "base_url (or shop_domain for Shopify) is required unless sync_disabled".into(),
@@ -322,6 +350,25 @@ mod tests {
 
     fn spec(json: serde_json::Value) -> ConnectionSpec {
         serde_json::from_value(json).unwrap()
+    }
+
+    #[test]
+    fn api_selection_is_optional_and_checked() {
+        let old: StoredConnection = serde_json::from_value(serde_json::json!({
+            "id": "c1", "provider": "shopify", "base_url": "http://x"
+        }))
+        .unwrap();
+        assert_eq!((old.api.as_deref(), old.api_version.as_deref()), (None, None));
+        let s = spec(serde_json::json!({"id": "c1", "provider": "shopify", "base_url": "http://x",
+            "api": "rest", "api_version": "2024-04"}));
+        assert!(s.validate().is_ok());
+        let stored = s.store_in_clear();
+        assert_eq!(stored.api.as_deref(), Some("rest"));
+        let (back, _) = stored.unseal(None, true).unwrap();
+        assert_eq!(back.api_version.as_deref(), Some("2024-04"));
+        let bad = spec(serde_json::json!({"id": "c1", "provider": "shopify", "base_url": "http://x",
+            "api": "soap", "api_version": "24-4"}));
+        assert_eq!(bad.validate().unwrap_err().0.len(), 2);
     }
 
     #[test]

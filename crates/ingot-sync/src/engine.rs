@@ -599,6 +599,8 @@ impl Engine {
             timezone: spec.timezone.clone(),
             page_size: spec.page_size,
             max_attempts: None,
+            api: spec.api.clone(),
+            api_version: spec.api_version.clone(),
         };
         let connector = connector_for(spec.provider, config);
         let interval = Duration::from_secs(spec.poll_interval_secs().max(1));

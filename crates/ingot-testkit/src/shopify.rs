@@ -42,11 +42,13 @@
 //! when a page is served), the current record set, and counters ([`SimStats`]).
 
 mod gen;
+pub mod graphql;
+pub mod shape;
 
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use base64::Engine;
 use chrono::{DateTime, Duration as ChronoDuration, NaiveDate, NaiveDateTime, TimeZone, Utc};
@@ -153,6 +155,13 @@ pub struct ShopifySimConfig {
     pub retry_after: String,
     /// Whether customer destroys leave an event in events.json. Default true (see module doc).
     pub customer_destroy_events: bool,
+    /// GraphQL cost bucket size (points). Default 2000 (an assumption: Shopify documents
+    /// the Standard plan's restore rate, 100 points/s, and the bucket comes back in every
+    /// answer's `throttleStatus.maximumAvailable`).
+    pub graphql_bucket: f64,
+    /// GraphQL restore rate (points/s). Default 100 (Standard plan, shopify.dev
+    /// rate-limits page).
+    pub graphql_restore_rate: f64,
 }
 
 impl Default for ShopifySimConfig {
@@ -173,6 +182,8 @@ impl Default for ShopifySimConfig {
             leak_per_sec: 2.0,
             retry_after: "2.0".into(),
             customer_destroy_events: true,
+            graphql_bucket: 2000.0,
+            graphql_restore_rate: 100.0,
         }
     }
 }
@@ -188,6 +199,7 @@ impl ShopifySimConfig {
             customers: (orders / 5).max(1),
             products: (orders / 10).max(1),
             leak_per_sec: 1000.0,
+            graphql_restore_rate: 1_000_000.0,
             ..Default::default()
         }
     }
@@ -216,6 +228,14 @@ pub struct SimStats {
     pub max_per_second: u32,
     /// Highest bucket level reached (requests).
     pub max_bucket_level: f64,
+    /// GraphQL requests answered past auth (throttled ones included).
+    pub graphql_requests: u64,
+    /// GraphQL answers `THROTTLED` (the request's requested cost exceeded the bucket).
+    pub graphql_throttled: u64,
+    /// Sum of the actual cost of the GraphQL queries run (points).
+    pub graphql_cost: f64,
+    /// Sum of the requested cost of the GraphQL queries run (points).
+    pub graphql_requested_cost: f64,
     /// First and last request arrival.
     pub first_request: Option<Instant>,
     pub last_request: Option<Instant>,
@@ -499,7 +519,8 @@ struct Bucket {
     at: Instant,
 }
 
-struct Inner {
+pub(crate) struct Inner {
+    gql_bucket: graphql::GqlBucket,
     data: ShopData,
     faults: Faults,
     stats: SimStats,
@@ -594,6 +615,10 @@ impl ShopifySim {
         let base_url = format!("http://{addr}");
         let shared = Arc::new(Shared {
             inner: Mutex::new(Inner {
+                gql_bucket: graphql::GqlBucket::new(
+                    config.graphql_bucket.max(1.0),
+                    config.graphql_restore_rate,
+                ),
                 data,
                 faults: Faults {
                     error_status: 503,
@@ -616,6 +641,7 @@ impl ShopifySim {
             base_url,
         });
         let app = Router::new()
+            .route("/admin/api/{version}/graphql.json", post(handle_graphql))
             .route("/admin/api/{version}/{file}", get(handle))
             .fallback(|| async { (StatusCode::NOT_FOUND, r#"{"errors":"Not Found"}"#) })
             .with_state(shared.clone());
@@ -808,6 +834,30 @@ impl ShopifySim {
         };
     }
 
+    /// Changes the GraphQL cost bucket (and fills it).
+    pub fn set_graphql_rate_limit(&self, maximum: f64, restore_rate: f64) {
+        self.shared.lock().gql_bucket = graphql::GqlBucket::new(maximum.max(1.0), restore_rate);
+    }
+
+    /// Sets the points the GraphQL bucket holds now (another app's use, a drained bucket).
+    pub fn set_graphql_available(&self, points: f64) {
+        let mut g = self.shared.lock();
+        g.gql_bucket.available = points.clamp(0.0, g.gql_bucket.maximum);
+        g.gql_bucket.at = Instant::now();
+    }
+
+    /// The GraphQL bucket now: (available, maximum, restore rate), points and points/s.
+    pub fn graphql_bucket(&self) -> (f64, f64, f64) {
+        let g = self.shared.lock();
+        let b = &g.gql_bucket;
+        let dt = b.at.elapsed().as_secs_f64();
+        (
+            (b.available + dt * b.restore_rate).min(b.maximum),
+            b.maximum,
+            b.restore_rate,
+        )
+    }
+
     /// Counters so far.
     pub fn stats(&self) -> SimStats {
         self.shared.lock().stats.clone()
@@ -972,6 +1022,95 @@ async fn handle(
     let mut resp = {
         let mut g = shared.lock();
         respond(&shared, &mut g, &version, endpoint, &params, &headers)
+    };
+    if let Ok(v) = HeaderValue::from_str(&version) {
+        resp.headers_mut().insert("x-shopify-api-version", v);
+    }
+    resp
+}
+
+/// Request bookkeeping shared by both routes: counters, then the injected hang and delay.
+async fn arrive(shared: &Shared, endpoint: &str) {
+    let (delay, hang) = {
+        let mut g = shared.lock();
+        let now = Instant::now();
+        let st = &mut g.stats;
+        st.requests += 1;
+        st.first_request.get_or_insert(now);
+        st.last_request = Some(now);
+        *st.per_endpoint.entry(endpoint.to_string()).or_default() += 1;
+        g.recent.push_back(now);
+        while g
+            .recent
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > Duration::from_secs(1))
+        {
+            g.recent.pop_front();
+        }
+        let n = g.recent.len() as u32;
+        g.stats.max_per_second = g.stats.max_per_second.max(n);
+        let hang = if g.faults.hang > 0 {
+            g.faults.hang -= 1;
+            g.faults.hang_for
+        } else {
+            None
+        };
+        (g.faults.delay, hang)
+    };
+    if let Some(h) = hang {
+        tokio::time::sleep(h).await;
+    }
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+}
+
+/// `POST /admin/api/{version}/graphql.json` (see [`graphql`]).
+async fn handle_graphql(
+    State(shared): State<Arc<Shared>>,
+    Path(version): Path<String>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    arrive(&shared, "graphql").await;
+    let mut resp = {
+        let mut g = shared.lock();
+        let token_ok = headers
+            .get("x-shopify-access-token")
+            .and_then(|v| v.to_str().ok())
+            == Some(shared.token.as_str());
+        if !token_ok {
+            g.stats.unauthorized += 1;
+            json_error(
+                StatusCode::UNAUTHORIZED,
+                Value::String(
+                    "[API] Invalid API key or access token (unrecognized login or wrong password)"
+                        .into(),
+                ),
+            )
+        } else if g.faults.burst_429 > 0 {
+            g.faults.burst_429 -= 1;
+            g.stats.rate_limited += 1;
+            let mut r = json_error(
+                StatusCode::TOO_MANY_REQUESTS,
+                Value::String("Too Many Requests".into()),
+            );
+            if let Ok(v) = HeaderValue::from_str(&shared.retry_after) {
+                r.headers_mut().insert("retry-after", v);
+            }
+            r
+        } else if g.faults.errors > 0 {
+            g.faults.errors -= 1;
+            g.stats.injected_errors += 1;
+            let st = StatusCode::from_u16(g.faults.error_status)
+                .unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+            json_error(
+                st,
+                Value::String(st.canonical_reason().unwrap_or("Error").into()),
+            )
+        } else {
+            graphql::respond(&shared, &mut g, &version, &body)
+        }
     };
     if let Ok(v) = HeaderValue::from_str(&version) {
         resp.headers_mut().insert("x-shopify-api-version", v);

@@ -250,6 +250,12 @@ pub struct ConnectionConfig {
     /// The 3PA account's IANA time zone (WooCommerce store, NetSuite account).
     #[serde(default)]
     pub timezone: Option<String>,
+    /// Shopify: `graphql` (default) or `rest`.
+    #[serde(default)]
+    pub api: Option<String>,
+    /// The 3PA API version (Shopify `YYYY-MM`); default: the connector's pinned one.
+    #[serde(default)]
+    pub api_version: Option<String>,
 }
 
 impl ConnectionConfig {
@@ -274,6 +280,8 @@ impl ConnectionConfig {
             timezone: self.timezone.clone(),
             page_size: None,
             sync_disabled,
+            api: self.api.clone(),
+            api_version: self.api_version.clone(),
         }
     }
 }

@@ -8,6 +8,10 @@
 //!   `{"id": …}` (Q-S5);
 //! - `orders/rest`, `customers/rest`, `products/rest`: one object taken from a REST GET or
 //!   list response by the sync engine (unwrapped: the object itself, not `{"order": …}`);
+//! - `orders/graphql`, `customers/graphql`, `products/graphql`: one node of a GraphQL
+//!   Admin API listing (the node object as returned), turned into the REST field names by
+//!   [`graphql`] first, so it standardizes to exactly what the REST or webhook payload of
+//!   the same record version gives;
 //! - the GraphQL spellings `ORDERS_CREATE`, `CUSTOMERS_DELETE`, … route like their REST forms;
 //! - anything else (`inventory_levels/update`, `refunds/create`, …) is
 //!   [`Outcome::Skip`]`("unmapped topic")`.
@@ -21,6 +25,7 @@
 //! (also `docs/status-mapping-shopify.md`).
 
 mod customer;
+mod graphql;
 mod order;
 mod product;
 
@@ -59,7 +64,10 @@ impl Mapping for ShopifyMapping {
         let Some((model, op)) = route_topic(&event.topic) else {
             return Ok(Outcome::Skip("unmapped topic"));
         };
-        let obj = common::parse_object(&event.payload)?;
+        let mut obj = common::parse_object(&event.payload)?;
+        if op == RawOp::Upsert && event.topic.ends_with("/graphql") {
+            obj = graphql::to_rest(model, &obj);
+        }
         let record = match op {
             RawOp::Delete => Standardized::Delete {
                 model,
@@ -100,7 +108,8 @@ pub fn route_topic(topic: &str) -> Option<(Model, RawOp)> {
         | "fulfilled"
         | "partially_fulfilled"
         | "edited"
-        | "rest" => RawOp::Upsert,
+        | "rest"
+        | "graphql" => RawOp::Upsert,
         "delete" => RawOp::Delete,
         _ => return None,
     };

@@ -389,6 +389,7 @@ pub(crate) fn order(
     let mut subtotal = 0i64;
     let mut tax_total = 0i64;
     let mut lines = Vec::with_capacity(n_lines);
+    let mut line_totals = Vec::with_capacity(n_lines);
     for k in 0..n_lines {
         let qty = rng.gen_range(1..=3i64);
         let price = rng.gen_range(500..20_000i64);
@@ -396,6 +397,7 @@ pub(crate) fn order(
         let tax = line_total * 6 / 100;
         subtotal += line_total;
         tax_total += tax;
+        line_totals.push(line_total);
         let prod = (!products.is_empty()).then(|| &products[rng.gen_range(0..products.len())]);
         let (pid, vid, title) = match prod {
             Some(p) => (
@@ -441,6 +443,26 @@ pub(crate) fn order(
         }));
     }
     let discount = if rng.gen_bool(0.2) { subtotal / 10 } else { 0 };
+    // the code's amount allocated across the lines in proportion (the last line takes
+    // the rounding rest), as Shopify reports it in `discount_allocations`
+    if discount > 0 {
+        let mut left = discount;
+        for (k, line) in lines.iter_mut().enumerate() {
+            let a = if k + 1 == n_lines {
+                left
+            } else {
+                discount * line_totals[k] / subtotal.max(1)
+            };
+            left -= a;
+            line["discount_allocations"] = json!([{"amount": money(a), "amount_set": money_set(a, cur), "discount_application_index": 0}]);
+        }
+    }
+    let discount_applications = if discount > 0 {
+        json!([{"target_type": "line_item", "type": "discount_code", "value": "10.0", "value_type": "percentage",
+                "allocation_method": "across", "target_selection": "all", "code": "TENOFF"}])
+    } else {
+        json!([])
+    };
     let shipping = if rng.gen_bool(0.5) {
         0
     } else {
@@ -576,7 +598,7 @@ pub(crate) fn order(
         "user_id": null,
         "billing_address": addr.clone(),
         "customer": cust,
-        "discount_applications": [],
+        "discount_applications": discount_applications,
         "fulfillments": [],
         "line_items": lines,
         "payment_terms": null,

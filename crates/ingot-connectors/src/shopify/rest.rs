@@ -73,8 +73,9 @@
 //! The deletion feed (`events.json`) keeps Shopify's `page_info` paging: events are listed
 //! in their default `id asc` order, which is unique.
 //!
-//! The REST Admin API is "legacy" since 2024-10-01 (same pagination page); a GraphQL
-//! connector will replace this one.
+//! The REST Admin API is "legacy" since 2024-10-01 (same pagination page); the GraphQL
+//! connector ([`super::listing::ShopifyGraphqlConnector`]) is the default, this one stays
+//! for custom apps on older API versions (`api = "rest"` on the connection).
 
 use crate::http::{self, RetryPolicy};
 use crate::{
@@ -414,7 +415,8 @@ pub struct ShopifyConnector {
 impl ShopifyConnector {
     /// A connector for the shop at `config.base_url` (`https://<shop>.myshopify.com` or a
     /// simulator), token `config.access_token`, `config.page_size` (default and max 250)
-    /// and `config.max_attempts` (default 5).
+    /// and `config.max_attempts` (default 5); `config.api_version` overrides
+    /// [`API_VERSION`].
     pub fn new(config: ConnectorConfig) -> Self {
         let policy = RetryPolicy::from_config(&config);
         let page_size = config
@@ -444,8 +446,9 @@ impl ShopifyConnector {
     }
 
     fn endpoint(&self, file: &str) -> String {
+        let version = self.config.api_version.as_deref().unwrap_or(API_VERSION);
         format!(
-            "{}/admin/api/{API_VERSION}/{file}.json",
+            "{}/admin/api/{version}/{file}.json",
             self.config.base_url.trim_end_matches('/')
         )
     }
