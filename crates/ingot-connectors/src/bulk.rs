@@ -68,40 +68,62 @@ pub trait BulkReader: Send {
 }
 
 /// Rebuilds root objects from JSONL lines where each child line names its parent in
-/// `__parentId` and follows it (grouped). Children are attached to their parent under
-/// the connection field [`Reassembler::new`] was told for their id's type (a child
-/// `gid://shopify/LineItem/1` under `lineItems`), as `{"nodes": [...]}` in file order,
-/// without `__parentId`.
+/// `__parentId` and follows it (grouped). A child is attached to the object whose `id`
+/// is its `__parentId` (the root or an object inside it, such as an order's refund), under
+/// the connection field [`Reassembler::new`] maps its `__typename` to (or, without one,
+/// the type of its `gid://shopify/<Type>/<n>` id), as `{"nodes": [...]}` in file order,
+/// without `__parentId` (and without `__typename` unless the field keeps it).
 ///
 /// Errors: a line that is not a JSON object, a child before any root, a child whose
-/// parent is not the current root (an ungrouped file) or whose type has no field: all
-/// [`ConnectorError::Malformed`].
+/// parent is not in the current root (an ungrouped file) or whose type maps to no
+/// field: all [`ConnectorError::Malformed`].
 #[derive(Debug)]
 pub struct Reassembler {
-    /// (gid type, connection field) pairs: `("LineItem", "lineItems")`.
-    children: Vec<(String, String)>,
+    children: Vec<ChildField>,
     current: Option<Map<String, Value>>,
     line: u64,
 }
 
+/// Where children of one type go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChildField {
+    /// The child's `__typename` (or gid type): `LineItem`.
+    pub typename: &'static str,
+    /// The parent's connection field: `lineItems`.
+    pub field: &'static str,
+    /// Keep `__typename` in the attached node (the selection asked for it).
+    pub keep_typename: bool,
+}
+
+/// The object with `"id": id` inside `v` (itself included), depth first.
+fn find_by_id<'v>(v: &'v mut Value, id: &str) -> Option<&'v mut Map<String, Value>> {
+    match v {
+        Value::Object(o) => {
+            if o.get("id").and_then(Value::as_str) == Some(id) {
+                return Some(o);
+            }
+            o.values_mut().find_map(|x| find_by_id(x, id))
+        }
+        Value::Array(a) => a.iter_mut().find_map(|x| find_by_id(x, id)),
+        _ => None,
+    }
+}
+
 impl Reassembler {
-    pub fn new(children: &[(&str, &str)]) -> Self {
+    pub fn new(children: &[ChildField]) -> Self {
         Reassembler {
-            children: children
-                .iter()
-                .map(|(t, f)| (t.to_string(), f.to_string()))
-                .collect(),
+            children: children.to_vec(),
             current: None,
             line: 0,
         }
     }
 
-    fn field_of(&self, id: &str) -> Option<&str> {
-        let ty = id.strip_prefix("gid://")?.split('/').nth(1)?;
-        self.children
-            .iter()
-            .find(|(t, _)| t == ty)
-            .map(|(_, f)| f.as_str())
+    fn child_of(&self, obj: &Map<String, Value>) -> Option<&ChildField> {
+        let ty = obj.get("__typename").and_then(Value::as_str).or_else(|| {
+            let id = obj.get("id")?.as_str()?;
+            id.strip_prefix("gid://")?.split('/').nth(1)
+        })?;
+        self.children.iter().find(|c| c.typename == ty)
     }
 
     /// Takes one line; returns the previous root when `line` starts a new one.
@@ -118,37 +140,45 @@ impl Reassembler {
             return Ok(self.current.replace(obj));
         };
         let parent = parent.as_str().unwrap_or_default().to_string();
-        let id = obj.get("id").and_then(Value::as_str).unwrap_or_default();
-        let field = self
-            .field_of(id)
-            .ok_or_else(|| {
-                ConnectorError::Malformed(format!(
-                    "bulk line {n}: a child {id:?} of no known connection"
-                ))
-            })?
-            .to_string();
+        let child = self.child_of(&obj).cloned().ok_or_else(|| {
+            ConnectorError::Malformed(format!(
+                "bulk line {n}: a child ({:?}) of no known connection",
+                obj.get("__typename").or_else(|| obj.get("id"))
+            ))
+        })?;
+        if !child.keep_typename {
+            obj.remove("__typename");
+        }
         let Some(root) = self.current.as_mut() else {
             return Err(ConnectorError::Malformed(format!(
                 "bulk line {n}: a child before any parent"
             )));
         };
-        if root.get("id").and_then(Value::as_str) != Some(parent.as_str()) {
-            return Err(ConnectorError::Malformed(format!(
+        let mut tree = Value::Object(std::mem::take(root));
+        let attached = match find_by_id(&mut tree, &parent) {
+            None => Err(ConnectorError::Malformed(format!(
                 "bulk line {n}: child of {parent:?} does not follow its parent (ungrouped file)"
-            )));
-        }
-        let slot = root
-            .entry(field)
-            .or_insert_with(|| serde_json::json!({"nodes": []}));
-        match slot.get_mut("nodes").and_then(Value::as_array_mut) {
-            Some(nodes) => nodes.push(Value::Object(obj)),
-            None => {
-                return Err(ConnectorError::Malformed(format!(
-                    "bulk line {n}: the parent already has a non-connection field for {id:?}"
-                )))
+            ))),
+            Some(p) => {
+                let slot = p
+                    .entry(child.field)
+                    .or_insert_with(|| serde_json::json!({"nodes": []}));
+                match slot.get_mut("nodes").and_then(Value::as_array_mut) {
+                    Some(nodes) => {
+                        nodes.push(Value::Object(obj));
+                        Ok(())
+                    }
+                    None => Err(ConnectorError::Malformed(format!(
+                        "bulk line {n}: the parent's {:?} is not a connection",
+                        child.field
+                    ))),
+                }
             }
+        };
+        if let Value::Object(t) = tree {
+            *root = t;
         }
-        Ok(None)
+        attached.map(|()| None)
     }
 
     /// The last root, at the end of the file.
@@ -163,7 +193,17 @@ mod tests {
     use serde_json::json;
 
     fn run(lines: &[&str]) -> Result<Vec<Value>, ConnectorError> {
-        let mut r = Reassembler::new(&[("ProductVariant", "variants"), ("LineItem", "lineItems")]);
+        let f = |typename, field, keep_typename| ChildField {
+            typename,
+            field,
+            keep_typename,
+        };
+        let mut r = Reassembler::new(&[
+            f("ProductVariant", "variants", false),
+            f("LineItem", "lineItems", false),
+            f("OrderTransaction", "transactions", false),
+            f("DiscountCodeApplication", "discountApplications", true),
+        ]);
         let mut out = Vec::new();
         for l in lines {
             if let Some(o) = r.push(l.as_bytes())? {
@@ -193,6 +233,24 @@ mod tests {
                     {"id":"gid://shopify/ProductVariant/19435458986040","title":"70"}]}}),
                 json!({"id":"gid://shopify/Product/1921569259576","title":"b"}),
             ]
+        );
+    }
+
+    #[test]
+    fn children_of_nested_objects_and_typenames() {
+        let out = run(&[
+            r#"{"id":"gid://shopify/Order/1","refunds":[{"id":"gid://shopify/Refund/5"}]}"#,
+            r#"{"__typename":"LineItem","id":"gid://shopify/LineItem/2","__parentId":"gid://shopify/Order/1"}"#,
+            r#"{"__typename":"OrderTransaction","kind":"REFUND","__parentId":"gid://shopify/Refund/5"}"#,
+            r#"{"__typename":"DiscountCodeApplication","code":"X","__parentId":"gid://shopify/Order/1"}"#,
+        ])
+        .unwrap();
+        assert_eq!(
+            out,
+            [json!({"id":"gid://shopify/Order/1",
+                "refunds":[{"id":"gid://shopify/Refund/5","transactions":{"nodes":[{"kind":"REFUND"}]}}],
+                "lineItems":{"nodes":[{"id":"gid://shopify/LineItem/2"}]},
+                "discountApplications":{"nodes":[{"__typename":"DiscountCodeApplication","code":"X"}]}})]
         );
     }
 

@@ -130,6 +130,10 @@ pub struct ConnectorConfig {
     /// version ([`shopify::GRAPHQL_API_VERSION`], [`shopify::API_VERSION`] for REST).
     #[serde(default)]
     pub api_version: Option<String>,
+    /// Whether the historical sync may use the 3PA's bulk export ([`Connector::bulk`]);
+    /// `None`: yes.
+    #[serde(default)]
+    pub bulk_backfill: Option<bool>,
 }
 
 impl std::fmt::Debug for ConnectorConfig {
@@ -154,6 +158,7 @@ impl std::fmt::Debug for ConnectorConfig {
             .field("max_attempts", &self.max_attempts)
             .field("api", &self.api)
             .field("api_version", &self.api_version)
+            .field("bulk_backfill", &self.bulk_backfill)
             .finish()
     }
 }

@@ -50,6 +50,10 @@ pub struct ConnectionSpec {
     /// The 3PA API version to request (Shopify `YYYY-MM`); default: the connector's pinned one.
     #[serde(default)]
     pub api_version: Option<String>,
+    /// Whether the historical sync runs through the 3PA's bulk export where it has one
+    /// (Shopify GraphQL bulk operations); default `true`. `false`: paged listing.
+    #[serde(default)]
+    pub bulk_backfill: Option<bool>,
 }
 
 /// API credentials of a connection. Never logged (`Debug` prints `***`).
@@ -98,6 +102,8 @@ pub struct StoredConnection {
     pub api: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_version: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bulk_backfill: Option<bool>,
 }
 
 /// [`Credentials`] as stored: sealed texts.
@@ -150,6 +156,7 @@ impl ConnectionSpec {
             sync_disabled: self.sync_disabled,
             api: self.api.clone(),
             api_version: self.api_version.clone(),
+            bulk_backfill: self.bulk_backfill,
         }
     }
 }
@@ -237,6 +244,7 @@ impl StoredConnection {
                 sync_disabled: self.sync_disabled,
                 api: self.api,
                 api_version: self.api_version,
+                bulk_backfill: self.bulk_backfill,
             },
             clear,
         ))
@@ -308,7 +316,11 @@ impl ConnectionSpec {
         if let Some(v) = &self.api_version {
             let b = v.as_bytes();
             let ok = v == "unstable"
-                || (b.len() == 7 && b[4] == b'-' && b.iter().enumerate().all(|(i, c)| i == 4 || c.is_ascii_digit()));
+                || (b.len() == 7
+                    && b[4] == b'-'
+                    && b.iter()
+                        .enumerate()
+                        .all(|(i, c)| i == 4 || c.is_ascii_digit()));
             if !ok {
                 problems.push(format!("api_version {v:?} must be YYYY-MM (or unstable)"));
             }
@@ -358,16 +370,23 @@ mod tests {
             "id": "c1", "provider": "shopify", "base_url": "http://x"
         }))
         .unwrap();
-        assert_eq!((old.api.as_deref(), old.api_version.as_deref()), (None, None));
-        let s = spec(serde_json::json!({"id": "c1", "provider": "shopify", "base_url": "http://x",
-            "api": "rest", "api_version": "2024-04"}));
+        assert_eq!(
+            (old.api.as_deref(), old.api_version.as_deref()),
+            (None, None)
+        );
+        let s = spec(
+            serde_json::json!({"id": "c1", "provider": "shopify", "base_url": "http://x",
+            "api": "rest", "api_version": "2024-04"}),
+        );
         assert!(s.validate().is_ok());
         let stored = s.store_in_clear();
         assert_eq!(stored.api.as_deref(), Some("rest"));
         let (back, _) = stored.unseal(None, true).unwrap();
         assert_eq!(back.api_version.as_deref(), Some("2024-04"));
-        let bad = spec(serde_json::json!({"id": "c1", "provider": "shopify", "base_url": "http://x",
-            "api": "soap", "api_version": "24-4"}));
+        let bad = spec(
+            serde_json::json!({"id": "c1", "provider": "shopify", "base_url": "http://x",
+            "api": "soap", "api_version": "24-4"}),
+        );
         assert_eq!(bad.validate().unwrap_err().0.len(), 2);
     }
 

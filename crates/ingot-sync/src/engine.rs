@@ -601,6 +601,7 @@ impl Engine {
             max_attempts: None,
             api: spec.api.clone(),
             api_version: spec.api_version.clone(),
+            bulk_backfill: spec.bulk_backfill,
         };
         let connector = connector_for(spec.provider, config);
         let interval = Duration::from_secs(spec.poll_interval_secs().max(1));

@@ -282,6 +282,7 @@ impl ConnectionConfig {
             sync_disabled,
             api: self.api.clone(),
             api_version: self.api_version.clone(),
+            bulk_backfill: None,
         }
     }
 }

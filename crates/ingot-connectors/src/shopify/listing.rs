@@ -322,6 +322,8 @@ struct Row {
 pub struct ShopifyGraphqlConnector {
     client: ShopifyGraphql,
     page_size: u32,
+    /// Bulk operations for the historical sync (`None`: `bulk_backfill = false`).
+    bulk: Option<super::bulk::ShopifyBulk>,
 }
 
 impl ShopifyGraphqlConnector {
@@ -333,15 +335,22 @@ impl ShopifyGraphqlConnector {
             .page_size
             .unwrap_or(MAX_PAGE_SIZE)
             .clamp(1, MAX_PAGE_SIZE);
+        let client = ShopifyGraphql::new(&config);
+        let bulk = (config.bulk_backfill != Some(false))
+            .then(|| super::bulk::ShopifyBulk::new(client.clone()));
         ShopifyGraphqlConnector {
-            client: ShopifyGraphql::new(&config),
+            client,
             page_size,
+            bulk,
         }
     }
 
     /// Replaces the retry policy.
     pub fn with_retry_policy(mut self, policy: RetryPolicy) -> Self {
         self.client = self.client.with_retry_policy(policy);
+        if self.bulk.is_some() {
+            self.bulk = Some(super::bulk::ShopifyBulk::new(self.client.clone()));
+        }
         self
     }
 
@@ -496,6 +505,12 @@ impl ShopifyGraphqlConnector {
 impl Connector for ShopifyGraphqlConnector {
     fn provider(&self) -> Provider {
         Provider::Shopify
+    }
+
+    fn bulk(&self) -> Option<&dyn crate::bulk::BulkExport> {
+        self.bulk
+            .as_ref()
+            .map(|b| b as &dyn crate::bulk::BulkExport)
     }
 
     /// Nodes of `model` with `updatedAt` in `window` (both ends inclusive), in

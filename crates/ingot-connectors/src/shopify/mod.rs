@@ -12,6 +12,7 @@
 //! [`connector`] picks one from [`crate::ConnectorConfig::api`]: `rest`, or `graphql`
 //! (also the default: `None`, or anything else).
 
+pub mod bulk;
 pub mod graphql;
 pub mod listing;
 pub mod rest;
