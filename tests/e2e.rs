@@ -701,7 +701,8 @@ impl Harness {
 
     /// A Shopify connection on the simulator, on the default API (GraphQL).
     async fn create_sim_connection(&self, id: &str, sim: &ShopifySim, poll_secs: u64) {
-        self.create_sim_connection_on(id, sim, poll_secs, None).await
+        self.create_sim_connection_on(id, sim, poll_secs, None)
+            .await
     }
 
     /// A Shopify connection on the simulator; `api`: `Some("rest")` for the REST Admin API.
@@ -886,8 +887,15 @@ async fn a_new_connection_is_mirrored_from_the_simulator_and_stays_mirrored() {
         st.graphql_throttled, 0,
         "the connector stays under the GraphQL cost bucket"
     );
-    assert!(st.graphql_requests > 0, "a Shopify connection syncs through GraphQL");
-    assert_eq!(st.per_endpoint.get("orders"), None, "no REST listing: {st:?}");
+    assert!(
+        st.graphql_requests > 0,
+        "a Shopify connection syncs through GraphQL"
+    );
+    assert_eq!(
+        st.per_endpoint.get("orders"),
+        None,
+        "no REST listing: {st:?}"
+    );
 
     // changes after the historical sync reach the API through reconciliation
     let order_ids = sim.ids(Resource::Orders);
@@ -931,7 +939,8 @@ async fn sync_failures_are_visible_and_the_next_run_fills_the_gap() {
     // the first orders page fails past the retry budget (5 attempts) twice over
     sim.fail_page(Endpoint::List(Resource::Orders), 1, 10, 503);
     // the REST Admin API stays selectable (custom apps on older versions)
-    h.create_sim_connection_on("sim-2", &sim, 1, Some("rest")).await;
+    h.create_sim_connection_on("sim-2", &sim, 1, Some("rest"))
+        .await;
     let failed = h
         .wait_for("/v1/connections/sim-2/sync-status", |s, v| {
             s == 200 && v["models"]["orders"]["last_error"].is_string()
@@ -968,7 +977,8 @@ async fn a_killed_historical_sync_resumes_where_it_stopped() {
     let sim = ShopifySim::start(ShopifySimConfig::small(13, 400)).await;
     sim.set_delay(Duration::from_millis(40));
     // counted in REST requests per endpoint (one per 30-day window)
-    h.create_sim_connection_on("sim-3", &sim, 3600, Some("rest")).await;
+    h.create_sim_connection_on("sim-3", &sim, 3600, Some("rest"))
+        .await;
     // stop the process part-way through the orders backfill
     h.wait_for("/v1/connections/sim-3/sync-status", |s, v| {
         s == 200

@@ -308,7 +308,11 @@ impl ConnectionSpec {
         if let Some(v) = &self.api_version {
             let b = v.as_bytes();
             let ok = v == "unstable"
-                || (b.len() == 7 && b[4] == b'-' && b.iter().enumerate().all(|(i, c)| i == 4 || c.is_ascii_digit()));
+                || (b.len() == 7
+                    && b[4] == b'-'
+                    && b.iter()
+                        .enumerate()
+                        .all(|(i, c)| i == 4 || c.is_ascii_digit()));
             if !ok {
                 problems.push(format!("api_version {v:?} must be YYYY-MM (or unstable)"));
             }
@@ -358,16 +362,23 @@ mod tests {
             "id": "c1", "provider": "shopify", "base_url": "http://x"
         }))
         .unwrap();
-        assert_eq!((old.api.as_deref(), old.api_version.as_deref()), (None, None));
-        let s = spec(serde_json::json!({"id": "c1", "provider": "shopify", "base_url": "http://x",
-            "api": "rest", "api_version": "2024-04"}));
+        assert_eq!(
+            (old.api.as_deref(), old.api_version.as_deref()),
+            (None, None)
+        );
+        let s = spec(
+            serde_json::json!({"id": "c1", "provider": "shopify", "base_url": "http://x",
+            "api": "rest", "api_version": "2024-04"}),
+        );
         assert!(s.validate().is_ok());
         let stored = s.store_in_clear();
         assert_eq!(stored.api.as_deref(), Some("rest"));
         let (back, _) = stored.unseal(None, true).unwrap();
         assert_eq!(back.api_version.as_deref(), Some("2024-04"));
-        let bad = spec(serde_json::json!({"id": "c1", "provider": "shopify", "base_url": "http://x",
-            "api": "soap", "api_version": "24-4"}));
+        let bad = spec(
+            serde_json::json!({"id": "c1", "provider": "shopify", "base_url": "http://x",
+            "api": "soap", "api_version": "24-4"}),
+        );
         assert_eq!(bad.validate().unwrap_err().0.len(), 2);
     }
 

@@ -41,9 +41,27 @@ fn record(e: &RawEvent) -> Standardized {
 
 /// (GraphQL fixture, its topic, REST fixture, key, REST topic)
 const PAIRS: [(&str, &str, &str, &str, &str); 3] = [
-    ("order_450789469", "orders/graphql", "rest_order_get_450789469", "order", "orders/rest"),
-    ("customer_207119551", "customers/graphql", "rest_customer_get_207119551", "customer", "customers/rest"),
-    ("product_632910392", "products/graphql", "rest_product_get_632910392", "product", "products/rest"),
+    (
+        "order_450789469",
+        "orders/graphql",
+        "rest_order_get_450789469",
+        "order",
+        "orders/rest",
+    ),
+    (
+        "customer_207119551",
+        "customers/graphql",
+        "rest_customer_get_207119551",
+        "customer",
+        "customers/rest",
+    ),
+    (
+        "product_632910392",
+        "products/graphql",
+        "rest_product_get_632910392",
+        "product",
+        "products/rest",
+    ),
 ];
 
 #[test]
@@ -68,13 +86,16 @@ fn graphql_and_rest_of_one_record_standardize_identically() {
 
 #[test]
 fn explicit_values_of_the_graphql_order() {
-    let Standardized::Upsert { remote_id, data, .. } =
-        record(&graphql_event("order_450789469", "orders/graphql"))
+    let Standardized::Upsert {
+        remote_id, data, ..
+    } = record(&graphql_event("order_450789469", "orders/graphql"))
     else {
         panic!("not an upsert")
     };
     assert_eq!(remote_id, "450789469");
-    let ingot_model::RecordData::Order(o) = data else { panic!("not an order") };
+    let ingot_model::RecordData::Order(o) = data else {
+        panic!("not an order")
+    };
     // "598.94" from "598.94"; MoneyBag "199.0" prints as "199.00"
     assert_eq!(o.line_items[0].unit_price.as_deref(), Some("199.00"));
     assert_eq!(o.line_items[0].total_discount.as_deref(), Some("3.34"));
@@ -84,7 +105,10 @@ fn explicit_values_of_the_graphql_order() {
     assert_eq!(o.discounts[0].code.as_deref(), Some("TENOFF"));
     assert_eq!(o.discounts[0].amount.as_deref(), Some("10.00"));
     assert_eq!(o.total_refunded.as_deref(), Some("209.00"));
-    assert_eq!(o.line_items[0].product_remote_id.as_deref(), Some("632910392"));
+    assert_eq!(
+        o.line_items[0].product_remote_id.as_deref(),
+        Some("632910392")
+    );
 }
 
 #[test]
@@ -98,8 +122,15 @@ fn a_hostile_graphql_node_is_an_error_or_a_record_never_a_panic() {
         r#"[]"#,
     ] {
         for topic in ["orders/graphql", "customers/graphql", "products/graphql"] {
-            let _ = ShopifyMapping.standardize(&support::raw_event("shopify", topic, payload.as_bytes().to_vec()));
+            let _ = ShopifyMapping.standardize(&support::raw_event(
+                "shopify",
+                topic,
+                payload.as_bytes().to_vec(),
+            ));
         }
     }
-    assert_eq!(MAPPING_VERSION, "shopify/1", "REST output did not change: no bump");
+    assert_eq!(
+        MAPPING_VERSION, "shopify/1",
+        "REST output did not change: no bump"
+    );
 }
