@@ -740,6 +740,10 @@ mod tests {
                 "{m:?} {first}"
             );
         }
-        assert_eq!(c.first(Model::Customer), MAX_PAGE_SIZE);
+        assert!(
+            c.first(Model::Customer) >= 200,
+            "{}",
+            c.first(Model::Customer)
+        );
     }
 }
