@@ -274,6 +274,8 @@ impl ConnectionConfig {
             timezone: self.timezone.clone(),
             page_size: None,
             sync_disabled,
+            generated_webhook_secret: None,
+            disconnected: None,
         }
     }
 }
