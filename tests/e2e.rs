@@ -674,6 +674,7 @@ fn fast_sync() -> ingot_sync::SyncSettings {
         overlap: chrono::Duration::minutes(10),
         retry_after_failure: Duration::from_millis(500),
         models: Model::ALL.to_vec(),
+        public_url: None,
     }
 }
 
