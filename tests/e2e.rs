@@ -2965,11 +2965,16 @@ async fn woocommerce_subscriptions_are_created_deliver_heal_and_leave_with_the_c
     // heal: ingot unreachable for the store's deliveries while records change, until
     // WooCommerce disables the webhook
     sim.fail_deliveries(true);
+    // the missed versions are modified in a later second than the delivered one
+    let created_second = chrono::Utc::now().timestamp();
+    until("the next second", || chrono::Utc::now().timestamp() > created_second).await;
     let updated_hook = hooks.iter().find(|w| w.topic == "order.updated").unwrap().id;
     let mut missed = chrono::Utc::now();
-    for _ in 0..20 {
+    for i in 0..20 {
         missed = chrono::Utc::now();
-        sim.set_modified(WooResource::Orders, order, missed);
+        // a real change (a no-op save would be absorbed by the version rule)
+        let status = ["completed", "refunded"][i % 2];
+        sim.update(WooResource::Orders, order, &json!({"status": status}), missed);
         sim.deliveries_settled().await;
         let w = sim
             .webhooks()

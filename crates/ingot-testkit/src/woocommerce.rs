@@ -378,6 +378,30 @@ impl WooSim {
         true
     }
 
+    /// Changes top-level fields of a record (`patch`: a JSON object merged into it, e.g.
+    /// `{"status": "completed"}`), modified at `at`, and delivers `<resource>.updated`.
+    /// False if absent.
+    pub fn update(
+        &self,
+        resource: WooResource,
+        id: u64,
+        patch: &Value,
+        at: DateTime<Utc>,
+    ) -> bool {
+        {
+            let mut d = self.data();
+            let Some(rec) = d.resources.get_mut(&resource).and_then(|m| m.get_mut(&id)) else {
+                return false;
+            };
+            if let (Some(o), Some(p)) = (rec.body.as_object_mut(), patch.as_object()) {
+                for (k, v) in p {
+                    o.insert(k.clone(), v.clone());
+                }
+            }
+        }
+        self.set_modified(resource, id, at)
+    }
+
     fn set_modified_quietly(&self, resource: WooResource, id: u64, at: DateTime<Utc>) -> bool {
         let tz = self.inner.config.timezone;
         let mut d = self.data();
