@@ -202,6 +202,137 @@ pub(crate) async fn remove_all(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ingot_connectors::ConnectorError;
+    use std::sync::Mutex;
+
+    /// An in-memory 3PA with two topics; `refuse` makes every call a 403.
+    #[derive(Default)]
+    struct Fake {
+        subs: Mutex<Vec<Subscription>>,
+        next: Mutex<u32>,
+        refuse: Mutex<bool>,
+    }
+
+    impl Fake {
+        fn refused(&self) -> Result<(), ConnectorError> {
+            if *self.refuse.lock().unwrap() {
+                return Err(ConnectorError::Rejected {
+                    status: 403,
+                    message: "no".into(),
+                });
+            }
+            Ok(())
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl WebhookSubscriptions for Fake {
+        fn topics(&self) -> Vec<String> {
+            vec!["order.updated".into(), "customer.updated".into()]
+        }
+        fn model_of(&self, topic: &str) -> Option<Model> {
+            Some(if topic.starts_with("order") {
+                Model::Order
+            } else {
+                Model::Customer
+            })
+        }
+        fn secret_per_subscription(&self) -> bool {
+            true
+        }
+        async fn list(&self) -> Result<Vec<Subscription>, ConnectorError> {
+            self.refused()?;
+            Ok(self.subs.lock().unwrap().clone())
+        }
+        async fn create(
+            &self,
+            topic: &str,
+            callback_url: &str,
+            _: Option<&str>,
+        ) -> Result<Subscription, ConnectorError> {
+            self.refused()?;
+            let mut n = self.next.lock().unwrap();
+            *n += 1;
+            let s = Subscription {
+                id: n.to_string(),
+                topic: topic.into(),
+                callback_url: callback_url.into(),
+                active: true,
+            };
+            self.subs.lock().unwrap().push(s.clone());
+            Ok(s)
+        }
+        async fn enable(&self, id: &str) -> Result<Subscription, ConnectorError> {
+            self.refused()?;
+            let mut subs = self.subs.lock().unwrap();
+            let s = subs.iter_mut().find(|s| s.id == id).unwrap();
+            s.active = true;
+            Ok(s.clone())
+        }
+        async fn delete(&self, id: &str) -> Result<(), ConnectorError> {
+            self.refused()?;
+            self.subs.lock().unwrap().retain(|s| s.id != id);
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn heals_open_gaps_from_the_last_healthy_time_and_refusals_are_recorded() {
+        let t = |s: &str| parse(s).unwrap();
+        let fake = Fake::default();
+        let cb = "https://i.example/webhooks/woocommerce/w";
+        // a foreign subscription is left alone
+        fake.subs.lock().unwrap().push(Subscription {
+            id: "99".into(),
+            topic: "order.updated".into(),
+            callback_url: "https://other.example".into(),
+            active: false,
+        });
+        let t0 = t("2026-01-01T00:00:00Z");
+        let (h, healed) = check(&fake, cb, Some("s"), WebhookHealth::default(), t0).await;
+        assert!(healed.is_empty(), "first creation is no heal");
+        assert!(h.healthy() && h.gaps.is_empty() && h.heals == 0, "{h:?}");
+        // the 3PA disables one, another disappears
+        fake.subs.lock().unwrap().iter_mut().for_each(|s| {
+            if s.topic == "order.updated" && s.id != "99" {
+                s.active = false
+            }
+        });
+        fake.subs
+            .lock()
+            .unwrap()
+            .retain(|s| s.topic != "customer.updated");
+        // a refused check changes nothing but says why, and keeps the last healthy time
+        *fake.refuse.lock().unwrap() = true;
+        let t1 = t("2026-01-01T01:00:00Z");
+        let (h, healed) = check(&fake, cb, Some("s"), h, t1).await;
+        assert!(healed.is_empty());
+        assert!(h.last_error.as_deref().unwrap().contains("403"), "{h:?}");
+        assert_eq!(
+            h.topics["order.updated"].last_healthy.as_deref(),
+            Some("2026-01-01T00:00:00Z")
+        );
+        *fake.refuse.lock().unwrap() = false;
+        let t2 = t("2026-01-01T02:00:00Z");
+        let (h, mut healed) = check(&fake, cb, Some("s"), h, t2).await;
+        healed.sort();
+        let mut want = vec![Model::Order, Model::Customer];
+        want.sort();
+        assert_eq!(healed, want);
+        // both gaps start when the subscriptions were last known healthy (t0), not t1
+        assert_eq!(h.gap(Model::Order), Some(Some(t0)));
+        assert_eq!(h.gap(Model::Customer), Some(Some(t0)));
+        assert!(h.healthy() && h.heals == 2 && h.last_error.is_none(), "{h:?}");
+        assert!(fake
+            .subs
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|s| s.id == "99" && !s.active));
+        // removal takes only ingot's
+        assert_eq!(remove_all(&fake, cb).await, Ok(2));
+        assert_eq!(fake.subs.lock().unwrap().len(), 1);
+    }
 
     #[test]
     fn gaps_keep_the_earliest_known_time() {
