@@ -2824,11 +2824,7 @@ fn with_public_url(text: String) -> String {
         .expect("listen line")
         .to_string();
     let addr = line.trim_start_matches("listen = ").trim_matches('"');
-    text.replacen(
-        &line,
-        &format!("{line}\npublic_url = \"http://{addr}\""),
-        1,
-    )
+    text.replacen(&line, &format!("{line}\npublic_url = \"http://{addr}\""), 1)
 }
 
 /// Polls `cond` (no sleeping in its place: it returns as soon as the condition holds), or
@@ -2926,7 +2922,11 @@ async fn woocommerce_subscriptions_are_created_deliver_heal_and_leave_with_the_c
     );
     // WooCommerce pinged each new webhook; ingest answered 200 and wrote nothing
     until("the pings", || sim.pings().len() == topics.len()).await;
-    assert!(sim.pings().iter().all(|(_, r)| *r == Ok(200)), "{:?}", sim.pings());
+    assert!(
+        sim.pings().iter().all(|(_, r)| *r == Ok(200)),
+        "{:?}",
+        sim.pings()
+    );
     h.wait_sync("woo-sub", |m| m["state"] == "done").await;
     // the API shows each subscription's health
     let conn = h
@@ -2937,7 +2937,9 @@ async fn woocommerce_subscriptions_are_created_deliver_heal_and_leave_with_the_c
                     .is_some_and(|a| a.iter().all(|t| t["active"] == true && t["id"].is_string()))
         })
         .await;
-    let subs = conn["data"]["webhooks"]["subscriptions"].as_array().unwrap();
+    let subs = conn["data"]["webhooks"]["subscriptions"]
+        .as_array()
+        .unwrap();
     assert_eq!(subs.len(), topics.len(), "{conn}");
     for t in subs {
         let w = hooks
@@ -2945,7 +2947,10 @@ async fn woocommerce_subscriptions_are_created_deliver_heal_and_leave_with_the_c
             .find(|w| w.topic == t["topic"].as_str().unwrap())
             .unwrap();
         assert_eq!(t["id"], w.id.to_string(), "{t}");
-        assert!(t["last_checked"].is_string() && t["last_error"].is_null(), "{t}");
+        assert!(
+            t["last_checked"].is_string() && t["last_error"].is_null(),
+            "{t}"
+        );
     }
 
     // a change in the store arrives by webhook, signed with the generated secret: no poll
@@ -2967,14 +2972,26 @@ async fn woocommerce_subscriptions_are_created_deliver_heal_and_leave_with_the_c
     sim.fail_deliveries(true);
     // the missed versions are modified in a later second than the delivered one
     let created_second = chrono::Utc::now().timestamp();
-    until("the next second", || chrono::Utc::now().timestamp() > created_second).await;
-    let updated_hook = hooks.iter().find(|w| w.topic == "order.updated").unwrap().id;
+    until("the next second", || {
+        chrono::Utc::now().timestamp() > created_second
+    })
+    .await;
+    let updated_hook = hooks
+        .iter()
+        .find(|w| w.topic == "order.updated")
+        .unwrap()
+        .id;
     let mut missed = chrono::Utc::now();
     for i in 0..20 {
         missed = chrono::Utc::now();
         // a real change (a no-op save would be absorbed by the version rule)
         let status = ["completed", "refunded"][i % 2];
-        sim.update(WooResource::Orders, order, &json!({"status": status}), missed);
+        sim.update(
+            WooResource::Orders,
+            order,
+            &json!({"status": status}),
+            missed,
+        );
         sim.deliveries_settled().await;
         let w = sim
             .webhooks()
@@ -2994,9 +3011,8 @@ async fn woocommerce_subscriptions_are_created_deliver_heal_and_leave_with_the_c
     // a customer created meanwhile is missed too (its webhook failed, still active)
     let customer = sim.create_at(WooResource::Customers, chrono::Utc::now());
     sim.deliveries_settled().await;
-    let missed_at = ingot_model::format_utc(
-        &chrono::DateTime::from_timestamp(missed.timestamp(), 0).unwrap(),
-    );
+    let missed_at =
+        ingot_model::format_utc(&chrono::DateTime::from_timestamp(missed.timestamp(), 0).unwrap());
     let (_, before) = h.get(&format!("/v1/orders/{rid}"), KEY).await;
     assert_ne!(before["data"]["remote_updated_at"], missed_at.as_str());
     let cid = RecordKey::new("woo-sub", Model::Customer, customer.to_string()).record_id();
@@ -3049,7 +3065,11 @@ async fn woocommerce_subscriptions_are_created_deliver_heal_and_leave_with_the_c
     let (ok, out, err) = sync_status_follow(&h, "woo-sub");
     assert!(ok, "{out} {err}");
     assert!(
-        out.contains(&format!("webhooks {}/{} active", topics.len(), topics.len())),
+        out.contains(&format!(
+            "webhooks {}/{} active",
+            topics.len(),
+            topics.len()
+        )),
         "{out}"
     );
     assert!(out.contains("order.updated"), "{out}");
@@ -3127,7 +3147,10 @@ async fn without_public_url_nothing_is_subscribed_and_polling_carries_the_connec
     assert_eq!(st["webhooks"]["managed"], false, "{st}");
     let (ok, out, err) = sync_status_follow(&h, "woo-poll");
     assert!(ok, "{out} {err}");
-    assert!(out.contains("webhooks not managed: no [http] public_url"), "{out}");
+    assert!(
+        out.contains("webhooks not managed: no [http] public_url"),
+        "{out}"
+    );
     // deleting it touches no webhook
     let r = h
         .client
@@ -3147,7 +3170,11 @@ async fn shopify_app_uninstalled_disconnects_the_connection_and_stops_its_sync()
     h.create_sim_connection("shop-gone", &sim, 3600).await;
     h.wait_sync("shop-gone", |m| m["state"] == "done").await;
     let (s, v) = h.get("/v1/connections/shop-gone", KEY).await;
-    assert_eq!((s, v["data"]["state"].as_str()), (200, Some("active")), "{v}");
+    assert_eq!(
+        (s, v["data"]["state"].as_str()),
+        (200, Some("active")),
+        "{v}"
+    );
     // a badly signed app/uninstalled changes nothing
     let shop = json!({"id": 548380009, "name": "Sim shop", "domain": "sim.myshopify.com"});
     let forged = shopsim::delivery(
@@ -3210,7 +3237,11 @@ async fn shopify_app_uninstalled_disconnects_the_connection_and_stops_its_sync()
     let (ok, out, err) = sync_status_follow(&h, "shop-gone");
     assert!(!ok, "{out} {err}");
     assert!(err.contains("connection disconnected at"), "{err}");
-    assert_eq!(sim.stats().requests, requests, "the 3PA was not called again");
+    assert_eq!(
+        sim.stats().requests,
+        requests,
+        "the 3PA was not called again"
+    );
     // the state survives a restart of the engine (it is in ingot.connections)
     let mut h = h;
     h.down().await;

@@ -76,7 +76,10 @@ async fn create_list_enable_and_delete_round_trip() {
     let mut made = Vec::new();
     for t in c.topics() {
         let s = c.create(&t, &url, Some("s3cret")).await.unwrap();
-        assert_eq!((s.topic.as_str(), s.callback_url.as_str()), (t.as_str(), url.as_str()));
+        assert_eq!(
+            (s.topic.as_str(), s.callback_url.as_str()),
+            (t.as_str(), url.as_str())
+        );
         assert!(s.active);
         made.push(s);
     }
@@ -145,10 +148,7 @@ async fn deliveries_are_signed_and_carry_the_woocommerce_headers() {
     let order: serde_json::Value = serde_json::from_slice(body).unwrap();
     assert_eq!(order["id"], id);
     assert_eq!(got[1].1, format!("{{\"id\":{id}}}").into_bytes());
-    assert_eq!(
-        got[1].0.get("x-wc-webhook-topic").unwrap(),
-        "order.deleted"
-    );
+    assert_eq!(got[1].0.get("x-wc-webhook-topic").unwrap(), "order.deleted");
     // a known HMAC-SHA256 vector, base64 (RFC 4231 style check of the helper)
     assert_eq!(
         signature("key", b"The quick brown fox jumps over the lazy dog"),
@@ -168,7 +168,11 @@ async fn repeated_failed_deliveries_disable_the_webhook_as_woocommerce_does() {
         sim.touch(WooResource::Orders, order);
         sim.deliveries_settled().await;
         let w = &sim.webhooks()[0];
-        assert_eq!((w.status.as_str(), w.failure_count), ("active", i), "after {i}");
+        assert_eq!(
+            (w.status.as_str(), w.failure_count),
+            ("active", i),
+            "after {i}"
+        );
     }
     sim.touch(WooResource::Orders, order);
     sim.deliveries_settled().await;
@@ -212,13 +216,15 @@ async fn a_refusing_store_is_a_rejection_not_a_retry_loop() {
         Err(ConnectorError::Rejected { status: 403, .. })
     ));
     assert!(matches!(
-        c.create("order.created", "http://127.0.0.1:9/x", None).await,
+        c.create("order.created", "http://127.0.0.1:9/x", None)
+            .await,
         Err(ConnectorError::Rejected { status: 403, .. })
     ));
     sim.reject_webhook_api(None);
     // WooCommerce validates topics and URLs
     assert!(matches!(
-        c.create("order.exploded", "http://127.0.0.1:9/x", None).await,
+        c.create("order.exploded", "http://127.0.0.1:9/x", None)
+            .await,
         Err(ConnectorError::Rejected { status: 400, .. })
     ));
     assert!(matches!(

@@ -41,7 +41,8 @@ pub type LifecycleSink = Arc<
     dyn Fn(
             String,
             Lifecycle,
-        ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send>>
+        )
+            -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send>>
         + Send
         + Sync,
 >;
@@ -207,7 +208,9 @@ async fn receive(
                         }
                         tracing::info!(component = "ingest", connection_id = %conn.id, ?change, "connection change recorded");
                     }
-                    None => tracing::warn!(component = "ingest", connection_id = %conn.id, ?change, "connection change received but no sync engine runs in this process"),
+                    None => {
+                        tracing::warn!(component = "ingest", connection_id = %conn.id, ?change, "connection change received but no sync engine runs in this process")
+                    }
                 }
             }
             metrics::counter!("ingot_ingest_accepted_total", "provider" => provider_label(conn.provider)).increment(1);

@@ -192,7 +192,10 @@ mod tests {
             verifier_for(Provider::Shopify).lifecycle("app/uninstalled"),
             Some(Lifecycle::Uninstalled)
         );
-        assert_eq!(verifier_for(Provider::Shopify).lifecycle("orders/create"), None);
+        assert_eq!(
+            verifier_for(Provider::Shopify).lifecycle("orders/create"),
+            None
+        );
         assert_eq!(
             verifier_for(Provider::WooCommerce).lifecycle("app/uninstalled"),
             None

@@ -663,9 +663,14 @@ impl Engine {
             .filter(|_| subs.secret_per_subscription())
             .map(|s| s.expose().to_string());
         let before = self.webhook_health(&spec.id).unwrap_or_default();
-        let (health, healed) =
-            subscriptions::check(subs.as_ref(), &callback, secret.as_deref(), before, Utc::now())
-                .await;
+        let (health, healed) = subscriptions::check(
+            subs.as_ref(),
+            &callback,
+            secret.as_deref(),
+            before,
+            Utc::now(),
+        )
+        .await;
         if let Err(e) = self.persist_webhooks(&spec.id, health).await {
             tracing::warn!(component = "sync", connection_id = %spec.id, error = %e, "could not store webhook health");
         }

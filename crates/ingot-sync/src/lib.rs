@@ -34,7 +34,6 @@ pub mod subscriptions;
 
 pub use engine::{
     read_connections, read_connections_sealed, Deleted, Engine, EngineError, ReconcileModel,
-    ReconcileRun,
-    SyncSettings, CONNECTIONS_TOPIC, MAX_STALLED_PAGES, SYNC_TOPIC,
+    ReconcileRun, SyncSettings, CONNECTIONS_TOPIC, MAX_STALLED_PAGES, SYNC_TOPIC,
 };
 pub use status::{Backfill, ModelStatus, SyncState};

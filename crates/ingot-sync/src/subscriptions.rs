@@ -68,7 +68,10 @@ impl WebhookHealth {
 
     fn add_gap(&mut self, model: Model, from: Option<DateTime<Utc>>) {
         let key = model.resource().to_string();
-        let merged = match (self.gaps.get(&key).map(|g| g.as_deref().and_then(parse)), from) {
+        let merged = match (
+            self.gaps.get(&key).map(|g| g.as_deref().and_then(parse)),
+            from,
+        ) {
             (Some(Some(a)), Some(b)) => Some(a.min(b)),
             (Some(Some(a)), None) => Some(a),
             (_, b) => b,
@@ -115,7 +118,10 @@ pub(crate) async fn check(
         }
     };
     health.last_error = None;
-    let mine: Vec<&Subscription> = listed.iter().filter(|s| s.callback_url == callback).collect();
+    let mine: Vec<&Subscription> = listed
+        .iter()
+        .filter(|s| s.callback_url == callback)
+        .collect();
     let mut healed = Vec::new();
     for topic in subs.topics() {
         let known = health.topics.contains_key(&topic);
@@ -322,7 +328,10 @@ mod tests {
         // both gaps start when the subscriptions were last known healthy (t0), not t1
         assert_eq!(h.gap(Model::Order), Some(Some(t0)));
         assert_eq!(h.gap(Model::Customer), Some(Some(t0)));
-        assert!(h.healthy() && h.heals == 2 && h.last_error.is_none(), "{h:?}");
+        assert!(
+            h.healthy() && h.heals == 2 && h.last_error.is_none(),
+            "{h:?}"
+        );
         assert!(fake
             .subs
             .lock()

@@ -381,13 +381,7 @@ impl WooSim {
     /// Changes top-level fields of a record (`patch`: a JSON object merged into it, e.g.
     /// `{"status": "completed"}`), modified at `at`, and delivers `<resource>.updated`.
     /// False if absent.
-    pub fn update(
-        &self,
-        resource: WooResource,
-        id: u64,
-        patch: &Value,
-        at: DateTime<Utc>,
-    ) -> bool {
+    pub fn update(&self, resource: WooResource, id: u64, patch: &Value, at: DateTime<Utc>) -> bool {
         {
             let mut d = self.data();
             let Some(rec) = d.resources.get_mut(&resource).and_then(|m| m.get_mut(&id)) else {

@@ -322,7 +322,10 @@ pub async fn start_with(
             Box::pin(async move {
                 match change {
                     ingot_ingest::Lifecycle::Uninstalled => e
-                        .disconnect(&id, "the 3PA reported the app uninstalled (app/uninstalled webhook)")
+                        .disconnect(
+                            &id,
+                            "the 3PA reported the app uninstalled (app/uninstalled webhook)",
+                        )
                         .await
                         .map_err(|err| err.to_string()),
                 }

@@ -112,7 +112,9 @@ pub fn outcome(status: &Value) -> Option<Result<(), Vec<String>>> {
         return Some(Err(vec![format!(
             "connection disconnected at {}: {}",
             status["disconnected"]["at"].as_str().unwrap_or("?"),
-            status["disconnected"]["reason"].as_str().unwrap_or("no reason recorded")
+            status["disconnected"]["reason"]
+                .as_str()
+                .unwrap_or("no reason recorded")
         )]));
     }
     let models = status["models"].as_object()?;
@@ -167,7 +169,11 @@ pub fn webhook_lines(status: &Value) -> Vec<String> {
         out.push(format!(
             "    {:<18} {:<8} id {:<10} checked {}  error {}",
             s["topic"].as_str().unwrap_or("?"),
-            if s["active"] == true { "active" } else { "INACTIVE" },
+            if s["active"] == true {
+                "active"
+            } else {
+                "INACTIVE"
+            },
             s["id"].as_str().unwrap_or("-"),
             s["last_checked"].as_str().unwrap_or("never"),
             s["last_error"].as_str().unwrap_or("-")
@@ -233,8 +239,12 @@ mod tests {
         let lines = webhook_lines(&hooks);
         assert_eq!(lines.len(), 3, "{lines:?}");
         assert!(lines[0].contains("1/2 active"), "{lines:?}");
-        assert!(lines[2].contains("INACTIVE") && lines[2].contains("HTTP 403"), "{lines:?}");
-        let polled = json!({"webhooks": {"managed": false, "reason": "no [http] public_url is configured"}});
+        assert!(
+            lines[2].contains("INACTIVE") && lines[2].contains("HTTP 403"),
+            "{lines:?}"
+        );
+        let polled =
+            json!({"webhooks": {"managed": false, "reason": "no [http] public_url is configured"}});
         assert_eq!(
             webhook_lines(&polled),
             ["  webhooks not managed: no [http] public_url is configured"]

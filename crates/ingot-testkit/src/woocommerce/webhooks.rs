@@ -362,7 +362,10 @@ fn json_response(status: StatusCode, v: &Value) -> Response {
 fn valid_topic(topic: &str) -> bool {
     matches!(
         topic.split_once('.'),
-        Some(("coupon" | "customer" | "order" | "product", "created" | "updated" | "deleted" | "restored"))
+        Some((
+            "coupon" | "customer" | "order" | "product",
+            "created" | "updated" | "deleted" | "restored"
+        ))
     )
 }
 
