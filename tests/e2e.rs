@@ -678,6 +678,7 @@ fn fast_sync() -> ingot_sync::SyncSettings {
         retry_after_failure: Duration::from_millis(500),
         models: Model::ALL.to_vec(),
         bulk_poll_interval: Duration::from_millis(50),
+        public_url: None,
         ..Default::default()
     }
 }
@@ -2840,4 +2841,441 @@ async fn a_replay_resumes_after_its_processor_is_killed_with_sigkill() {
             1
         );
     }
+}
+
+// Issue 11 part 2: webhook subscriptions managed by ingot.
+
+/// The harness configuration with `[http] public_url` = the harness's own HTTP address,
+/// so the simulators deliver to ingot's real ingest server.
+fn with_public_url(text: String) -> String {
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("listen = "))
+        .expect("listen line")
+        .to_string();
+    let addr = line.trim_start_matches("listen = ").trim_matches('"');
+    text.replacen(&line, &format!("{line}\npublic_url = \"http://{addr}\""), 1)
+}
+
+/// Polls `cond` (no sleeping in its place: it returns as soon as the condition holds), or
+/// panics after 30 s with `what`.
+async fn until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn woo_sub_sim_config(seed: u64) -> WooSimConfig {
+    WooSimConfig {
+        seed,
+        orders: 30,
+        customers: 8,
+        products: 5,
+        ..WooSimConfig::default()
+    }
+}
+
+async fn create_woo_sub(h: &Harness, id: &str, sim: &WooSim) -> Value {
+    let (s, v) = h
+        .post_json(
+            "/v1/connections",
+            &json!({
+                "id": id, "provider": "woocommerce", "base_url": sim.base_url(),
+                "credentials": {"consumer_key": sim.config().consumer_key, "consumer_secret": sim.config().consumer_secret},
+                "webhook_secrets": ["user-secret"], "history_days": 3650, "poll_interval_secs": 3600,
+                "page_size": 50
+            }),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    v
+}
+
+fn orders_listed(sim: &WooSim) -> u64 {
+    sim.faults()
+        .counters()
+        .per_endpoint
+        .get("GET /wp-json/wc/v3/orders")
+        .copied()
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn woocommerce_subscriptions_are_created_deliver_heal_and_leave_with_the_connection() {
+    let _serial = serial();
+    let h = Harness::start_edited(
+        ingot_sync::SyncSettings {
+            window: chrono::Duration::days(365),
+            ..fast_sync()
+        },
+        3600,
+        Stages {
+            forwarder: false,
+            ..Stages::ALL
+        },
+        with_public_url,
+    )
+    .await;
+    let sim = WooSim::start(woo_sub_sim_config(31)).await;
+    // changes are stamped with the real clock, as the reconciliation windows are
+    sim.set_now(chrono::Utc::now());
+    let created = create_woo_sub(&h, "woo-sub", &sim).await;
+    let callback = format!("{}/webhooks/woocommerce/woo-sub", h.base);
+    assert_eq!(created["generated_webhook_secret"], true, "{created}");
+    assert_eq!(created["webhook_secrets"], 1, "{created}");
+    assert_eq!(created["webhooks"]["managed"], true, "{created}");
+    assert_eq!(created["webhooks"]["callback_url"], callback.as_str());
+    let topics = ingot_connectors::woocommerce::webhooks::TOPICS;
+
+    // one active subscription per topic ingot maps, calling back the connection's URL,
+    // all signing with one generated secret (32 random bytes, hex)
+    until("a subscription per topic", || {
+        sim.webhooks().len() == topics.len()
+    })
+    .await;
+    let hooks = sim.webhooks();
+    let mut got: Vec<&str> = hooks.iter().map(|w| w.topic.as_str()).collect();
+    got.sort();
+    let mut want = topics.to_vec();
+    want.sort();
+    assert_eq!(got, want);
+    assert!(hooks
+        .iter()
+        .all(|w| w.delivery_url == callback && w.status == "active"));
+    let secret = hooks[0].secret.clone();
+    assert!(hooks.iter().all(|w| w.secret == secret));
+    assert!(
+        secret.len() == 64 && secret.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{secret}"
+    );
+    // WooCommerce pinged each new webhook; ingest answered 200 and wrote nothing
+    until("the pings", || sim.pings().len() == topics.len()).await;
+    assert!(
+        sim.pings().iter().all(|(_, r)| *r == Ok(200)),
+        "{:?}",
+        sim.pings()
+    );
+    h.wait_sync("woo-sub", |m| m["state"] == "done").await;
+    // the API shows each subscription's health
+    let conn = h
+        .wait_for("/v1/connections/woo-sub", |s, v| {
+            s == 200
+                && v["data"]["webhooks"]["subscriptions"]
+                    .as_array()
+                    .is_some_and(|a| a.iter().all(|t| t["active"] == true && t["id"].is_string()))
+        })
+        .await;
+    let subs = conn["data"]["webhooks"]["subscriptions"]
+        .as_array()
+        .unwrap();
+    assert_eq!(subs.len(), topics.len(), "{conn}");
+    for t in subs {
+        let w = hooks
+            .iter()
+            .find(|w| w.topic == t["topic"].as_str().unwrap())
+            .unwrap();
+        assert_eq!(t["id"], w.id.to_string(), "{t}");
+        assert!(
+            t["last_checked"].is_string() && t["last_error"].is_null(),
+            "{t}"
+        );
+    }
+
+    // a change in the store arrives by webhook, signed with the generated secret: no poll
+    let polls = orders_listed(&sim);
+    let order = sim.create_at(WooResource::Orders, chrono::Utc::now());
+    sim.deliveries_settled().await;
+    let last = sim.deliveries().last().cloned().unwrap();
+    assert_eq!(
+        (last.topic.as_str(), last.resource_id, last.outcome.clone()),
+        ("order.created", order, Ok(200))
+    );
+    let rid = RecordKey::new("woo-sub", Model::Order, order.to_string()).record_id();
+    h.wait_for(&format!("/v1/orders/{rid}"), |s, _| s == 200)
+        .await;
+    assert_eq!(orders_listed(&sim), polls, "no listing was involved");
+
+    // heal: ingot unreachable for the store's deliveries while records change, until
+    // WooCommerce disables the webhook
+    sim.fail_deliveries(true);
+    // the missed versions are modified in a later second than the delivered one
+    let created_second = chrono::Utc::now().timestamp();
+    until("the next second", || {
+        chrono::Utc::now().timestamp() > created_second
+    })
+    .await;
+    let updated_hook = hooks
+        .iter()
+        .find(|w| w.topic == "order.updated")
+        .unwrap()
+        .id;
+    let mut missed = chrono::Utc::now();
+    for i in 0..20 {
+        missed = chrono::Utc::now();
+        // a real change (a no-op save would be absorbed by the version rule)
+        let status = ["completed", "refunded"][i % 2];
+        sim.update(
+            WooResource::Orders,
+            order,
+            &json!({"status": status}),
+            missed,
+        );
+        sim.deliveries_settled().await;
+        let w = sim
+            .webhooks()
+            .into_iter()
+            .find(|w| w.id == updated_hook)
+            .unwrap();
+        if w.status == "disabled" {
+            break;
+        }
+    }
+    let disabled = sim
+        .webhooks()
+        .into_iter()
+        .find(|w| w.id == updated_hook)
+        .unwrap();
+    assert_eq!(disabled.status, "disabled", "{disabled:?}");
+    // a customer created meanwhile is missed too (its webhook failed, still active)
+    let customer = sim.create_at(WooResource::Customers, chrono::Utc::now());
+    sim.deliveries_settled().await;
+    let missed_at =
+        ingot_model::format_utc(&chrono::DateTime::from_timestamp(missed.timestamp(), 0).unwrap());
+    let (_, before) = h.get(&format!("/v1/orders/{rid}"), KEY).await;
+    assert_ne!(before["data"]["remote_updated_at"], missed_at.as_str());
+    let cid = RecordKey::new("woo-sub", Model::Customer, customer.to_string()).record_id();
+    assert_eq!(h.get(&format!("/v1/customers/{cid}"), KEY).await.0, 404);
+
+    // ingot reachable again; the next reconciliation re-enables the webhook and fetches
+    // what was missed
+    sim.fail_deliveries(false);
+    let (s, run) = h
+        .post_json("/v1/connections/woo-sub/reconcile", &json!({}))
+        .await;
+    assert_eq!(s, 202, "{run}");
+    until("the webhook re-enabled", || {
+        sim.webhooks()
+            .iter()
+            .any(|w| w.id == updated_hook && w.status == "active")
+    })
+    .await;
+    h.wait_for(&format!("/v1/orders/{rid}"), |s, v| {
+        s == 200 && v["data"]["remote_updated_at"] == missed_at.as_str()
+    })
+    .await;
+    h.wait_for(&format!("/v1/customers/{cid}"), |s, _| s == 200)
+        .await;
+    let healed = h
+        .wait_for("/v1/connections/woo-sub", |_, v| {
+            v["data"]["webhooks"]["heals"].as_u64() >= Some(1)
+                && v["data"]["webhooks"]["pending_gaps"]
+                    .as_object()
+                    .is_some_and(|g| g.is_empty())
+        })
+        .await;
+    let t = healed["data"]["webhooks"]["subscriptions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["topic"] == "order.updated")
+        .unwrap()
+        .clone();
+    assert!(
+        t["active"] == true && t["last_healed"].is_string() && t["last_error"].is_null(),
+        "{t}"
+    );
+    // and live deliveries work again
+    sim.set_modified(WooResource::Orders, order, chrono::Utc::now());
+    sim.deliveries_settled().await;
+    assert_eq!(sim.deliveries().last().unwrap().outcome, Ok(200));
+
+    // sync-status shows the subscriptions
+    let (ok, out, err) = sync_status_follow(&h, "woo-sub");
+    assert!(ok, "{out} {err}");
+    assert!(
+        out.contains(&format!(
+            "webhooks {}/{} active",
+            topics.len(),
+            topics.len()
+        )),
+        "{out}"
+    );
+    assert!(out.contains("order.updated"), "{out}");
+
+    // a webhook someone else made on the store stays; ingot's go with the connection
+    let foreign = ingot_connectors::woocommerce::webhooks::WooCommerceWebhooks::new(
+        ingot_connectors::ConnectorConfig {
+            base_url: sim.base_url().to_string(),
+            consumer_key: Some(sim.config().consumer_key.clone()),
+            consumer_secret: Some(sim.config().consumer_secret.clone()),
+            ..Default::default()
+        },
+    );
+    use ingot_connectors::subscriptions::WebhookSubscriptions;
+    foreign
+        .create("order.created", "http://127.0.0.1:9/elsewhere", None)
+        .await
+        .unwrap();
+    let r = h
+        .client
+        .delete(format!("{}/v1/connections/woo-sub", h.base))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let left = sim.webhooks();
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert_eq!(left[0].delivery_url, "http://127.0.0.1:9/elsewhere");
+
+    // a NetSuite connection is never subscribed: polling carries it
+    let (s, ns) = h
+        .post_json(
+            "/v1/connections",
+            &json!({"id": "ns-sub", "provider": "netsuite", "base_url": "http://127.0.0.1:9",
+                    "credentials": {"access_token": "t"}, "poll_interval_secs": 900}),
+        )
+        .await;
+    assert_eq!(s, 201, "{ns}");
+    assert_eq!(ns["webhooks"]["managed"], false, "{ns}");
+    assert_eq!(ns["webhooks"]["carried_by"], "polling", "{ns}");
+    assert!(
+        ns["webhooks"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("netsuite has no webhooks"),
+        "{ns}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_public_url_nothing_is_subscribed_and_polling_carries_the_connection() {
+    let _serial = serial();
+    let h = Harness::start_with(ingot_sync::SyncSettings {
+        window: chrono::Duration::days(365),
+        ..fast_sync()
+    })
+    .await;
+    let sim = WooSim::start(woo_sub_sim_config(32)).await;
+    let v = create_woo_sub(&h, "woo-poll", &sim).await;
+    assert_eq!(v["webhooks"]["managed"], false, "{v}");
+    assert_eq!(v["webhooks"]["carried_by"], "polling", "{v}");
+    assert!(
+        v["webhooks"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("no [http] public_url is configured"),
+        "{v}"
+    );
+    assert_eq!(v["generated_webhook_secret"], false, "{v}");
+    h.wait_sync("woo-poll", |m| m["state"] == "done").await;
+    assert!(sim.webhooks().is_empty(), "{:?}", sim.webhooks());
+    assert!(sim.pings().is_empty());
+    let (_, st) = h.get("/v1/connections/woo-poll/sync-status", KEY).await;
+    assert_eq!(st["webhooks"]["managed"], false, "{st}");
+    let (ok, out, err) = sync_status_follow(&h, "woo-poll");
+    assert!(ok, "{out} {err}");
+    assert!(
+        out.contains("webhooks not managed: no [http] public_url"),
+        "{out}"
+    );
+    // deleting it touches no webhook
+    let r = h
+        .client
+        .delete(format!("{}/v1/connections/woo-poll", h.base))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shopify_app_uninstalled_disconnects_the_connection_and_stops_its_sync() {
+    let _serial = serial();
+    let h = Harness::start_with(fast_sync()).await;
+    let sim = ShopifySim::start(ShopifySimConfig::small(14, 40)).await;
+    h.create_sim_connection("shop-gone", &sim, 3600).await;
+    h.wait_sync("shop-gone", |m| m["state"] == "done").await;
+    let (s, v) = h.get("/v1/connections/shop-gone", KEY).await;
+    assert_eq!(
+        (s, v["data"]["state"].as_str()),
+        (200, Some("active")),
+        "{v}"
+    );
+    // a badly signed app/uninstalled changes nothing
+    let shop = json!({"id": 548380009, "name": "Sim shop", "domain": "sim.myshopify.com"});
+    let forged = shopsim::delivery(
+        "sim.myshopify.com",
+        "not-the-secret",
+        "app/uninstalled",
+        &shop,
+        "evt-uninstall-0",
+        "2026-11-20T15:00:00Z",
+    );
+    assert_eq!(
+        shopsim::send(&h.client, &h.base, "shop-gone", &forged)
+            .await
+            .unwrap(),
+        401
+    );
+    let (_, v) = h.get("/v1/connections/shop-gone", KEY).await;
+    assert_eq!(v["data"]["state"], "active", "{v}");
+    // the verified one disconnects it
+    let d = shopsim::delivery(
+        "sim.myshopify.com",
+        "sim-secret",
+        "app/uninstalled",
+        &shop,
+        "evt-uninstall-1",
+        "2026-11-20T15:00:00Z",
+    );
+    assert_eq!(
+        shopsim::send(&h.client, &h.base, "shop-gone", &d)
+            .await
+            .unwrap(),
+        200
+    );
+    let (_, v) = h.get("/v1/connections/shop-gone", KEY).await;
+    assert_eq!(v["data"]["state"], "disconnected", "{v}");
+    assert!(
+        v["data"]["disconnected"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("app/uninstalled"),
+        "{v}"
+    );
+    assert_eq!(v["data"]["webhooks"]["managed"], false, "{v}");
+    // a repeated delivery keeps it so (idempotent)
+    assert_eq!(
+        shopsim::send(&h.client, &h.base, "shop-gone", &d)
+            .await
+            .unwrap(),
+        200
+    );
+    // its sync is stopped: no reconciliation can start, sync-status says why
+    let requests = sim.stats().requests;
+    let (s, r) = h
+        .post_json("/v1/connections/shop-gone/reconcile", &json!({}))
+        .await;
+    assert_eq!(s, 409, "{r}");
+    assert!(r["error"].as_str().unwrap().contains("disconnected"), "{r}");
+    let (_, st) = h.get("/v1/connections/shop-gone/sync-status", KEY).await;
+    assert_eq!(st["connection_state"], "disconnected", "{st}");
+    let (ok, out, err) = sync_status_follow(&h, "shop-gone");
+    assert!(!ok, "{out} {err}");
+    assert!(err.contains("connection disconnected at"), "{err}");
+    assert_eq!(
+        sim.stats().requests,
+        requests,
+        "the 3PA was not called again"
+    );
+    // the state survives a restart of the engine (it is in ingot.connections)
+    let mut h = h;
+    h.down().await;
+    h.up().await;
+    let (_, v) = h.get("/v1/connections/shop-gone", KEY).await;
+    assert_eq!(v["data"]["state"], "disconnected", "{v}");
 }

@@ -92,6 +92,8 @@
 //! record can be found with `status=trash` (not done here), and a permanent deletion only
 //! by diffing the full id list against the store.
 
+pub mod webhooks;
+
 use crate::http::{self, Client, RetryPolicy};
 use crate::{
     Connector, ConnectorConfig, ConnectorError, Deletion, Page, PageToken, RemoteRecord, Window,

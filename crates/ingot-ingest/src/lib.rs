@@ -9,6 +9,12 @@
 //!    key, and only once Kafka acknowledged it (`acks=all`, idempotent) the answer is 200;
 //!    Kafka unavailable → 503 so the 3PA retries.
 //!
+//! 5. a verified delivery that announces a change of the connection itself
+//!    ([`Lifecycle`]: Shopify `app/uninstalled`) is stored like any other, then handed to
+//!    the [`LifecycleSink`] (the sync engine marks the connection disconnected and stops
+//!    its sync, through `ingot.connections`); a sink failure answers 503 so the 3PA
+//!    retries. An ingest without a sink (a separate ingest process) logs it.
+//!
 //! Ingest reads nothing of the payload beyond routing fields (the object's `id`). A body
 //! that is not JSON or has no id is still stored (key `<connection>/unrouted/<event id>`)
 //! and the processor dead-letters it with the reason.
@@ -27,7 +33,19 @@ use serde_json::json;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-pub use providers::{verify_hmac_base64, Verdict, WebhookVerifier};
+pub use providers::{verify_hmac_base64, Lifecycle, Verdict, WebhookVerifier};
+
+/// Receives connection changes announced by verified deliveries: `(connection id,
+/// change)` → done, or why not (the delivery then gets 503 and is retried).
+pub type LifecycleSink = Arc<
+    dyn Fn(
+            String,
+            Lifecycle,
+        )
+            -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send>>
+        + Send
+        + Sync,
+>;
 
 /// A connection as ingest needs it.
 #[derive(Debug, Clone)]
@@ -68,6 +86,7 @@ pub struct IngestState {
     connections: Connections,
     producer: Producer,
     codec: AvroCodec,
+    lifecycle: Option<LifecycleSink>,
 }
 
 impl IngestState {
@@ -76,7 +95,14 @@ impl IngestState {
             connections,
             producer,
             codec,
+            lifecycle: None,
         }
+    }
+
+    /// Hands connection changes ([`Lifecycle`]) to `sink`.
+    pub fn with_lifecycle(mut self, sink: LifecycleSink) -> Self {
+        self.lifecycle = Some(sink);
+        self
     }
 }
 
@@ -131,6 +157,7 @@ async fn receive(
         // stored all the same (the raw topic is the system of record); the processor skips it
         tracing::info!(component = "ingest", connection_id = %conn.id, topic = %accepted.topic, "topic not mapped: stored, will be skipped");
     }
+    let lifecycle = verifier.lifecycle(&accepted.topic);
     let event_id = accepted
         .event_id
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
@@ -169,6 +196,23 @@ async fn receive(
         .await
     {
         Ok((partition, offset)) => {
+            if let Some(change) = lifecycle {
+                match &s.lifecycle {
+                    Some(sink) => {
+                        if let Err(e) = sink(conn.id.clone(), change).await {
+                            tracing::error!(component = "ingest", connection_id = %conn.id, ?change, error = %e, "connection change not recorded");
+                            return reply(
+                                StatusCode::SERVICE_UNAVAILABLE,
+                                "connection change not recorded, retry",
+                            );
+                        }
+                        tracing::info!(component = "ingest", connection_id = %conn.id, ?change, "connection change recorded");
+                    }
+                    None => {
+                        tracing::warn!(component = "ingest", connection_id = %conn.id, ?change, "connection change received but no sync engine runs in this process")
+                    }
+                }
+            }
             metrics::counter!("ingot_ingest_accepted_total", "provider" => provider_label(conn.provider)).increment(1);
             tracing::debug!(component = "ingest", connection_id = %conn.id, %key, partition, offset, "raw event stored");
             (StatusCode::OK, Json(json!({"status": "accepted", "raw_topic": topic, "raw_partition": partition, "raw_offset": offset}))).into_response()

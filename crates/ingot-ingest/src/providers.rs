@@ -28,8 +28,20 @@ pub enum Verdict {
     BadRequest(&'static str),
 }
 
+/// A change of the connection itself that a verified delivery announces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lifecycle {
+    /// The 3PA says the app was removed from the account (Shopify `app/uninstalled`):
+    /// the connection is disconnected and its sync stops.
+    Uninstalled,
+}
+
 pub trait WebhookVerifier: Send + Sync {
     fn verify(&self, headers: &HeaderMap, body: &[u8], secrets: &[Secret]) -> Verdict;
+    /// The connection change a verified delivery of `topic` announces, if any.
+    fn lifecycle(&self, _topic: &str) -> Option<Lifecycle> {
+        None
+    }
 }
 
 pub fn verifier_for(provider: Provider) -> &'static dyn WebhookVerifier {
@@ -67,9 +79,15 @@ fn header(headers: &HeaderMap, names: &[&str]) -> Option<String> {
 /// `X-Shopify-Topic`; duplicates share `X-Shopify-Event-Id` (else `X-Shopify-Webhook-Id`).
 /// The newer unprefixed names (`shopify-hmac-sha256`, ...) are accepted too.
 /// Source: shopify.dev/docs/apps/build/webhooks; fixtures QUIRKS Q-S2, Q-S3, Q-S13.
+/// `app/uninstalled` (shopify.dev webhook topics: "Occurs whenever a shop has uninstalled
+/// the app") is [`Lifecycle::Uninstalled`].
 struct Shopify;
 
 impl WebhookVerifier for Shopify {
+    fn lifecycle(&self, topic: &str) -> Option<Lifecycle> {
+        (topic == "app/uninstalled").then_some(Lifecycle::Uninstalled)
+    }
+
     fn verify(&self, headers: &HeaderMap, body: &[u8], secrets: &[Secret]) -> Verdict {
         let Some(sig) = header(headers, &["x-shopify-hmac-sha256", "shopify-hmac-sha256"]) else {
             return Verdict::Unauthorized("missing X-Shopify-Hmac-Sha256");
@@ -166,6 +184,22 @@ mod tests {
         let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
         mac.update(body);
         base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+    }
+
+    #[test]
+    fn only_shopify_app_uninstalled_is_a_lifecycle_topic() {
+        assert_eq!(
+            verifier_for(Provider::Shopify).lifecycle("app/uninstalled"),
+            Some(Lifecycle::Uninstalled)
+        );
+        assert_eq!(
+            verifier_for(Provider::Shopify).lifecycle("orders/create"),
+            None
+        );
+        assert_eq!(
+            verifier_for(Provider::WooCommerce).lifecycle("app/uninstalled"),
+            None
+        );
     }
 
     #[test]

@@ -54,6 +54,26 @@ pub struct ConnectionSpec {
     /// (Shopify GraphQL bulk operations); default `true`. `false`: paged listing.
     #[serde(default)]
     pub bulk_backfill: Option<bool>,
+    /// Set by ingot, never by the caller (not accepted in `POST /v1/connections`): the
+    /// signing secret ingot generated for the webhook subscriptions it manages on 3PAs
+    /// that take one per subscription (WooCommerce). Ingest accepts deliveries signed with
+    /// it besides `webhook_secrets`.
+    #[serde(skip)]
+    pub generated_webhook_secret: Option<Secret>,
+    /// Set by ingot: the 3PA said the app was removed (Shopify `app/uninstalled`); the
+    /// connection's sync is stopped.
+    #[serde(skip)]
+    pub disconnected: Option<Disconnected>,
+}
+
+/// Why and when a connection was disconnected by its 3PA.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Disconnected {
+    /// RFC 3339 UTC.
+    pub at: String,
+    /// E.g. `shopify app/uninstalled webhook`.
+    pub reason: String,
 }
 
 /// API credentials of a connection. Never logged (`Debug` prints `***`).
@@ -104,6 +124,11 @@ pub struct StoredConnection {
     pub api_version: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bulk_backfill: Option<bool>,
+    /// Sealed like the other secrets (context `<id>/generated_webhook_secret`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generated_webhook_secret: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disconnected: Option<Disconnected>,
 }
 
 /// [`Credentials`] as stored: sealed texts.
@@ -157,6 +182,43 @@ impl ConnectionSpec {
             api: self.api.clone(),
             api_version: self.api_version.clone(),
             bulk_backfill: self.bulk_backfill,
+            generated_webhook_secret: self
+                .generated_webhook_secret
+                .as_ref()
+                .map(|s| seal_one(&context(&self.id, "generated_webhook_secret"), s)),
+            disconnected: self.disconnected.clone(),
+        }
+    }
+
+    /// Every secret a delivery for this connection may be signed with: the caller's
+    /// `webhook_secrets` (old and new during a rotation), then the generated one.
+    pub fn all_webhook_secrets(&self) -> Vec<Secret> {
+        let mut all = self.webhook_secrets.clone();
+        all.extend(self.generated_webhook_secret.clone());
+        all
+    }
+
+    /// The connection as its creator described it: the fields ingot manages
+    /// (`generated_webhook_secret`, `disconnected`) cleared. Two specs describe the same
+    /// request when these are equal.
+    pub fn as_requested(&self) -> ConnectionSpec {
+        ConnectionSpec {
+            generated_webhook_secret: None,
+            disconnected: None,
+            ..self.clone()
+        }
+    }
+
+    /// Keeps what ingot manages from the stored version `old` of this connection when it
+    /// is stored again (a configured connection at each start): the generated secret (the
+    /// 3PA's subscriptions sign with it) for the same provider, and the disconnection while
+    /// the credentials are unchanged (new credentials are a reconnection).
+    pub fn keep_managed_from(&mut self, old: &ConnectionSpec) {
+        if old.provider == self.provider && self.generated_webhook_secret.is_none() {
+            self.generated_webhook_secret = old.generated_webhook_secret.clone();
+        }
+        if old.credentials == self.credentials && self.disconnected.is_none() {
+            self.disconnected = old.disconnected.clone();
         }
     }
 }
@@ -177,6 +239,10 @@ impl ConnectionSpec {
                 .iter()
                 .map(|s| s.expose().to_string())
                 .collect(),
+            generated_webhook_secret: self
+                .generated_webhook_secret
+                .as_ref()
+                .map(|s| s.expose().to_string()),
             ..self.seal_with(|_, _| String::new())
         }
     }
@@ -228,6 +294,10 @@ impl StoredConnection {
             .into_iter()
             .map(|s| open("webhook_secret", s))
             .collect::<Result<Vec<_>, _>>()?;
+        let generated_webhook_secret = self
+            .generated_webhook_secret
+            .map(|s| open("generated_webhook_secret", s))
+            .transpose()?;
         Ok((
             ConnectionSpec {
                 id: self.id,
@@ -245,6 +315,8 @@ impl StoredConnection {
                 api: self.api,
                 api_version: self.api_version,
                 bulk_backfill: self.bulk_backfill,
+                generated_webhook_secret,
+                disconnected: self.disconnected,
             },
             clear,
         ))
@@ -428,6 +500,46 @@ mod tests {
         let mut moved = back;
         moved.id = "shop-3".into();
         assert_eq!(moved.unseal(Some(&ring), false), Err(SealError::Forged));
+    }
+
+    #[test]
+    fn managed_fields_are_sealed_kept_and_never_taken_from_the_caller() {
+        let mut spec = spec(serde_json::json!({
+            "id": "w", "provider": "woocommerce", "base_url": "https://w.example",
+            "webhook_secrets": ["user-secret"],
+        }));
+        assert!(serde_json::from_value::<ConnectionSpec>(serde_json::json!({
+            "id": "w", "provider": "woocommerce", "generated_webhook_secret": "x",
+        }))
+        .is_err());
+        let requested = spec.clone();
+        spec.generated_webhook_secret = Some(Secret::new("gen-0123456789abcdef0123456789abcdef"));
+        spec.disconnected = Some(Disconnected {
+            at: "2026-01-01T00:00:00Z".into(),
+            reason: "test".into(),
+        });
+        assert_eq!(spec.as_requested(), requested);
+        assert_eq!(
+            spec.all_webhook_secrets()
+                .iter()
+                .map(|s| s.expose().to_string())
+                .collect::<Vec<_>>(),
+            ["user-secret", "gen-0123456789abcdef0123456789abcdef"]
+        );
+        let (ring, _) = Keyring::generate("k1").unwrap();
+        let stored = serde_json::to_string(&spec.seal(&ring)).unwrap();
+        assert!(!stored.contains("gen-0123"), "{stored}");
+        let back: StoredConnection = serde_json::from_str(&stored).unwrap();
+        assert_eq!(back.unseal(Some(&ring), false), Ok((spec.clone(), false)));
+        // stored again from the config: the generated secret and the disconnection stay
+        let mut again = requested.clone();
+        again.keep_managed_from(&spec);
+        assert_eq!(again, spec);
+        // new credentials reconnect
+        let mut fresh = requested;
+        fresh.credentials.consumer_key = Some(Secret::new("ck_new"));
+        fresh.keep_managed_from(&spec);
+        assert!(fresh.disconnected.is_none() && fresh.generated_webhook_secret.is_some());
     }
 
     #[test]

@@ -22,7 +22,7 @@ pub mod secret;
 mod time;
 pub mod version;
 
-pub use connection::{ConnectionSpec, Credentials, StoredConnection};
+pub use connection::{ConnectionSpec, Credentials, Disconnected, StoredConnection};
 pub use key::{Model, Provider, RecordKey, RecordKeyError};
 pub use models::*;
 pub use raw::{RawEvent, RawOp, RawSource};

@@ -4,7 +4,15 @@
 //!   identical connection exists; 409 when another connection has that id (connections
 //!   are not replaced in place: DELETE first); 400 for another tenant's name;
 //! - `GET /v1/connections`, `GET /v1/connections/{id}` (404 for other tenants' ids);
-//! - `DELETE /v1/connections/{id}` → 204;
+//!   Each connection says its `state` (`active`, or `disconnected` with `disconnected:
+//!   {at, reason}` after Shopify's `app/uninstalled`) and `webhooks`: `managed: true` with
+//!   the callback URL and per-topic subscription health (`id`, `active`, `last_checked`,
+//!   `last_error`, `last_healthy`, `last_healed`), or `managed: false`, `carried_by:
+//!   "polling"` and the `reason` (no `[http] public_url`, a provider without a
+//!   subscriptions API such as NetSuite);
+//! - `DELETE /v1/connections/{id}` → 204 once ingot's webhook subscriptions were removed
+//!   from the 3PA too; 200 with a `warning` when some could not be (the connection is
+//!   deleted all the same);
 //! - `POST /v1/connections/{id}/resync` → 202, a fresh historical sync;
 //! - `POST /v1/connections/{id}/reconcile` → 202 and the run it started
 //!   (`{"run": {"connection_id", "kind": "reconcile", "requested_at", "models": [{"model",
@@ -15,6 +23,7 @@
 //!   last_success, last_run_started, records_seen (distinct records per listing, summed),
 //!   records_written (raw events written, repeats included), last_run_records (distinct
 //!   records of the current or last run), deletions_seen, last_error, progress_percent;
+//!   plus `connection_state` and `webhooks` as above;
 //! - `/v1/replays`: see [`crate::replays`].
 
 use crate::engine::{Engine, EngineError};
@@ -45,8 +54,10 @@ pub(crate) fn principal(s: &ApiState, headers: &HeaderMap) -> Result<Arc<Princip
         .ok_or_else(|| error(StatusCode::UNAUTHORIZED, "missing or unknown API key"))
 }
 
-/// A connection as the API shows it: no credentials, no webhook secrets.
-fn public(spec: &ConnectionSpec) -> Value {
+/// A connection as the API shows it: no credentials, no webhook secrets; its state
+/// (`active`, `disconnected`) and how webhooks reach it (`webhooks`: managed
+/// subscriptions and their health, or why polling carries it).
+fn public(s: &ApiState, spec: &ConnectionSpec) -> Value {
     json!({
         "id": spec.id,
         "provider": spec.provider,
@@ -57,6 +68,10 @@ fn public(spec: &ConnectionSpec) -> Value {
         "timezone": spec.timezone,
         "sync_disabled": spec.sync_disabled,
         "webhook_secrets": spec.webhook_secrets.len(),
+        "generated_webhook_secret": spec.generated_webhook_secret.is_some(),
+        "state": if spec.disconnected.is_some() { "disconnected" } else { "active" },
+        "disconnected": spec.disconnected,
+        "webhooks": s.engine.webhooks_view(spec),
     })
 }
 
@@ -120,8 +135,8 @@ async fn create(
     }
     spec.tenant = who.tenant_id.clone();
     if let Some(existing) = s.engine.connection(&spec.id) {
-        if existing == spec {
-            return (StatusCode::OK, Json(public(&spec))).into_response();
+        if existing.as_requested() == spec {
+            return (StatusCode::OK, Json(public(&s, &existing))).into_response();
         }
         return error(
             StatusCode::CONFLICT,
@@ -131,9 +146,17 @@ async fn create(
     if let Err(e) = spec.validate() {
         return error(StatusCode::BAD_REQUEST, e.to_string());
     }
+    let id = spec.id.clone();
     match s.engine.upsert_connection(spec.clone()).await {
-        Ok(true) => (StatusCode::CREATED, Json(public(&spec))).into_response(),
-        Ok(false) => (StatusCode::OK, Json(public(&spec))).into_response(),
+        Ok(created) => {
+            let stored = s.engine.connection(&id).unwrap_or(spec);
+            let status = if created {
+                StatusCode::CREATED
+            } else {
+                StatusCode::OK
+            };
+            (status, Json(public(&s, &stored))).into_response()
+        }
         Err(e) => engine_error(e),
     }
 }
@@ -148,7 +171,7 @@ async fn list(State(s): State<ApiState>, headers: HeaderMap) -> Response {
         .connections()
         .iter()
         .filter(|c| who.may_read(&c.tenant, &c.id))
-        .map(public)
+        .map(|c| public(&s, c))
         .collect();
     Json(json!({"data": data})).into_response()
 }
@@ -163,7 +186,7 @@ async fn get_one(
         Err(r) => return r,
     };
     match owned(&s, &who, &id) {
-        Ok(c) => Json(json!({"data": public(&c)})).into_response(),
+        Ok(c) => Json(json!({"data": public(&s, &c)})).into_response(),
         Err(r) => r,
     }
 }
@@ -177,7 +200,17 @@ async fn delete(State(s): State<ApiState>, headers: HeaderMap, Path(id): Path<St
         return r;
     }
     match s.engine.delete_connection(&id).await {
-        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Ok(d) if d.subscriptions_error.is_none() => StatusCode::NO_CONTENT.into_response(),
+        // deleted, but some of ingot's subscriptions may still exist at the 3PA
+        Ok(d) => (
+            StatusCode::OK,
+            Json(json!({
+                "deleted": true,
+                "subscriptions_removed": d.subscriptions_removed,
+                "warning": format!("some webhook subscriptions could not be removed from the 3PA (remove them there): {}", d.subscriptions_error.unwrap_or_default()),
+            })),
+        )
+            .into_response(),
         Err(e) => engine_error(e),
     }
 }
@@ -228,9 +261,10 @@ async fn sync_status(
         Ok(p) => p,
         Err(r) => return r,
     };
-    if let Err(r) = owned(&s, &who, &id) {
-        return r;
-    }
+    let conn = match owned(&s, &who, &id) {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
     let models: serde_json::Map<String, Value> = s
         .engine
         .status(&id)
@@ -242,5 +276,12 @@ async fn sync_status(
             )
         })
         .collect();
-    Json(json!({"connection_id": id, "models": models})).into_response()
+    Json(json!({
+        "connection_id": id,
+        "connection_state": if conn.disconnected.is_some() { "disconnected" } else { "active" },
+        "disconnected": conn.disconnected,
+        "models": models,
+        "webhooks": s.engine.webhooks_view(&conn),
+    }))
+    .into_response()
 }

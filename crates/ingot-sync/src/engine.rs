@@ -1,6 +1,10 @@
 use crate::status::{Backfill, ModelStatus, SyncState};
+use crate::subscriptions::{self, WebhookHealth};
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use ingot_connectors::bulk::{BulkExport, BulkState};
+use ingot_connectors::subscriptions::{
+    callback_url, subscriptions_for, unmanaged_reason, WebhookSubscriptions,
+};
 use ingot_connectors::{
     connector_for, Connector, ConnectorConfig, ConnectorError, Deletion, RemoteRecord, Window,
 };
@@ -141,6 +145,9 @@ pub struct SyncSettings {
     /// Bulk jobs a historical sync starts (a failed or expired one is started again)
     /// before it falls back to the paged listing.
     pub bulk_attempts: u32,
+    /// `[http] public_url`: where 3PAs reach ingot's webhook receiver. `None`: ingot
+    /// subscribes to nothing and polling carries every connection.
+    pub public_url: Option<String>,
 }
 
 impl Default for SyncSettings {
@@ -152,6 +159,7 @@ impl Default for SyncSettings {
             models: Model::ALL.to_vec(),
             bulk_poll_interval: Duration::from_secs(2),
             bulk_attempts: 2,
+            public_url: None,
         }
     }
 }
@@ -169,6 +177,8 @@ struct Inner {
     keyring: Option<Keyring>,
     connections: RwLock<BTreeMap<String, ConnectionSpec>>,
     statuses: RwLock<HashMap<(String, Model), ModelStatus>>,
+    /// Webhook subscription health per connection (`ingot.sync`, `<id>/webhooks`).
+    webhooks: RwLock<HashMap<String, WebhookHealth>>,
     tasks: Mutex<HashMap<String, SyncTask>>,
     /// Reconciliations asked for through the API, not started yet.
     forced: Mutex<HashSet<(String, Model)>>,
@@ -203,6 +213,59 @@ pub struct Engine {
 
 fn status_key(connection: &str, model: Model) -> String {
     format!("{connection}/{model}")
+}
+
+/// The `ingot.sync` key of a connection's webhook subscription health.
+fn webhooks_key(connection: &str) -> String {
+    format!("{connection}/{WEBHOOKS_KEY}")
+}
+
+const WEBHOOKS_KEY: &str = "webhooks";
+
+/// What `DELETE /v1/connections/{id}` did about the connection's webhook subscriptions.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Deleted {
+    /// ingot's subscriptions removed from the 3PA.
+    pub subscriptions_removed: usize,
+    /// Why some could not be removed (the connection is deleted all the same).
+    pub subscriptions_error: Option<String>,
+}
+
+/// 32 random bytes from the OS, hex: the signing secret of managed subscriptions.
+fn generate_secret() -> ingot_model::Secret {
+    use rand::RngCore;
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    ingot_model::Secret::new(hex::encode(bytes))
+}
+
+/// The connector settings of a connection.
+fn connector_config(spec: &ConnectionSpec) -> ConnectorConfig {
+    let reveal = |s: &Option<ingot_model::Secret>| s.as_ref().map(|s| s.expose().to_string());
+    ConnectorConfig {
+        base_url: spec.api_base_url().unwrap_or_default(),
+        access_token: reveal(&spec.credentials.access_token),
+        consumer_key: reveal(&spec.credentials.consumer_key),
+        consumer_secret: reveal(&spec.credentials.consumer_secret),
+        timezone: spec.timezone.clone(),
+        page_size: spec.page_size,
+        max_attempts: None,
+        api: spec.api.clone(),
+        api_version: spec.api_version.clone(),
+        bulk_backfill: spec.bulk_backfill,
+    }
+}
+
+/// Aborts a spawned task when dropped (the initial subscription of a connection dies
+/// with the connection's task).
+struct AbortOnDrop(Option<JoinHandle<()>>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        if let Some(h) = self.0.take() {
+            h.abort();
+        }
+    }
 }
 
 fn parse_utc(s: &str) -> Option<DateTime<Utc>> {
@@ -273,10 +336,26 @@ impl Engine {
             }
         }
         let mut statuses = HashMap::new();
+        let mut webhooks = HashMap::new();
         for m in kafka.read_all(SYNC_TOPIC).await? {
             let Some((conn, model)) = m.key_str().and_then(|k| k.rsplit_once('/')) else {
                 continue;
             };
+            if model == WEBHOOKS_KEY {
+                match m
+                    .value
+                    .as_deref()
+                    .map(serde_json::from_slice::<WebhookHealth>)
+                {
+                    Some(Ok(h)) => {
+                        webhooks.insert(conn.to_string(), h);
+                    }
+                    _ => {
+                        webhooks.remove(conn);
+                    }
+                }
+                continue;
+            }
             let Ok(model) = model.parse::<Model>() else {
                 continue;
             };
@@ -301,6 +380,7 @@ impl Engine {
                 keyring,
                 connections: RwLock::new(connections),
                 statuses: RwLock::new(statuses),
+                webhooks: RwLock::new(webhooks),
                 tasks: Mutex::new(HashMap::new()),
                 forced: Mutex::new(HashSet::new()),
                 changes,
@@ -377,14 +457,30 @@ impl Engine {
 
     /// Stores a connection (create or replace) and (re)starts its sync. A new connection
     /// starts its historical sync at once. Returns true when it did not exist.
-    pub async fn upsert_connection(&self, spec: ConnectionSpec) -> Result<bool, EngineError> {
+    ///
+    /// What ingot manages on the connection (its generated webhook secret, a
+    /// disconnection) is kept from the stored version; a connection whose webhook
+    /// subscriptions ingot will manage on a 3PA that takes a secret per subscription
+    /// (WooCommerce) gets a generated secret (32 random bytes, hex).
+    pub async fn upsert_connection(&self, mut spec: ConnectionSpec) -> Result<bool, EngineError> {
         spec.validate()
             .map_err(|e| EngineError::Invalid(e.to_string()))?;
-        let existed = self.inner.connections.read().expect("lock").get(&spec.id) == Some(&spec);
+        let old = self.connection(&spec.id);
+        if let Some(old) = &old {
+            spec.keep_managed_from(old);
+        }
+        if spec.generated_webhook_secret.is_none() {
+            if let Some((subs, _)) = self.subscriptions(&spec) {
+                if subs.secret_per_subscription() {
+                    spec.generated_webhook_secret = Some(generate_secret());
+                }
+            }
+        }
+        let existed = old.as_ref() == Some(&spec);
         if existed {
             return Ok(false);
         }
-        let created = self.connection(&spec.id).is_none();
+        let created = old.is_none();
         self.store(&spec).await?;
         self.inner
             .connections
@@ -396,21 +492,217 @@ impl Engine {
         Ok(created)
     }
 
-    /// Removes a connection: a tombstone on the control topic, its sync stopped.
-    pub async fn delete_connection(&self, id: &str) -> Result<(), EngineError> {
-        if self.connection(id).is_none() {
+    /// Removes a connection: its sync stopped, ingot's webhook subscriptions removed from
+    /// the 3PA (those calling back to the connection's URL; a failure is reported in the
+    /// answer and does not keep the connection), a tombstone on the control topic.
+    pub async fn delete_connection(&self, id: &str) -> Result<Deleted, EngineError> {
+        let Some(spec) = self.connection(id) else {
             return Err(EngineError::NotFound(id.to_string()));
+        };
+        if let Some((task, _)) = self.inner.tasks.lock().expect("lock").remove(id) {
+            task.abort();
+        }
+        let mut outcome = Deleted::default();
+        if let Some((subs, callback)) = self.subscriptions(&spec) {
+            match subscriptions::remove_all(subs.as_ref(), &callback).await {
+                Ok(n) => outcome.subscriptions_removed = n,
+                Err(e) => {
+                    tracing::warn!(component = "sync", connection_id = %id, error = %e, "webhook subscriptions not removed");
+                    outcome.subscriptions_error = Some(e);
+                }
+            }
         }
         self.inner
             .producer
             .send(CONNECTIONS_TOPIC, id.as_bytes(), None, &[])
             .await?;
+        self.inner
+            .producer
+            .send(SYNC_TOPIC, webhooks_key(id).as_bytes(), None, &[])
+            .await?;
+        self.inner.webhooks.write().expect("lock").remove(id);
         self.inner.connections.write().expect("lock").remove(id);
         self.inner.changes.send_modify(|n| *n += 1);
+        Ok(outcome)
+    }
+
+    /// Marks a connection disconnected by its 3PA (Shopify `app/uninstalled`): stored in
+    /// `ingot.connections` with the time and reason, its sync stopped. Idempotent (a
+    /// repeated delivery keeps the first time). `NotFound` for an unknown id.
+    pub async fn disconnect(&self, id: &str, reason: &str) -> Result<(), EngineError> {
+        let Some(mut spec) = self.connection(id) else {
+            return Err(EngineError::NotFound(id.to_string()));
+        };
+        if spec.disconnected.is_some() {
+            return Ok(());
+        }
+        spec.disconnected = Some(ingot_model::Disconnected {
+            at: format_utc(&Utc::now()),
+            reason: reason.to_string(),
+        });
+        self.store(&spec).await?;
+        self.inner
+            .connections
+            .write()
+            .expect("lock")
+            .insert(spec.id.clone(), spec.clone());
         if let Some((task, _)) = self.inner.tasks.lock().expect("lock").remove(id) {
             task.abort();
         }
+        self.inner.changes.send_modify(|n| *n += 1);
+        tracing::warn!(component = "sync", connection_id = %id, %reason, "connection disconnected by the 3PA; sync stopped");
         Ok(())
+    }
+
+    /// The subscriptions client and callback URL of a connection whose webhook
+    /// subscriptions ingot manages: `public_url` set, API credentials (synced), a provider
+    /// with a subscriptions API, not disconnected.
+    fn subscriptions(
+        &self,
+        spec: &ConnectionSpec,
+    ) -> Option<(Box<dyn WebhookSubscriptions>, String)> {
+        let public = self.inner.settings.public_url.as_deref()?;
+        if spec.sync_disabled || spec.api_base_url().is_none() || spec.disconnected.is_some() {
+            return None;
+        }
+        let subs = subscriptions_for(spec.provider, connector_config(spec))?;
+        match callback_url(public, spec.provider, &spec.id) {
+            Ok(url) => Some((subs, url)),
+            Err(e) => {
+                tracing::error!(component = "sync", connection_id = %spec.id, error = %e, "no callback URL");
+                None
+            }
+        }
+    }
+
+    /// The webhook subscription health of a connection.
+    pub fn webhook_health(&self, id: &str) -> Option<WebhookHealth> {
+        self.inner.webhooks.read().expect("lock").get(id).cloned()
+    }
+
+    /// How webhooks reach a connection, for the API: managed subscriptions and their
+    /// health, or why nothing is subscribed and polling carries it.
+    pub fn webhooks_view(&self, spec: &ConnectionSpec) -> serde_json::Value {
+        let every = spec.poll_interval_secs();
+        let unmanaged = |reason: String| {
+            serde_json::json!({
+                "managed": false,
+                "carried_by": "polling",
+                "reason": reason,
+                "poll_interval_secs": every,
+                "subscriptions": [],
+            })
+        };
+        if let Some(d) = &spec.disconnected {
+            return unmanaged(format!(
+                "the connection was disconnected at {} ({}): nothing is synced",
+                d.at, d.reason
+            ));
+        }
+        if spec.sync_disabled || spec.api_base_url().is_none() {
+            return serde_json::json!({
+                "managed": false,
+                "carried_by": "webhooks configured by hand",
+                "reason": "no API credentials: ingot neither subscribes nor polls; deliveries configured in the 3PA by hand are received",
+                "subscriptions": [],
+            });
+        }
+        if self.inner.settings.public_url.is_none() {
+            return unmanaged(format!(
+                "no [http] public_url is configured: ingot subscribes to nothing and polling (every {every} s) carries this connection"
+            ));
+        }
+        let Some((subs, callback)) = self.subscriptions(spec) else {
+            return unmanaged(format!(
+                "{}: polling (every {every} s) carries this connection",
+                unmanaged_reason(spec.provider)
+            ));
+        };
+        let health = self.webhook_health(&spec.id).unwrap_or_default();
+        let list: Vec<serde_json::Value> = subs
+            .topics()
+            .into_iter()
+            .map(|t| {
+                let th = health.topics.get(&t).cloned().unwrap_or_default();
+                serde_json::json!({
+                    "topic": t,
+                    "id": th.id,
+                    "active": th.active,
+                    "last_checked": th.last_checked,
+                    "last_error": th.last_error,
+                    "last_healthy": th.last_healthy,
+                    "last_healed": th.last_healed,
+                })
+            })
+            .collect();
+        serde_json::json!({
+            "managed": true,
+            "carried_by": "webhooks, with reconciliation polls",
+            "healthy": health.healthy(),
+            "callback_url": callback,
+            "last_checked": health.last_checked,
+            "last_error": health.last_error,
+            "heals": health.heals,
+            "pending_gaps": health.gaps,
+            "poll_interval_secs": every,
+            "subscriptions": list,
+        })
+    }
+
+    async fn persist_webhooks(&self, id: &str, health: WebhookHealth) -> Result<(), EngineError> {
+        let value = serde_json::to_vec(&health).expect("health serializes");
+        self.inner
+            .producer
+            .send(SYNC_TOPIC, webhooks_key(id).as_bytes(), Some(&value), &[])
+            .await?;
+        self.inner
+            .webhooks
+            .write()
+            .expect("lock")
+            .insert(id.to_string(), health);
+        Ok(())
+    }
+
+    /// Checks (and heals) a connection's subscriptions; models that got a gap are
+    /// queued for a reconciliation now. Never fails the sync: errors are recorded.
+    async fn check_subscriptions(&self, spec: &ConnectionSpec) -> bool {
+        let Some((subs, callback)) = self.subscriptions(spec) else {
+            return false;
+        };
+        let secret = spec
+            .generated_webhook_secret
+            .as_ref()
+            .filter(|_| subs.secret_per_subscription())
+            .map(|s| s.expose().to_string());
+        let before = self.webhook_health(&spec.id).unwrap_or_default();
+        let (health, healed) = subscriptions::check(
+            subs.as_ref(),
+            &callback,
+            secret.as_deref(),
+            before,
+            Utc::now(),
+        )
+        .await;
+        if let Err(e) = self.persist_webhooks(&spec.id, health).await {
+            tracing::warn!(component = "sync", connection_id = %spec.id, error = %e, "could not store webhook health");
+        }
+        let mut forced = self.inner.forced.lock().expect("lock");
+        for m in &healed {
+            forced.insert((spec.id.clone(), *m));
+        }
+        !healed.is_empty()
+    }
+
+    /// Clears a model's gap after a reconciliation that covered it.
+    async fn gap_filled(&self, id: &str, model: Model) {
+        let Some(mut h) = self.webhook_health(id) else {
+            return;
+        };
+        if h.gaps.remove(model.resource()).is_some() {
+            if let Err(e) = self.persist_webhooks(id, h).await {
+                tracing::warn!(component = "sync", connection_id = %id, error = %e, "could not store webhook health");
+            }
+        }
     }
 
     /// Starts a fresh historical sync of every model of a connection.
@@ -446,6 +738,12 @@ impl Engine {
             return Err(EngineError::Invalid(
                 "this connection is not synced (no API credentials or sync disabled)".into(),
             ));
+        }
+        if let Some(d) = &spec.disconnected {
+            return Err(EngineError::Invalid(format!(
+                "this connection was disconnected at {} ({}); create it again to reconnect",
+                d.at, d.reason
+            )));
         }
         let status = self.status(id);
         let mut models = Vec::new();
@@ -512,7 +810,7 @@ impl Engine {
         if let Some((old, _)) = tasks.remove(&spec.id) {
             old.abort();
         }
-        if spec.sync_disabled || spec.api_base_url().is_none() {
+        if spec.sync_disabled || spec.api_base_url().is_none() || spec.disconnected.is_some() {
             return;
         }
         let engine = self.clone();
@@ -590,23 +888,18 @@ impl Engine {
     }
 
     async fn run_connection(self, spec: ConnectionSpec, wake: Arc<Notify>) {
-        let reveal = |s: &Option<ingot_model::Secret>| s.as_ref().map(|s| s.expose().to_string());
-        let config = ConnectorConfig {
-            base_url: spec.api_base_url().unwrap_or_default(),
-            access_token: reveal(&spec.credentials.access_token),
-            consumer_key: reveal(&spec.credentials.consumer_key),
-            consumer_secret: reveal(&spec.credentials.consumer_secret),
-            timezone: spec.timezone.clone(),
-            page_size: spec.page_size,
-            max_attempts: None,
-            api: spec.api.clone(),
-            api_version: spec.api_version.clone(),
-            bulk_backfill: spec.bulk_backfill,
-        };
-        let connector = connector_for(spec.provider, config);
+        let connector = connector_for(spec.provider, connector_config(&spec));
         let interval = Duration::from_secs(spec.poll_interval_secs().max(1));
+        // the subscriptions are made beside the historical sync, never in its way
+        let mut initial = AbortOnDrop(self.subscriptions(&spec).map(|_| {
+            let (engine, spec) = (self.clone(), spec.clone());
+            tokio::spawn(async move {
+                engine.check_subscriptions(&spec).await;
+            })
+        }));
         loop {
             let mut next = interval;
+            let mut checked = false;
             for model in self.inner.settings.models.clone() {
                 let status = self.get_status(&spec.id, model);
                 let due = match (&status.cursor, status.state) {
@@ -644,6 +937,18 @@ impl Engine {
                     next = next.min(wait);
                     continue;
                 }
+                if status.cursor.is_some() && !checked {
+                    // each reconciliation pass checks the subscriptions first: a heal
+                    // re-enables before the listing, which then fills the gap
+                    checked = true;
+                    if let Some(h) = initial.0.take() {
+                        let _ = h.await;
+                    }
+                    if self.check_subscriptions(&spec).await {
+                        // this model runs now (with its gap); others run next pass
+                        self.take_forced(&spec.id, model);
+                    }
+                }
                 let run = async {
                     if status.cursor.is_none() {
                         self.backfill(&spec, connector.as_ref(), model).await
@@ -665,6 +970,17 @@ impl Engine {
                     }
                     next = next.min(self.inner.settings.retry_after_failure);
                 }
+            }
+            if self
+                .inner
+                .forced
+                .lock()
+                .expect("lock")
+                .iter()
+                .any(|(c, _)| c == &spec.id)
+            {
+                // a heal queued models this pass had already passed over
+                next = Duration::ZERO;
             }
             tokio::select! {
                 _ = tokio::time::sleep(next) => {}
@@ -1105,8 +1421,14 @@ impl Engine {
             return Err(EngineError::Invalid("reconcile without a cursor".into()));
         };
         let now = Utc::now();
+        // a gap left by a healed subscription: from the time it was last known healthy
+        let gap = self.webhook_health(&spec.id).and_then(|h| h.gap(model));
+        let from = match gap {
+            Some(Some(t)) => cursor.min(t),
+            _ => cursor,
+        };
         let window = Window {
-            from: cursor - self.inner.settings.overlap,
+            from: from - self.inner.settings.overlap,
             to: now,
         };
         status.state = SyncState::Syncing;
@@ -1159,7 +1481,11 @@ impl Engine {
         status.last_success = Some(format_utc(&Utc::now()));
         status.last_error = None;
         metrics::counter!("ingot_sync_runs_total", "result" => "done", "provider" => spec.provider.as_str()).increment(1);
-        self.persist(&spec.id, model, status).await
+        self.persist(&spec.id, model, status).await?;
+        if gap.is_some() {
+            self.gap_filled(&spec.id, model).await;
+        }
+        Ok(())
     }
 
     /// Kafka settings (for tools).

@@ -30,9 +30,10 @@ pub mod api;
 mod engine;
 pub mod replays;
 mod status;
+pub mod subscriptions;
 
 pub use engine::{
-    read_connections, read_connections_sealed, Engine, EngineError, ReconcileModel, ReconcileRun,
-    SyncSettings, CONNECTIONS_TOPIC, MAX_STALLED_PAGES, SYNC_TOPIC,
+    read_connections, read_connections_sealed, Deleted, Engine, EngineError, ReconcileModel,
+    ReconcileRun, SyncSettings, CONNECTIONS_TOPIC, MAX_STALLED_PAGES, SYNC_TOPIC,
 };
 pub use status::{Backfill, BulkProgress, ModelStatus, SyncState};

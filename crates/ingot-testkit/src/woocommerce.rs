@@ -44,11 +44,12 @@
 //! `{id}`).
 
 pub mod faults;
+pub mod webhooks;
 
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, put};
 use axum::Router;
 use base64::Engine as _;
 use chrono::{DateTime, Duration as ChronoDuration, FixedOffset, NaiveDateTime, TimeZone, Utc};
@@ -160,6 +161,15 @@ impl WooResource {
             WooResource::Products => "products",
         }
     }
+
+    /// The webhook resource name (`order`, `customer`, `product`).
+    pub fn webhook_resource(self) -> &'static str {
+        match self {
+            WooResource::Orders => "order",
+            WooResource::Customers => "customer",
+            WooResource::Products => "product",
+        }
+    }
 }
 
 /// A record as the simulator holds it.
@@ -206,17 +216,31 @@ struct Inner {
     base_url: String,
     data: Mutex<Data>,
     faults: Faults,
+    hooks: webhooks::Hooks,
+}
+
+impl Inner {
+    fn now_naive(&self) -> NaiveDateTime {
+        self.data
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .now
+            .naive_utc()
+            .with_nanosecond0()
+    }
 }
 
 /// A running WooCommerce simulator (the server stops when this is dropped).
 pub struct WooSim {
     inner: Arc<Inner>,
     server: tokio::task::JoinHandle<()>,
+    deliveries: tokio::task::JoinHandle<()>,
 }
 
 impl Drop for WooSim {
     fn drop(&mut self) {
         self.server.abort();
+        self.deliveries.abort();
     }
 }
 
@@ -228,13 +252,26 @@ impl WooSim {
             .expect("bind 127.0.0.1:0");
         let addr = listener.local_addr().expect("local addr");
         let data = generate(&config);
+        let (hooks, queue) = webhooks::Hooks::new();
         let inner = Arc::new(Inner {
             base_url: format!("http://{addr}"),
             config,
             data: Mutex::new(data),
             faults: Faults::default(),
+            hooks,
         });
+        let deliveries = tokio::spawn(webhooks::run_worker(inner.clone(), queue));
         let app = Router::new()
+            .route(
+                "/wp-json/wc/v3/webhooks",
+                get(webhooks::list).post(webhooks::create),
+            )
+            .route(
+                "/wp-json/wc/v3/webhooks/{id}",
+                put(webhooks::update)
+                    .get(webhooks::get_one)
+                    .delete(webhooks::delete),
+            )
             .route("/wp-json/wc/v3/{resource}", get(list_handler))
             .route(
                 "/wp-json/wc/v3/products/{id}/variations",
@@ -244,7 +281,11 @@ impl WooSim {
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        WooSim { inner, server }
+        WooSim {
+            inner,
+            server,
+            deliveries,
+        }
     }
 
     /// `http://127.0.0.1:<port>` (the site URL; the API is under `/wp-json/wc/v3`).
@@ -292,8 +333,25 @@ impl WooSim {
         let rec = make_record(
             resource, id, at, at, rng, next_id, &customers, tz, &base, true,
         );
+        let body = php_json(&rec.body);
         d.resources.entry(resource).or_default().insert(id, rec);
+        drop(d);
+        self.fire(resource, "created", id, body);
         id
+    }
+
+    /// Queues `<resource>.<event>` about record `id` for every active webhook of it.
+    fn fire(&self, resource: WooResource, event: &str, id: u64, body: String) {
+        let topic = format!("{}.{event}", resource.webhook_resource());
+        self.inner.hooks.fire(&topic, id, body);
+    }
+
+    fn current_body(&self, resource: WooResource, id: u64) -> Option<String> {
+        self.data()
+            .resources
+            .get(&resource)
+            .and_then(|m| m.get(&id))
+            .map(|r| php_json(&r.body))
     }
 
     /// Creates a new record modified now.
@@ -308,8 +366,37 @@ impl WooSim {
         self.set_modified(resource, id, now)
     }
 
-    /// Sets a record's modified time (and changes a field so the content differs).
+    /// Sets a record's modified time (and changes a field so the content differs), and
+    /// delivers `<resource>.updated`.
     pub fn set_modified(&self, resource: WooResource, id: u64, at: DateTime<Utc>) -> bool {
+        if !self.set_modified_quietly(resource, id, at) {
+            return false;
+        }
+        if let Some(body) = self.current_body(resource, id) {
+            self.fire(resource, "updated", id, body);
+        }
+        true
+    }
+
+    /// Changes top-level fields of a record (`patch`: a JSON object merged into it, e.g.
+    /// `{"status": "completed"}`), modified at `at`, and delivers `<resource>.updated`.
+    /// False if absent.
+    pub fn update(&self, resource: WooResource, id: u64, patch: &Value, at: DateTime<Utc>) -> bool {
+        {
+            let mut d = self.data();
+            let Some(rec) = d.resources.get_mut(&resource).and_then(|m| m.get_mut(&id)) else {
+                return false;
+            };
+            if let (Some(o), Some(p)) = (rec.body.as_object_mut(), patch.as_object()) {
+                for (k, v) in p {
+                    o.insert(k.clone(), v.clone());
+                }
+            }
+        }
+        self.set_modified(resource, id, at)
+    }
+
+    fn set_modified_quietly(&self, resource: WooResource, id: u64, at: DateTime<Utc>) -> bool {
         let tz = self.inner.config.timezone;
         let mut d = self.data();
         let Some(rec) = d.resources.get_mut(&resource).and_then(|m| m.get_mut(&id)) else {
@@ -362,15 +449,73 @@ impl WooSim {
                 o.insert("status".into(), json!("trash"));
             }
         }
-        self.set_modified(resource, id, now)
+        if !self.set_modified_quietly(resource, id, now) {
+            return false;
+        }
+        self.fire(resource, "deleted", id, format!("{{\"id\":{id}}}"));
+        true
     }
 
-    /// Deletes a record permanently (`DELETE ?force=true`): it disappears.
+    /// Deletes a record permanently (`DELETE ?force=true`): it disappears (and
+    /// `<resource>.deleted` is delivered, body `{"id": N}`).
     pub fn delete(&self, resource: WooResource, id: u64) -> bool {
-        self.data()
+        let gone = self
+            .data()
             .resources
             .get_mut(&resource)
-            .is_some_and(|m| m.remove(&id).is_some())
+            .is_some_and(|m| m.remove(&id).is_some());
+        if gone {
+            self.fire(resource, "deleted", id, format!("{{\"id\":{id}}}"));
+        }
+        gone
+    }
+
+    /// The webhooks the store holds (secrets included: the simulator's view, not the API's).
+    pub fn webhooks(&self) -> Vec<webhooks::SimWebhook> {
+        self.inner.hooks.webhooks()
+    }
+
+    /// Every delivery attempt so far, in order (pings excluded).
+    pub fn deliveries(&self) -> Vec<webhooks::Delivery> {
+        self.inner.hooks.deliveries()
+    }
+
+    /// Every ping sent (webhook id, outcome).
+    pub fn pings(&self) -> Vec<(u64, Result<u16, String>)> {
+        self.inner.hooks.pings()
+    }
+
+    /// While set, every delivery fails as if the delivery URL could not be reached
+    /// (and counts towards the auto-disable).
+    pub fn fail_deliveries(&self, yes: bool) {
+        self.inner.hooks.set_fail_deliveries(yes);
+    }
+
+    /// `woocommerce_max_webhook_delivery_failures` (default 5): a failure that finds the
+    /// consecutive count above it disables the webhook.
+    pub fn set_max_delivery_failures(&self, n: u32) {
+        self.inner.hooks.set_max_failures(n);
+    }
+
+    /// `Some(status)`: every webhooks API call is refused with that status (403: the
+    /// API key lacks write permission); `None`: normal.
+    pub fn reject_webhook_api(&self, status: Option<u16>) {
+        self.inner.hooks.set_reject_api(status);
+    }
+
+    /// Sets a webhook's status as an admin would (`paused`, `disabled`). False if absent.
+    pub fn set_webhook_status(&self, id: u64, status: &str) -> bool {
+        self.inner.hooks.set_status(id, status)
+    }
+
+    /// Deletes a webhook as an admin would. False if absent.
+    pub fn remove_webhook(&self, id: u64) -> bool {
+        self.inner.hooks.remove(id)
+    }
+
+    /// Waits until every queued delivery was attempted.
+    pub async fn deliveries_settled(&self) {
+        self.inner.hooks.settled().await
     }
 
     /// Every record of `resource` (trash included), by id, as the API serves it.

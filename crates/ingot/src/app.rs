@@ -218,7 +218,8 @@ fn ingest_connections(specs: &[ingot_model::ConnectionSpec]) -> Vec<ingot_ingest
             id: c.id.clone(),
             tenant_id: c.tenant.clone(),
             provider: c.provider,
-            webhook_secrets: c.webhook_secrets.clone(),
+            // the caller's secrets and the one ingot generated for its subscriptions
+            webhook_secrets: c.all_webhook_secrets(),
         })
         .collect()
 }
@@ -275,11 +276,16 @@ pub async fn start_with(
         cfg.connections.iter().map(|c| c.spec()).collect();
     let connections = ingot_ingest::Connections::new(ingest_connections(&static_specs));
     let mut engine = None;
+    let mut lifecycle: Option<ingot_ingest::LifecycleSink> = None;
     if stages.sync {
+        let mut settings = sync_settings.clone();
+        if settings.public_url.is_none() {
+            settings.public_url = cfg.http.public_url.clone();
+        }
         let e = ingot_sync::Engine::open_sealed(
             infra.kafka.clone(),
             codec.clone(),
-            sync_settings.clone(),
+            settings,
             cfg.keyring()?,
         )
         .await
@@ -308,6 +314,23 @@ pub async fn start_with(
             e.clone(),
             ingot_model::auth::Auth::new(&tenants(cfg)),
         ));
+        // connection changes announced by webhooks (Shopify app/uninstalled) reach the
+        // engine, which records them in ingot.connections
+        let e3 = e.clone();
+        lifecycle = Some(Arc::new(move |id: String, change| {
+            let e = e3.clone();
+            Box::pin(async move {
+                match change {
+                    ingot_ingest::Lifecycle::Uninstalled => e
+                        .disconnect(
+                            &id,
+                            "the 3PA reported the app uninstalled (app/uninstalled webhook)",
+                        )
+                        .await
+                        .map_err(|err| err.to_string()),
+                }
+            })
+        }));
         engine = Some(e);
     } else if stages.ingest {
         // a separate ingest process: configured connections plus those in the control topic
@@ -397,7 +420,11 @@ pub async fn start_with(
     }
     if stages.ingest {
         let producer = Producer::new(&infra.kafka)?;
-        let state = ingot_ingest::IngestState::new(connections.clone(), producer, codec.clone());
+        let mut state =
+            ingot_ingest::IngestState::new(connections.clone(), producer, codec.clone());
+        if let Some(sink) = lifecycle.take() {
+            state = state.with_lifecycle(sink);
+        }
         router = router.merge(ingot_ingest::router(state, cfg.http.max_body_bytes));
     }
     if !stages.materializer && (stages.ingest || stages.sync || stages.forwarder) {

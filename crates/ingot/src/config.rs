@@ -86,6 +86,14 @@ pub struct HttpConfig {
     /// beyond it); 0 turns the limit off.
     #[serde(default = "default_rate_limit")]
     pub rate_limit_per_minute: u32,
+    /// The address 3PAs reach ingot's webhook receiver at (`https://ingot.example.com`,
+    /// a path prefix allowed; http or https, no query). When set, ingot subscribes every
+    /// connection with API credentials to its 3PA's webhooks (callback
+    /// `<public_url>/webhooks/<provider>/<connection id>`), checks and heals them at each
+    /// reconciliation and removes them when the connection is deleted. Unset: nothing
+    /// is subscribed and polling carries the connections.
+    #[serde(default)]
+    pub public_url: Option<String>,
 }
 
 fn default_rate_limit() -> u32 {
@@ -105,6 +113,7 @@ impl Default for HttpConfig {
             listen: default_listen(),
             max_body_bytes: default_max_body(),
             rate_limit_per_minute: default_rate_limit(),
+            public_url: None,
         }
     }
 }
@@ -283,6 +292,8 @@ impl ConnectionConfig {
             api: self.api.clone(),
             api_version: self.api_version.clone(),
             bulk_backfill: None,
+            generated_webhook_secret: None,
+            disconnected: None,
         }
     }
 }
@@ -434,6 +445,11 @@ impl Config {
                         t.id
                     ));
                 }
+            }
+        }
+        if let Some(u) = &self.http.public_url {
+            if let Err(e) = ingot_connectors::subscriptions::check_public_url(u) {
+                problems.push(format!("[http] {e}"));
             }
         }
         let mut seen = std::collections::HashSet::new();

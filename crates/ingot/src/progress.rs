@@ -1,7 +1,10 @@
 //! `ingot sync-status`: the sync status of a connection through the API, as progress bars
 //! (one per model). With `--follow` it refreshes until every model has ended (`done`,
 //! `failed` or `partial`), then exits: status 0 when all are `done`, otherwise an error
-//! naming each model that did not finish and its `last_error` (exit status 1).
+//! naming each model that did not finish and its `last_error` (exit status 1). A
+//! connection `disconnected` by its 3PA (Shopify `app/uninstalled`) ends it with that error.
+//! Below the models it shows how webhooks reach the connection: each managed subscription
+//! (topic, id, active, last checked, last error), or why polling carries it.
 
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use serde_json::Value;
@@ -50,6 +53,11 @@ pub async fn watch(api: &str, key: &str, connection: &str, follow: bool) -> anyh
         }
         let end = outcome(&status);
         if end.is_some() || !follow {
+            for line in webhook_lines(&status) {
+                let _ = multi.println(line);
+            }
+        }
+        if end.is_some() || !follow {
             for b in bars.values() {
                 b.abandon();
             }
@@ -76,6 +84,9 @@ async fn plain(client: &reqwest::Client, url: &str, key: &str, follow: bool) -> 
                 st["last_error"].as_str().unwrap_or("-")
             );
         }
+        for line in webhook_lines(&status) {
+            println!("{line}");
+        }
         let end = outcome(&status);
         if end.is_some() || !follow {
             return finish(&connection_of(url), end);
@@ -97,6 +108,15 @@ fn connection_of(url: &str) -> String {
 /// when all ended and some are `failed` or `partial` (one line per such model, with its
 /// `last_error`).
 pub fn outcome(status: &Value) -> Option<Result<(), Vec<String>>> {
+    if status["connection_state"] == "disconnected" {
+        return Some(Err(vec![format!(
+            "connection disconnected at {}: {}",
+            status["disconnected"]["at"].as_str().unwrap_or("?"),
+            status["disconnected"]["reason"]
+                .as_str()
+                .unwrap_or("no reason recorded")
+        )]));
+    }
     let models = status["models"].as_object()?;
     if models.is_empty() {
         return None;
@@ -117,6 +137,49 @@ pub fn outcome(status: &Value) -> Option<Result<(), Vec<String>>> {
     } else {
         Err(failures)
     })
+}
+
+/// The webhook part of a sync-status document, one line each: a summary, then one line
+/// per managed subscription.
+pub fn webhook_lines(status: &Value) -> Vec<String> {
+    let w = &status["webhooks"];
+    if w.is_null() {
+        return Vec::new();
+    }
+    if w["managed"] != true {
+        return vec![format!(
+            "  webhooks not managed: {}",
+            w["reason"].as_str().unwrap_or("?")
+        )];
+    }
+    let subs = w["subscriptions"].as_array().cloned().unwrap_or_default();
+    let active = subs.iter().filter(|s| s["active"] == true).count();
+    let mut out = vec![format!(
+        "  webhooks {active}/{} active · callback {} · checked {} · heals {}{}",
+        subs.len(),
+        w["callback_url"].as_str().unwrap_or("-"),
+        w["last_checked"].as_str().unwrap_or("never"),
+        w["heals"],
+        w["last_error"]
+            .as_str()
+            .map(|e| format!(" · error: {e}"))
+            .unwrap_or_default()
+    )];
+    for s in subs {
+        out.push(format!(
+            "    {:<18} {:<8} id {:<10} checked {}  error {}",
+            s["topic"].as_str().unwrap_or("?"),
+            if s["active"] == true {
+                "active"
+            } else {
+                "INACTIVE"
+            },
+            s["id"].as_str().unwrap_or("-"),
+            s["last_checked"].as_str().unwrap_or("never"),
+            s["last_error"].as_str().unwrap_or("-")
+        ));
+    }
+    out
 }
 
 fn finish(connection: &str, end: Option<Result<(), Vec<String>>>) -> anyhow::Result<()> {
@@ -160,6 +223,32 @@ mod tests {
         );
         assert_eq!(outcome(&json!({"models": {}})), None);
         assert_eq!(outcome(&json!("garbage")), None);
+        let gone = json!({"connection_state": "disconnected",
+            "disconnected": {"at": "2026-01-01T00:00:00Z", "reason": "app/uninstalled"},
+            "models": {"orders": {"state": "syncing"}}});
+        assert_eq!(
+            outcome(&gone),
+            Some(Err(vec![
+                "connection disconnected at 2026-01-01T00:00:00Z: app/uninstalled".to_string()
+            ]))
+        );
+        let hooks = json!({"webhooks": {"managed": true, "callback_url": "http://h/webhooks/woocommerce/w",
+            "last_checked": "T", "heals": 1, "subscriptions": [
+                {"topic": "order.created", "id": "7", "active": true, "last_checked": "T", "last_error": null},
+                {"topic": "order.updated", "id": "8", "active": false, "last_checked": "T", "last_error": "HTTP 403"}]}});
+        let lines = webhook_lines(&hooks);
+        assert_eq!(lines.len(), 3, "{lines:?}");
+        assert!(lines[0].contains("1/2 active"), "{lines:?}");
+        assert!(
+            lines[2].contains("INACTIVE") && lines[2].contains("HTTP 403"),
+            "{lines:?}"
+        );
+        let polled =
+            json!({"webhooks": {"managed": false, "reason": "no [http] public_url is configured"}});
+        assert_eq!(
+            webhook_lines(&polled),
+            ["  webhooks not managed: no [http] public_url is configured"]
+        );
         let err = finish("c", outcome(&doc("partial", "done"))).unwrap_err();
         assert_eq!(
             err.to_string(),
