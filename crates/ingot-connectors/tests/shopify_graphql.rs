@@ -548,17 +548,19 @@ async fn bulk_exports_hold_exactly_the_listing_with_the_same_content() {
         let (paged, pages) = list_all(&c, model, &w).await.unwrap();
         let paged_secs = t.elapsed().as_secs_f64();
         let paged_requests = sim.stats().graphql_requests;
+        let paged_cost = sim.stats().graphql_cost;
         sim.reset_stats();
         let t = Instant::now();
         let bulk = bulk_all(&c, model, &w).await;
         let bulk_secs = t.elapsed().as_secs_f64();
         let bulk_requests = sim.stats().graphql_requests;
+        let bulk_cost = sim.stats().graphql_cost;
         assert_exact(&sim, model, &bulk);
         assert_eq!(bulk.len(), paged.len(), "{model:?}");
         assert!(bulk.iter().all(|r| r.topic == paged[0].topic));
         assert!(bulk_requests <= 3, "{model:?}: {bulk_requests} requests");
         println!(
-            "figure: {model:?} {} records: bulk {:.0} rec/s in {bulk_requests} GraphQL requests; paged {:.0} rec/s in {paged_requests} requests ({pages} pages); bulk/paged {:.2}x",
+            "figure: {model:?} {} records: bulk {:.0} rec/s in {bulk_requests} GraphQL requests ({bulk_cost} points); paged {:.0} rec/s in {paged_requests} requests, {pages} pages ({paged_cost} points); bulk/paged {:.2}x",
             bulk.len(),
             bulk.len() as f64 / bulk_secs,
             paged.len() as f64 / paged_secs,
