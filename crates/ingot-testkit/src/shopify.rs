@@ -1015,40 +1015,7 @@ async fn handle(
         Some(p) => Resource::from_plural(p).map(Endpoint::List),
         None => None,
     };
-    let (delay, hang) = {
-        let mut g = shared.lock();
-        let now = Instant::now();
-        let st = &mut g.stats;
-        st.requests += 1;
-        st.first_request.get_or_insert(now);
-        st.last_request = Some(now);
-        *st.per_endpoint
-            .entry(endpoint.map(Endpoint::name).unwrap_or("other").to_string())
-            .or_default() += 1;
-        g.recent.push_back(now);
-        while g
-            .recent
-            .front()
-            .is_some_and(|t| now.duration_since(*t) > Duration::from_secs(1))
-        {
-            g.recent.pop_front();
-        }
-        let n = g.recent.len() as u32;
-        g.stats.max_per_second = g.stats.max_per_second.max(n);
-        let hang = if g.faults.hang > 0 {
-            g.faults.hang -= 1;
-            g.faults.hang_for
-        } else {
-            None
-        };
-        (g.faults.delay, hang)
-    };
-    if let Some(h) = hang {
-        tokio::time::sleep(h).await;
-    }
-    if !delay.is_zero() {
-        tokio::time::sleep(delay).await;
-    }
+    arrive(&shared, endpoint.map(Endpoint::name).unwrap_or("other")).await;
     let mut resp = {
         let mut g = shared.lock();
         respond(&shared, &mut g, &version, endpoint, &params, &headers)
@@ -1095,7 +1062,6 @@ async fn arrive(shared: &Shared, endpoint: &str) {
     }
 }
 
-/// `POST /admin/api/{version}/graphql.json` (see [`graphql`]).
 /// Bulk operation counters ([`ShopifySim::bulk_stats`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct BulkStats {
@@ -1135,6 +1101,7 @@ async fn handle_bulk_result(
     }
 }
 
+/// `POST /admin/api/{version}/graphql.json` (see [`graphql`]).
 async fn handle_graphql(
     State(shared): State<Arc<Shared>>,
     Path(version): Path<String>,
