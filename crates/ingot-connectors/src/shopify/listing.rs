@@ -55,14 +55,15 @@
 //! when an `endCursor` comes back unchanged.
 
 use super::graphql::{ShopifyGraphql, MAX_SINGLE_QUERY_COST};
+use super::ties::{at, main_page, tie_page, Cursor, Row};
 use crate::http::RetryPolicy;
 use crate::{
     Connector, ConnectorConfig, ConnectorError, Deletion, Page, PageToken, RemoteRecord, Window,
 };
 use async_trait::async_trait;
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use ingot_model::{Model, Provider};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
@@ -287,36 +288,6 @@ fn parse_time(s: &str, what: &str) -> Result<DateTime<Utc>, ConnectorError> {
 }
 
 /// Unix seconds as a search-syntax time value (RFC 3339 UTC, quoted by the caller).
-fn at(t: i64) -> String {
-    DateTime::from_timestamp(t, 0)
-        .unwrap_or_default()
-        .to_rfc3339_opts(SecondsFormat::Secs, true)
-}
-
-/// The listing token (module docs).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-struct Cursor {
-    v: u8,
-    t: i64,
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    tie: bool,
-    #[serde(default)]
-    id: u64,
-}
-
-fn token(c: &Cursor) -> Result<PageToken, ConnectorError> {
-    serde_json::to_string(c)
-        .map(PageToken)
-        .map_err(|e| ConnectorError::Malformed(e.to_string()))
-}
-
-struct Row {
-    id: u64,
-    sec: i64,
-    updated_at: DateTime<Utc>,
-    payload: Vec<u8>,
-}
-
 /// The Shopify connector on GraphQL. Share it behind an `Arc`: all calls of one shop share
 /// its client's cost bucket.
 pub struct ShopifyGraphqlConnector {
@@ -532,21 +503,10 @@ impl Connector for ShopifyGraphqlConnector {
             payload: r.payload,
         };
         let cursor = match page {
-            None => Cursor {
-                v: 1,
-                t: from - 1,
-                tie: false,
-                id: 0,
-            },
-            Some(p) => match serde_json::from_str::<Cursor>(&p.0) {
-                Ok(c) if c.v == 1 => c,
-                _ => {
-                    return Err(ConnectorError::Malformed(format!(
-                        "not a GraphQL listing token: {:?}",
-                        p.0
-                    )))
-                }
-            },
+            None => Cursor::main(from - 1),
+            Some(p) => Cursor::parse(p).ok_or_else(|| {
+                ConnectorError::Malformed(format!("not a GraphQL listing token: {:?}", p.0))
+            })?,
         };
         if cursor.tie {
             let (t, last) = (cursor.t, cursor.id);
@@ -556,36 +516,10 @@ impl Connector for ShopifyGraphqlConnector {
                 at(t)
             );
             let (rows, more) = self.rows(model, search, "ID").await?;
-            let max_id = rows.iter().map(|r| r.id).max();
-            if more && max_id.is_none_or(|m| m <= last) {
-                return Err(ConnectorError::NoProgress(format!(
-                    "{}: no id after {last} in the second {} (the shop ignores the id filter)",
-                    s.root,
-                    at(t)
-                )));
-            }
-            let mut fresh: Vec<Row> = rows
-                .into_iter()
-                .filter(|r| r.id > last && r.sec == t && r.sec >= from && r.sec <= to)
-                .collect();
-            fresh.sort_by_key(|r| r.id);
-            let next = match max_id {
-                Some(id) if more => Cursor {
-                    v: 1,
-                    t,
-                    tie: true,
-                    id,
-                },
-                _ => Cursor {
-                    v: 1,
-                    t,
-                    tie: false,
-                    id: 0,
-                },
-            };
+            let (fresh, next) = tie_page(rows, more, (t, last), (from, to), || s.root.to_string())?;
             return Ok(Page {
                 items: fresh.into_iter().map(record).collect(),
-                next: Some(token(&next)?),
+                next: Some(next.token()?),
             });
         }
         let done = cursor.t;
@@ -601,39 +535,10 @@ impl Connector for ShopifyGraphqlConnector {
             at(to)
         );
         let (rows, more) = self.rows(model, search, "UPDATED_AT").await?;
-        if rows.windows(2).any(|w| w[1].sec < w[0].sec) {
-            return Err(ConnectorError::Malformed(format!(
-                "{}: a page not ordered by updatedAt (sortKey UPDATED_AT ignored)",
-                s.root
-            )));
-        }
-        let mut kept: Vec<Row> = rows
-            .into_iter()
-            .filter(|r| r.sec > done && r.sec <= to)
-            .collect();
-        kept.sort_by_key(|r| (r.sec, r.id));
-        if !more {
-            return Ok(Page {
-                items: kept.into_iter().map(record).collect(),
-                next: None,
-            });
-        }
-        let Some(t) = kept.last().map(|r| r.sec) else {
-            return Err(ConnectorError::NoProgress(format!(
-                "{}: a full page with nothing updated after {} (the shop ignores the updated_at filter)",
-                s.root,
-                at(done)
-            )));
-        };
-        kept.retain(|r| r.sec < t);
+        let (kept, next) = main_page(rows, more, (done, to), || s.root.to_string())?;
         Ok(Page {
             items: kept.into_iter().map(record).collect(),
-            next: Some(token(&Cursor {
-                v: 1,
-                t,
-                tie: true,
-                id: 0,
-            })?),
+            next: next.map(|c| c.token()).transpose()?,
         })
     }
 

@@ -16,6 +16,7 @@ pub mod bulk;
 pub mod graphql;
 pub mod listing;
 pub mod rest;
+mod ties;
 
 pub use graphql::{ShopifyGraphql, API_VERSION as GRAPHQL_API_VERSION};
 pub use listing::ShopifyGraphqlConnector;

@@ -77,6 +77,7 @@
 //! connector ([`super::listing::ShopifyGraphqlConnector`]) is the default, this one stays
 //! for custom apps on older API versions (`api = "rest"` on the connection).
 
+use super::ties::{at as bound_secs, main_page, tie_page, Cursor, Row};
 use crate::http::{self, RetryPolicy};
 use crate::{
     Connector, ConnectorConfig, ConnectorError, Deletion, Page, PageToken, RemoteRecord, Window,
@@ -84,7 +85,7 @@ use crate::{
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
 use ingot_model::{Model, Provider};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::value::RawValue;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -350,22 +351,6 @@ fn bound(t: DateTime<Utc>) -> String {
     floored.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
-/// The listing token (see the module docs).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-struct Cursor {
-    /// Token format (1).
-    v: u8,
-    /// Main phase: the second (Unix seconds) up to which everything is listed; tie phase:
-    /// the tie's second.
-    t: i64,
-    /// Tie phase: listing second `t` by id.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    tie: bool,
-    /// Tie phase: the last id emitted (0: none yet).
-    #[serde(default)]
-    id: u64,
-}
-
 /// What a listing token says.
 enum Token {
     Cursor(Cursor),
@@ -374,32 +359,10 @@ enum Token {
 }
 
 fn parse_token(p: &PageToken) -> Token {
-    match serde_json::from_str::<Cursor>(&p.0) {
-        Ok(c) if c.v == 1 => Token::Cursor(c),
-        _ => Token::PageInfo(p.0.clone()),
+    match Cursor::parse(p) {
+        Some(c) => Token::Cursor(c),
+        None => Token::PageInfo(p.0.clone()),
     }
-}
-
-fn token(c: &Cursor) -> Result<PageToken, ConnectorError> {
-    serde_json::to_string(c)
-        .map(PageToken)
-        .map_err(|e| ConnectorError::Malformed(e.to_string()))
-}
-
-/// Unix seconds as a Shopify filter value (RFC 3339 UTC).
-fn bound_secs(t: i64) -> String {
-    DateTime::from_timestamp(t, 0)
-        .unwrap_or_default()
-        .to_rfc3339_opts(SecondsFormat::Secs, true)
-}
-
-/// One listed record with its routing fields.
-struct Row {
-    id: u64,
-    /// `updated_at`, whole seconds (Unix).
-    sec: i64,
-    updated_at: DateTime<Utc>,
-    payload: Vec<u8>,
 }
 
 /// The Shopify connector. Cheap to clone handles are not needed: share it behind an `Arc`
@@ -585,36 +548,12 @@ impl Connector for ShopifyConnector {
                 let mut q = filters(t, t, "id asc");
                 q.push(("since_id", last.to_string()));
                 let (rows, more) = self.rows(key, &q).await?;
-                let max_id = rows.iter().map(|r| r.id).max();
-                if more && max_id.is_none_or(|m| m <= last) {
-                    return Err(ConnectorError::NoProgress(format!(
-                        "{key}.json: no id after since_id={last} in the second {} (the shop ignores since_id)",
-                        bound_secs(t)
-                    )));
-                }
-                let mut fresh: Vec<Row> = rows
-                    .into_iter()
-                    .filter(|r| r.id > last && r.sec == t && r.sec >= from && r.sec <= to)
-                    .collect();
-                fresh.sort_by_key(|r| r.id);
-                let next = match max_id {
-                    Some(id) if more => Cursor {
-                        v: 1,
-                        t,
-                        tie: true,
-                        id,
-                    },
-                    // the tie is exhausted: continue past its second
-                    _ => Cursor {
-                        v: 1,
-                        t,
-                        tie: false,
-                        id: 0,
-                    },
-                };
+                let (fresh, next) = tie_page(rows, more, (t, last), (from, to), || {
+                    format!("{key}.json (since_id)")
+                })?;
                 return Ok(Page {
                     items: fresh.into_iter().map(record).collect(),
-                    next: Some(token(&next)?),
+                    next: Some(next.token()?),
                 });
             }
             Some(Token::Cursor(c)) => (c.t, None),
@@ -635,38 +574,10 @@ impl Connector for ShopifyConnector {
             None => filters(done + 1, to, "updated_at asc"),
         };
         let (rows, more) = self.rows(key, &q).await?;
-        if rows.windows(2).any(|w| w[1].sec < w[0].sec) {
-            return Err(ConnectorError::Malformed(format!(
-                "{key}.json: a page not ordered by updated_at (order=updated_at asc ignored)"
-            )));
-        }
-        // rows the filter should have excluded (covered already, or outside the window)
-        let mut kept: Vec<Row> = rows
-            .into_iter()
-            .filter(|r| r.sec > done && r.sec <= to)
-            .collect();
-        kept.sort_by_key(|r| (r.sec, r.id));
-        if !more {
-            return Ok(Page {
-                items: kept.into_iter().map(record).collect(),
-                next: None,
-            });
-        }
-        let Some(t) = kept.last().map(|r| r.sec) else {
-            return Err(ConnectorError::NoProgress(format!(
-                "{key}.json: a full page with nothing updated after {} (the shop ignores updated_at_min)",
-                bound_secs(done)
-            )));
-        };
-        kept.retain(|r| r.sec < t);
+        let (kept, next) = main_page(rows, more, (done, to), || format!("{key}.json"))?;
         Ok(Page {
             items: kept.into_iter().map(record).collect(),
-            next: Some(token(&Cursor {
-                v: 1,
-                t,
-                tie: true,
-                id: 0,
-            })?),
+            next: next.map(|c| c.token()).transpose()?,
         })
     }
 
