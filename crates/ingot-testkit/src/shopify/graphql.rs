@@ -58,7 +58,7 @@ pub struct GqlError {
 }
 
 impl GqlError {
-    fn new(code: &'static str, message: impl Into<String>) -> Self {
+    pub(crate) fn new(code: &'static str, message: impl Into<String>) -> Self {
         GqlError {
             message: message.into(),
             code,
@@ -74,7 +74,6 @@ pub(crate) struct Ctx<'a> {
     /// out URLs (a bulk operation's result file).
     #[allow(dead_code)]
     pub base_url: &'a str,
-    #[allow(dead_code)]
     pub version: &'a str,
     pub vars: &'a Map<String, Value>,
 }
@@ -91,6 +90,9 @@ pub(crate) const ROOT_FIELDS: &[(&str, Resolver)] = &[
     ("customer", |c, a| one(c, Resource::Customers, a)),
     ("product", |c, a| one(c, Resource::Products, a)),
     ("events", events),
+    ("webhookSubscriptions", super::subscriptions::list),
+    ("webhookSubscriptionCreate", super::subscriptions::create),
+    ("webhookSubscriptionDelete", super::subscriptions::delete),
 ];
 
 fn resolver(name: &str) -> Option<Resolver> {
