@@ -3251,6 +3251,81 @@ async fn shopify_subscriptions_are_created_deliver_and_leave_with_the_connection
     h.wait_for(&format!("/v1/orders/{rid}"), |s, _| s == 404)
         .await;
 
+    // Shopify removed a subscription (it deletes one after repeated failed deliveries;
+    // nothing is ever "disabled"): a change meanwhile is not delivered; the next
+    // reconciliation re-creates the subscription and fetches what was missed
+    let gone = subs
+        .iter()
+        .find(|s| s.topic == "ORDERS_UPDATED")
+        .unwrap()
+        .clone();
+    assert!(sim.remove_subscription(gone.id));
+    let old = sim.ids(ingot_testkit::shopify::Resource::Orders)[0];
+    let start = chrono::Utc::now().timestamp();
+    until("the next second", || chrono::Utc::now().timestamp() > start).await;
+    let missed = chrono::Utc::now();
+    let delivered = sim.deliveries().len();
+    // a real change (an updated_at alone would be absorbed by the version rule)
+    let mut changed = sim
+        .records(ingot_testkit::shopify::Resource::Orders)
+        .into_iter()
+        .find(|r| r["id"] == old)
+        .unwrap();
+    changed["note"] = json!("changed while the subscription was gone");
+    changed["updated_at"] = json!(missed.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+    assert!(sim.upsert(ingot_testkit::shopify::Resource::Orders, changed));
+    sim.deliveries_settled().await;
+    assert_eq!(
+        sim.deliveries().len(),
+        delivered,
+        "no subscription, no delivery"
+    );
+    let missed_at =
+        ingot_model::format_utc(&chrono::DateTime::from_timestamp(missed.timestamp(), 0).unwrap());
+    let old_rid = RecordKey::new("shop-sub", Model::Order, old.to_string()).record_id();
+    let (_, before) = h.get(&format!("/v1/orders/{old_rid}"), KEY).await;
+    assert_ne!(
+        before["data"]["remote_updated_at"],
+        missed_at.as_str(),
+        "{before}"
+    );
+    let (s, run) = h
+        .post_json("/v1/connections/shop-sub/reconcile", &json!({}))
+        .await;
+    assert_eq!(s, 202, "{run}");
+    until("ORDERS_UPDATED re-created", || {
+        sim.subscriptions()
+            .iter()
+            .any(|s| s.topic == "ORDERS_UPDATED" && s.id != gone.id && s.uri == callback)
+    })
+    .await;
+    h.wait_for(&format!("/v1/orders/{old_rid}"), |s, v| {
+        s == 200
+            && v["data"]["remote_updated_at"] == missed_at.as_str()
+            && v["data"]["note"] == "changed while the subscription was gone"
+    })
+    .await;
+    h.wait_for("/v1/connections/shop-sub", |_, v| {
+        v["data"]["webhooks"]["heals"].as_u64() >= Some(1)
+            && v["data"]["webhooks"]["pending_gaps"]
+                .as_object()
+                .is_some_and(|g| g.is_empty())
+    })
+    .await;
+    assert_eq!(sim.subscriptions().len(), topics.len());
+    // and it delivers again
+    assert!(sim.touch(
+        ingot_testkit::shopify::Resource::Orders,
+        old,
+        chrono::Utc::now()
+    ));
+    sim.deliveries_settled().await;
+    let last = sim.deliveries().last().cloned().unwrap();
+    assert_eq!(
+        (last.topic.as_str(), last.outcome),
+        ("orders/updated", Ok(200))
+    );
+
     // a subscription of another callback stays; ingot's go with the connection
     use ingot_connectors::subscriptions::WebhookSubscriptions;
     let other = ingot_connectors::shopify::subscriptions::ShopifySubscriptions::new(
