@@ -203,20 +203,19 @@ impl Hooks {
 /// `BULK_OPERATIONS_FINISH` → `bulk_operations/finish`.
 pub fn rest_topic(topic: &str) -> String {
     let t = topic.to_ascii_lowercase();
-    let split = match t.rfind('_') {
-        Some(i) if t.starts_with("bulk_operations_") || t.starts_with("orders_partially") => {
-            if t.starts_with("orders_partially") {
-                Some(6)
-            } else {
-                Some(i)
-            }
+    for resource in [
+        "bulk_operations",
+        "orders",
+        "customers",
+        "products",
+        "app",
+        "shop",
+    ] {
+        if let Some(verb) = t.strip_prefix(resource).and_then(|r| r.strip_prefix('_')) {
+            return format!("{resource}/{verb}");
         }
-        _ => t.find('_'),
-    };
-    match split {
-        Some(i) => format!("{}/{}", &t[..i], &t[i + 1..]),
-        None => t,
     }
+    t
 }
 
 /// The topic a change of `res` delivers: `create`/`update`/`delete`.
