@@ -1009,6 +1009,106 @@ async fn a_killed_historical_sync_resumes_where_it_stopped() {
     );
 }
 
+/// The historical sync of a GraphQL connection runs as one bulk operation per model; the
+/// job's id is checkpointed, so a restart polls the same job instead of starting over; a
+/// failed job is visible and started again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bulk_backfill_resumes_its_operation_after_a_restart_and_retries_a_failed_one() {
+    let _serial = serial();
+    let mut h = Harness::start_with(fast_sync()).await;
+    let sim = ShopifySim::start(ShopifySimConfig::small(21, 300)).await;
+    // the jobs keep running until the restart
+    sim.set_bulk_polls(u32::MAX);
+    h.create_sim_connection_on("bulk-1", &sim, 3600, None).await;
+    let v = h
+        .wait_for("/v1/connections/bulk-1/sync-status", |s, v| {
+            s == 200 && v["models"]["orders"]["backfill"]["bulk"]["state"] == "running"
+        })
+        .await;
+    let op = v["models"]["orders"]["backfill"]["bulk"]["operation_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(op.starts_with("gid://shopify/BulkOperation/"), "{op}");
+    assert_eq!(v["models"]["orders"]["state"], "syncing");
+    h.down().await;
+    sim.set_bulk_polls(1);
+    // the next job started (the customers') fails once
+    sim.fail_next_bulk(1);
+    h.up().await;
+    let st = h.wait_sync("bulk-1", |m| m["state"] == "done").await;
+    h.assert_mirrors("bulk-1", &sim).await;
+    let orders = &st["models"]["orders"];
+    assert_eq!(
+        orders["bulk"]["operation_id"],
+        json!(op),
+        "the same job after the restart"
+    );
+    assert_eq!(orders["bulk"]["attempts"], 1);
+    assert_eq!(orders["bulk"]["state"], "done");
+    assert_eq!(
+        orders["records_seen"].as_u64(),
+        Some(sim.ids(Resource::Orders).len() as u64)
+    );
+    let customers = &st["models"]["customers"];
+    assert_eq!(customers["bulk"]["attempts"], 2, "{customers}");
+    assert!(
+        customers["bulk"]["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("FAILED (INTERNAL_SERVER_ERROR)")),
+        "{customers}"
+    );
+    let b = sim.bulk_stats();
+    // orders 1 (resumed, not restarted), customers 2, products 1
+    assert_eq!(b.started, 4, "{b:?}");
+    assert_eq!(b.downloads, 3, "{b:?}");
+    // the historical sync listed no page: every record came from the bulk results
+    for endpoint in ["orders", "customers", "products"] {
+        assert_eq!(
+            sim.stats().per_endpoint.get(endpoint),
+            None,
+            "REST {endpoint}"
+        );
+    }
+}
+
+/// Jobs whose results expire every time: the historical sync falls back to the paged
+/// listing after its attempts, says so, and still mirrors the shop.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_bulk_results_fall_back_to_the_paged_listing() {
+    let _serial = serial();
+    let h = Harness::start_with(ingot_sync::SyncSettings {
+        models: vec![Model::Product],
+        ..fast_sync()
+    })
+    .await;
+    let sim = ShopifySim::start(ShopifySimConfig::small(22, 40)).await;
+    sim.expire_bulk_results(true);
+    h.create_sim_connection_on("bulk-2", &sim, 3600, None).await;
+    let st = h
+        .wait_for("/v1/connections/bulk-2/sync-status", |s, v| {
+            s == 200 && v["models"]["products"]["state"] == "done"
+        })
+        .await;
+    let p = &st["models"]["products"];
+    assert_eq!(p["bulk"]["state"], "fallback", "{p}");
+    assert_eq!(p["bulk"]["attempts"], 2, "{p}");
+    assert!(
+        p["bulk"]["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("result unavailable (403)")),
+        "{p}"
+    );
+    assert_eq!(sim.bulk_stats().started, 2);
+    // the view converges asynchronously
+    let n = sim.ids(Resource::Products).len();
+    assert!(n > 0);
+    h.wait_for("/v1/products?limit=500", |s, v| {
+        s == 200 && v["data"].as_array().map(Vec::len) == Some(n)
+    })
+    .await;
+}
+
 // ---------------------------------------------------------------------------------------
 // WooCommerce webhooks.
 

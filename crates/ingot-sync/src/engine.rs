@@ -1233,7 +1233,7 @@ impl Engine {
         status.cursor = Some(format_utc(&to));
         status.last_success = Some(format_utc(&Utc::now()));
         status.last_error = None;
-        status.backfill = None;
+        status.bulk = status.backfill.take().and_then(|b| b.bulk);
         status.progress_percent = Some(100.0);
         metrics::counter!("ingot_sync_runs_total", "result" => "done", "provider" => spec.provider.as_str()).increment(1);
         self.persist(&spec.id, model, status).await
@@ -1287,9 +1287,12 @@ impl Engine {
                         tokio::time::sleep(retry_after.unwrap_or(poll).max(poll)).await;
                         continue;
                     }
-                    Err(ConnectorError::Unsupported(why)) => {
+                    // the shop will not run one (no bulk access for this app, a query
+                    // it refuses): the paged listing carries the historical sync
+                    Err(e @ (ConnectorError::Unsupported(_) | ConnectorError::Rejected { .. })) => {
+                        tracing::warn!(component = "sync", connection_id = %spec.id, %model, error = %e, "bulk export refused; falling back to the paged listing");
                         b.state = "fallback".into();
-                        b.last_error = Some(why);
+                        b.last_error = Some(e.to_string());
                         save!();
                         return Ok(Ok(false));
                     }

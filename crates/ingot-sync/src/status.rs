@@ -82,4 +82,8 @@ pub struct ModelStatus {
     pub backfill: Option<Backfill>,
     /// Historical sync progress in percent (windows done / total).
     pub progress_percent: Option<f64>,
+    /// The bulk export of the last finished historical sync (its job, attempts, last
+    /// failure), when one carried it; while one runs, see `backfill.bulk`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bulk: Option<BulkProgress>,
 }

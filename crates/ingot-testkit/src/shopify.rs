@@ -41,6 +41,7 @@
 //! hanging requests, [`ShopifySim::shuffle_ties`], [`ShopifySim::never_advance`]), mutations (upsert, touch, delete with a destroy event, a hook run
 //! when a page is served), the current record set, and counters ([`SimStats`]).
 
+mod bulk;
 mod gen;
 pub mod graphql;
 pub mod shape;
@@ -542,6 +543,7 @@ pub(crate) struct Inner {
     hook: Option<PageHook>,
     /// Distinct listing requests (endpoint and query) seen, for page numbers.
     queries: BTreeMap<String, Vec<String>>,
+    bulk: bulk::BulkOps,
 }
 
 struct Shared {
@@ -654,6 +656,7 @@ impl ShopifySim {
                 read_all_orders: config.read_all_orders,
                 hook: None,
                 queries: BTreeMap::new(),
+                bulk: bulk::BulkOps::default(),
             }),
             token: config.access_token.clone(),
             retry_after: config.retry_after.clone(),
@@ -661,6 +664,7 @@ impl ShopifySim {
         });
         let app = Router::new()
             .route("/admin/api/{version}/graphql.json", post(handle_graphql))
+            .route("/bulk/{file}", get(handle_bulk_result))
             .route("/admin/api/{version}/{file}", get(handle))
             .fallback(|| async { (StatusCode::NOT_FOUND, r#"{"errors":"Not Found"}"#) })
             .with_state(shared.clone());
@@ -967,6 +971,32 @@ impl ShopifySim {
         self.shared.lock().stats.clone()
     }
 
+    /// Bulk query jobs started so far, result downloads, and starts refused because one
+    /// was running (`OPERATION_IN_PROGRESS`).
+    pub fn bulk_stats(&self) -> BulkStats {
+        let g = self.shared.lock();
+        BulkStats {
+            started: g.bulk.started,
+            downloads: g.bulk.downloads,
+            refused_in_progress: g.bulk.refused_in_progress,
+        }
+    }
+
+    /// The next `n` bulk jobs end `FAILED` (`INTERNAL_SERVER_ERROR`).
+    pub fn fail_next_bulk(&self, n: u32) {
+        self.shared.lock().bulk.fail_next = n;
+    }
+
+    /// Result downloads answer 403 (an expired URL) while `yes`.
+    pub fn expire_bulk_results(&self, yes: bool) {
+        self.shared.lock().bulk.expired = yes;
+    }
+
+    /// Polls a bulk job reports running before it completes (default 1).
+    pub fn set_bulk_polls(&self, n: u32) {
+        self.shared.lock().bulk.polls_to_complete = n;
+    }
+
     /// Resets the counters.
     pub fn reset_stats(&self) {
         let mut g = self.shared.lock();
@@ -1170,6 +1200,45 @@ async fn arrive(shared: &Shared, endpoint: &str) {
 }
 
 /// `POST /admin/api/{version}/graphql.json` (see [`graphql`]).
+/// Bulk operation counters ([`ShopifySim::bulk_stats`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct BulkStats {
+    pub started: u64,
+    pub downloads: u64,
+    pub refused_in_progress: u64,
+}
+
+/// `GET /bulk/<n>.jsonl`: a finished bulk job's JSONL result.
+async fn handle_bulk_result(
+    State(shared): State<Arc<Shared>>,
+    axum::extract::Path(file): axum::extract::Path<String>,
+) -> Response {
+    let Some(id) = file
+        .strip_suffix(".jsonl")
+        .and_then(|n| n.parse::<u64>().ok())
+    else {
+        return (StatusCode::NOT_FOUND, "NoSuchKey").into_response();
+    };
+    let result = shared.lock().bulk.download(id);
+    match result {
+        Ok(lines) => {
+            let mut body = String::with_capacity(lines.iter().map(|l| l.len() + 1).sum());
+            for l in lines.iter() {
+                body.push_str(l);
+                body.push('\n');
+            }
+            (
+                StatusCode::OK,
+                [("content-type", "application/jsonl")],
+                body,
+            )
+                .into_response()
+        }
+        Err(403) => (StatusCode::FORBIDDEN, "AccessDenied: Request has expired").into_response(),
+        Err(_) => (StatusCode::NOT_FOUND, "NoSuchKey").into_response(),
+    }
+}
+
 async fn handle_graphql(
     State(shared): State<Arc<Shared>>,
     Path(version): Path<String>,

@@ -72,7 +72,6 @@ pub(crate) struct Ctx<'a> {
     pub g: &'a mut Inner,
     /// `http://127.0.0.1:<port>` and the request's API version: for resolvers that hand
     /// out URLs (a bulk operation's result file).
-    #[allow(dead_code)]
     pub base_url: &'a str,
     pub version: &'a str,
     pub vars: &'a Map<String, Value>,
@@ -93,6 +92,9 @@ pub(crate) const ROOT_FIELDS: &[(&str, Resolver)] = &[
     ("webhookSubscriptions", super::subscriptions::list),
     ("webhookSubscriptionCreate", super::subscriptions::create),
     ("webhookSubscriptionDelete", super::subscriptions::delete),
+    ("bulkOperationRunQuery", super::bulk::run_query),
+    ("node", super::bulk::node),
+    ("currentBulkOperation", super::bulk::current),
 ];
 
 fn resolver(name: &str) -> Option<Resolver> {
@@ -156,7 +158,10 @@ fn to_json(v: &Gql, vars: &Map<String, Value>) -> Value {
     }
 }
 
-fn args(f: &Field<'static, String>, vars: &Map<String, Value>) -> BTreeMap<String, Value> {
+pub(super) fn args(
+    f: &Field<'static, String>,
+    vars: &Map<String, Value>,
+) -> BTreeMap<String, Value> {
     f.arguments
         .iter()
         .map(|(k, v)| (k.clone(), to_json(v, vars)))
@@ -380,7 +385,15 @@ fn parse_nested_cursor(c: &str) -> Option<usize> {
     v.get("i")?.as_u64().map(|i| i as usize)
 }
 
-impl Projector<'_> {
+impl<'a> Projector<'a> {
+    /// A projector with these variables and named fragments.
+    pub fn new(
+        vars: &'a Map<String, Value>,
+        fragments: &'a BTreeMap<String, &'a SelectionSet<'static, String>>,
+    ) -> Self {
+        Projector { vars, fragments }
+    }
+
     /// The fields of a selection set, inline fragments and spreads applied for `value`'s
     /// `__typename` (`None`: every fragment, for the requested cost).
     fn fields<'s>(
@@ -770,7 +783,11 @@ fn list_args(ctx: &mut Ctx<'_>, a: &BTreeMap<String, Value>) -> Result<ListArgs,
     })
 }
 
-fn list(ctx: &mut Ctx<'_>, res: Resource, a: &BTreeMap<String, Value>) -> Result<Value, GqlError> {
+pub(super) fn list(
+    ctx: &mut Ctx<'_>,
+    res: Resource,
+    a: &BTreeMap<String, Value>,
+) -> Result<Value, GqlError> {
     let la = list_args(ctx, a)?;
     let salt = match ctx.g.faults.shuffle_ties.as_mut() {
         Some(n) if la.sort != "ID" => {
