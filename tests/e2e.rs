@@ -3250,6 +3250,237 @@ async fn woocommerce_subscriptions_are_created_deliver_heal_and_leave_with_the_c
     );
 }
 
+async fn create_shop_sub(h: &Harness, id: &str, sim: &ShopifySim) -> Value {
+    let (s, v) = h
+        .post_json(
+            "/v1/connections",
+            &json!({
+                "id": id, "provider": "shopify", "shop_domain": "sim.myshopify.com",
+                "base_url": sim.base_url(), "credentials": {"access_token": sim.access_token()},
+                // Shopify signs every delivery with the app's client secret
+                "webhook_secrets": ["shpss_sim_app_client_secret"], "history_days": 760,
+                "poll_interval_secs": 3600, "page_size": 50, "bulk_backfill": false
+            }),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    v
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shopify_subscriptions_are_created_deliver_and_leave_with_the_connection() {
+    let _serial = serial();
+    let h = Harness::start_edited(
+        ingot_sync::SyncSettings {
+            window: chrono::Duration::days(365),
+            ..fast_sync()
+        },
+        3600,
+        Stages {
+            forwarder: false,
+            ..Stages::ALL
+        },
+        with_public_url,
+    )
+    .await;
+    let sim = ShopifySim::start(ShopifySimConfig::small(33, 40)).await;
+    let created = create_shop_sub(&h, "shop-sub", &sim).await;
+    let callback = format!("{}/webhooks/shopify/shop-sub", h.base);
+    assert_eq!(created["webhooks"]["managed"], true, "{created}");
+    assert_eq!(created["webhooks"]["callback_url"], callback.as_str());
+    assert_eq!(created["generated_webhook_secret"], false, "{created}");
+    let topics = ingot_connectors::shopify::subscriptions::TOPICS;
+
+    // one subscription per topic ingot maps (and app/uninstalled), calling back ingot
+    until("a subscription per topic", || {
+        sim.subscriptions().len() == topics.len()
+    })
+    .await;
+    let subs = sim.subscriptions();
+    let mut got: Vec<&str> = subs.iter().map(|s| s.topic.as_str()).collect();
+    got.sort();
+    let mut want = topics.to_vec();
+    want.sort();
+    assert_eq!(got, want);
+    assert!(subs
+        .iter()
+        .all(|s| s.uri == callback && s.api_version == "2025-10"));
+    h.wait_sync("shop-sub", |m| m["state"] == "done").await;
+    // the API shows each subscription, by Shopify's id
+    let conn = h
+        .wait_for("/v1/connections/shop-sub", |s, v| {
+            s == 200
+                && v["data"]["webhooks"]["subscriptions"]
+                    .as_array()
+                    .is_some_and(|a| a.iter().all(|t| t["active"] == true && t["id"].is_string()))
+        })
+        .await;
+    let listed = conn["data"]["webhooks"]["subscriptions"]
+        .as_array()
+        .unwrap();
+    assert_eq!(listed.len(), topics.len(), "{conn}");
+    for t in listed {
+        let s = subs
+            .iter()
+            .find(|s| s.topic == t["topic"].as_str().unwrap())
+            .unwrap();
+        assert_eq!(t["id"], s.gid(), "{t}");
+        assert!(t["last_error"].is_null(), "{t}");
+    }
+
+    // a new order in the shop arrives through the signed orders/create webhook
+    let id = 9_100_000_001u64;
+    let now = chrono::Utc::now();
+    let rid = RecordKey::new("shop-sub", Model::Order, id.to_string()).record_id();
+    assert_eq!(h.get(&format!("/v1/orders/{rid}"), KEY).await.0, 404);
+    let order = sim.make_record(ingot_testkit::shopify::Resource::Orders, id, now, now);
+    assert!(sim.upsert(ingot_testkit::shopify::Resource::Orders, order));
+    sim.deliveries_settled().await;
+    let d = sim.deliveries();
+    assert_eq!(d.len(), 1, "{d:?}");
+    assert_eq!(
+        (d[0].topic.as_str(), d[0].resource_id, d[0].outcome.clone()),
+        ("orders/create", id, Ok(200))
+    );
+    h.wait_for(&format!("/v1/orders/{rid}"), |s, _| s == 200)
+        .await;
+    // and a deletion through orders/delete
+    assert!(sim.delete(ingot_testkit::shopify::Resource::Orders, id));
+    sim.deliveries_settled().await;
+    assert_eq!(sim.deliveries().last().unwrap().outcome, Ok(200));
+    h.wait_for(&format!("/v1/orders/{rid}"), |s, _| s == 404)
+        .await;
+
+    // Shopify removed a subscription (it deletes one after repeated failed deliveries;
+    // nothing is ever "disabled"): a change meanwhile is not delivered; the next
+    // reconciliation re-creates the subscription and fetches what was missed
+    let gone = subs
+        .iter()
+        .find(|s| s.topic == "ORDERS_UPDATED")
+        .unwrap()
+        .clone();
+    assert!(sim.remove_subscription(gone.id));
+    let old = sim.ids(ingot_testkit::shopify::Resource::Orders)[0];
+    let start = chrono::Utc::now().timestamp();
+    until("the next second", || chrono::Utc::now().timestamp() > start).await;
+    let missed = chrono::Utc::now();
+    let delivered = sim.deliveries().len();
+    // a real change (an updated_at alone would be absorbed by the version rule)
+    let mut changed = sim
+        .records(ingot_testkit::shopify::Resource::Orders)
+        .into_iter()
+        .find(|r| r["id"] == old)
+        .unwrap();
+    changed["note"] = json!("changed while the subscription was gone");
+    changed["updated_at"] = json!(missed.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+    assert!(sim.upsert(ingot_testkit::shopify::Resource::Orders, changed));
+    sim.deliveries_settled().await;
+    assert_eq!(
+        sim.deliveries().len(),
+        delivered,
+        "no subscription, no delivery"
+    );
+    let missed_at =
+        ingot_model::format_utc(&chrono::DateTime::from_timestamp(missed.timestamp(), 0).unwrap());
+    let old_rid = RecordKey::new("shop-sub", Model::Order, old.to_string()).record_id();
+    let (_, before) = h.get(&format!("/v1/orders/{old_rid}"), KEY).await;
+    assert_ne!(
+        before["data"]["remote_updated_at"],
+        missed_at.as_str(),
+        "{before}"
+    );
+    let (s, run) = h
+        .post_json("/v1/connections/shop-sub/reconcile", &json!({}))
+        .await;
+    assert_eq!(s, 202, "{run}");
+    until("ORDERS_UPDATED re-created", || {
+        sim.subscriptions()
+            .iter()
+            .any(|s| s.topic == "ORDERS_UPDATED" && s.id != gone.id && s.uri == callback)
+    })
+    .await;
+    h.wait_for(&format!("/v1/orders/{old_rid}"), |s, v| {
+        s == 200
+            && v["data"]["remote_updated_at"] == missed_at.as_str()
+            && v["data"]["note"] == "changed while the subscription was gone"
+    })
+    .await;
+    h.wait_for("/v1/connections/shop-sub", |_, v| {
+        v["data"]["webhooks"]["heals"].as_u64() >= Some(1)
+            && v["data"]["webhooks"]["pending_gaps"]
+                .as_object()
+                .is_some_and(|g| g.is_empty())
+    })
+    .await;
+    assert_eq!(sim.subscriptions().len(), topics.len());
+    // and it delivers again
+    assert!(sim.touch(
+        ingot_testkit::shopify::Resource::Orders,
+        old,
+        chrono::Utc::now()
+    ));
+    sim.deliveries_settled().await;
+    let last = sim.deliveries().last().cloned().unwrap();
+    assert_eq!(
+        (last.topic.as_str(), last.outcome),
+        ("orders/updated", Ok(200))
+    );
+
+    // a subscription of another callback stays; ingot's go with the connection
+    use ingot_connectors::subscriptions::WebhookSubscriptions;
+    let other = ingot_connectors::shopify::subscriptions::ShopifySubscriptions::new(
+        ingot_connectors::ConnectorConfig {
+            base_url: sim.base_url(),
+            access_token: Some(sim.access_token().to_string()),
+            ..Default::default()
+        },
+    );
+    other
+        .create("ORDERS_CREATE", "http://127.0.0.1:9/elsewhere", None)
+        .await
+        .unwrap();
+    let r = h
+        .client
+        .delete(format!("{}/v1/connections/shop-sub", h.base))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let left = sim.subscriptions();
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert_eq!(left[0].uri, "http://127.0.0.1:9/elsewhere");
+    assert!(sim.remove_subscription(left[0].id));
+
+    // the merchant uninstalls the app: Shopify's app/uninstalled delivery disconnects
+    let created = create_shop_sub(&h, "shop-gone-sub", &sim).await;
+    assert_eq!(created["webhooks"]["managed"], true, "{created}");
+    until("the second connection's subscriptions", || {
+        sim.subscriptions().len() == topics.len()
+    })
+    .await;
+    h.wait_sync("shop-gone-sub", |m| m["state"] == "done").await;
+    let before = sim.deliveries().len();
+    sim.uninstall_app();
+    sim.deliveries_settled().await;
+    let d = sim.deliveries();
+    assert_eq!(d.len(), before + 1, "{d:?}");
+    assert_eq!(
+        (d[before].topic.as_str(), d[before].outcome.clone()),
+        ("app/uninstalled", Ok(200))
+    );
+    let (_, v) = h.get("/v1/connections/shop-gone-sub", KEY).await;
+    assert_eq!(v["data"]["state"], "disconnected", "{v}");
+    assert!(
+        v["data"]["disconnected"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("app/uninstalled"),
+        "{v}"
+    );
+    assert!(sim.subscriptions().is_empty());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_public_url_nothing_is_subscribed_and_polling_carries_the_connection() {
     let _serial = serial();

@@ -81,8 +81,11 @@ pub fn subscriptions_for(
         Provider::WooCommerce => Some(Box::new(
             crate::woocommerce::webhooks::WooCommerceWebhooks::new(config),
         )),
-        // Shopify: webhookSubscriptionCreate & co. (the lead adds it on this framework)
-        Provider::Shopify => None,
+        // Shopify: webhookSubscriptionCreate & co. over the GraphQL Admin API, for GraphQL
+        // and REST connections alike (the same app and token; REST webhooks.json is legacy)
+        Provider::Shopify => Some(Box::new(
+            crate::shopify::subscriptions::ShopifySubscriptions::new(config),
+        )),
         // NetSuite has no webhooks API ingot can subscribe to: polled on its own schedule
         Provider::NetSuite => None,
     }
@@ -177,6 +180,7 @@ mod tests {
     fn only_providers_with_a_webhooks_api_have_subscriptions() {
         let c = ConnectorConfig::default();
         assert!(subscriptions_for(Provider::WooCommerce, c.clone()).is_some());
+        assert!(subscriptions_for(Provider::Shopify, c.clone()).is_some());
         assert!(subscriptions_for(Provider::NetSuite, c).is_none());
     }
 }

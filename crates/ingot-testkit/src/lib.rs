@@ -4,5 +4,6 @@
 
 pub mod fixtures;
 pub mod netsuite;
+mod settle;
 pub mod shopify;
 pub mod woocommerce;

@@ -45,6 +45,7 @@ mod bulk;
 mod gen;
 pub mod graphql;
 pub mod shape;
+pub mod subscriptions;
 
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
@@ -163,6 +164,12 @@ pub struct ShopifySimConfig {
     /// GraphQL restore rate (points/s). Default 100 (Standard plan, shopify.dev
     /// rate-limits page).
     pub graphql_restore_rate: f64,
+    /// The app's client secret: webhook deliveries are signed with it
+    /// (`X-Shopify-Hmac-Sha256`). Default `shpss_sim_app_client_secret`.
+    pub app_secret: String,
+    /// The shop's `*.myshopify.com` domain (`X-Shopify-Shop-Domain`). Default
+    /// `sim.myshopify.com`.
+    pub shop_domain: String,
 }
 
 impl Default for ShopifySimConfig {
@@ -185,6 +192,8 @@ impl Default for ShopifySimConfig {
             customer_destroy_events: true,
             graphql_bucket: 2000.0,
             graphql_restore_rate: 100.0,
+            app_secret: "shpss_sim_app_client_secret".into(),
+            shop_domain: "sim.myshopify.com".into(),
         }
     }
 }
@@ -522,6 +531,7 @@ struct Bucket {
 
 pub(crate) struct Inner {
     gql_bucket: graphql::GqlBucket,
+    subs: subscriptions::SubTable,
     data: ShopData,
     faults: Faults,
     stats: SimStats,
@@ -538,6 +548,7 @@ pub(crate) struct Inner {
 
 struct Shared {
     inner: Mutex<Inner>,
+    hooks: Arc<subscriptions::Hooks>,
     token: String,
     retry_after: String,
     base_url: String,
@@ -555,11 +566,13 @@ pub struct ShopifySim {
     addr: SocketAddr,
     token: String,
     task: tokio::task::JoinHandle<()>,
+    deliveries: tokio::task::JoinHandle<()>,
 }
 
 impl Drop for ShopifySim {
     fn drop(&mut self) {
         self.task.abort();
+        self.deliveries.abort();
     }
 }
 
@@ -615,8 +628,14 @@ impl ShopifySim {
             data.add_destroy_event(res, d.subject_id, d.at, Value::Null);
         }
         let base_url = format!("http://{addr}");
+        let (hooks, queue) =
+            subscriptions::Hooks::new(config.app_secret.clone(), config.shop_domain.clone());
+        let hooks = Arc::new(hooks);
+        let deliveries = tokio::spawn(subscriptions::run_worker(hooks.clone(), queue));
         let shared = Arc::new(Shared {
+            hooks,
             inner: Mutex::new(Inner {
+                subs: subscriptions::SubTable::default(),
                 gql_bucket: graphql::GqlBucket::new(
                     config.graphql_bucket.max(1.0),
                     config.graphql_restore_rate,
@@ -657,6 +676,7 @@ impl ShopifySim {
             addr,
             token: config.access_token,
             task,
+            deliveries,
         }
     }
 
@@ -726,19 +746,103 @@ impl ShopifySim {
             .collect()
     }
 
-    /// See [`ShopData::upsert`].
+    /// See [`ShopData::upsert`]; delivers `*/create` (a new id) or the update topic to
+    /// the subscribed callbacks ([`subscriptions`]).
     pub fn upsert(&self, res: Resource, value: Value) -> bool {
-        self.shared.lock().data.upsert(res, value)
+        let id = value.get("id").and_then(Value::as_u64);
+        let mut g = self.shared.lock();
+        let existed = id.is_some_and(|id| {
+            g.data
+                .records
+                .get(&res)
+                .is_some_and(|t| t.contains_key(&id))
+        });
+        if !g.data.upsert(res, value) {
+            return false;
+        }
+        let verb = if existed {
+            subscriptions::Verb::Update
+        } else {
+            subscriptions::Verb::Create
+        };
+        self.fire_change(&mut g, res, id.unwrap_or_default(), verb);
+        true
     }
 
-    /// See [`ShopData::touch`].
+    /// See [`ShopData::touch`]; delivers the update topic.
     pub fn touch(&self, res: Resource, id: u64, updated_at: DateTime<Utc>) -> bool {
-        self.shared.lock().data.touch(res, id, updated_at)
+        let mut g = self.shared.lock();
+        if !g.data.touch(res, id, updated_at) {
+            return false;
+        }
+        self.fire_change(&mut g, res, id, subscriptions::Verb::Update);
+        true
     }
 
-    /// See [`ShopData::delete`].
+    /// See [`ShopData::delete`]; delivers `*/delete` with body `{"id": N}`.
     pub fn delete(&self, res: Resource, id: u64) -> bool {
-        self.shared.lock().data.delete(res, id)
+        let mut g = self.shared.lock();
+        if !g.data.delete(res, id) {
+            return false;
+        }
+        self.fire_change(&mut g, res, id, subscriptions::Verb::Delete);
+        true
+    }
+
+    /// Queues the deliveries of one change (under the lock, so that their order is the
+    /// changes' order; the worker sends them after the lock is released).
+    fn fire_change(&self, g: &mut Inner, res: Resource, id: u64, verb: subscriptions::Verb) {
+        let body = match verb {
+            subscriptions::Verb::Delete => format!("{{\"id\":{id}}}"),
+            _ => match g.data.records.get(&res).and_then(|t| t.get(&id)) {
+                Some(r) => r.json.to_string(),
+                None => return,
+            },
+        };
+        let topic = subscriptions::change_topic(res, verb);
+        self.shared.hooks.fire(&mut g.subs, topic, id, &body);
+    }
+
+    /// The app's subscriptions, by id.
+    pub fn subscriptions(&self) -> Vec<subscriptions::SimSubscription> {
+        self.shared.lock().subs.list()
+    }
+
+    /// Removes a subscription, as Shopify does after repeated failed deliveries. False
+    /// when there is none with that id.
+    pub fn remove_subscription(&self, id: u64) -> bool {
+        self.shared.lock().subs.remove(id)
+    }
+
+    /// Every delivery attempt so far, in order.
+    pub fn deliveries(&self) -> Vec<subscriptions::ShopifyDelivery> {
+        self.shared.hooks.deliveries()
+    }
+
+    /// Waits until every queued delivery was answered (or failed).
+    pub async fn deliveries_settled(&self) {
+        self.shared.hooks.settled().await
+    }
+
+    /// The merchant uninstalls the app: `app/uninstalled` (body: the shop) is delivered to
+    /// its subscriptions, then every subscription of the app is gone.
+    pub fn uninstall_app(&self) {
+        let mut g = self.shared.lock();
+        let domain = self.shared.hooks.shop_domain().to_string();
+        let body = serde_json::json!({
+            "id": subscriptions::SHOP_ID,
+            "name": "Sim shop",
+            "domain": domain,
+            "myshopify_domain": domain,
+        })
+        .to_string();
+        self.shared.hooks.fire(
+            &mut g.subs,
+            "APP_UNINSTALLED",
+            subscriptions::SHOP_ID,
+            &body,
+        );
+        g.subs.clear();
     }
 
     /// See [`ShopData::make_record`].

@@ -6,6 +6,8 @@
 //!   bulk operations and webhook subscriptions);
 //! - [`listing`]: [`ShopifyGraphqlConnector`], the [`crate::Connector`] on GraphQL
 //!   (`orders`, `customers`, `products` queries, the `events` deletion feed);
+//! - [`subscriptions`]: [`subscriptions::ShopifySubscriptions`], the managed webhook
+//!   subscriptions (`webhookSubscriptionCreate` & co.) for GraphQL and REST connections;
 //! - [`rest`]: [`ShopifyConnector`], the [`crate::Connector`] on REST (its items are
 //!   re-exported here, as before the split).
 //!
@@ -16,6 +18,7 @@ pub mod bulk;
 pub mod graphql;
 pub mod listing;
 pub mod rest;
+pub mod subscriptions;
 mod ties;
 
 pub use graphql::{ShopifyGraphql, API_VERSION as GRAPHQL_API_VERSION};

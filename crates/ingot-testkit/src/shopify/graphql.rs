@@ -58,7 +58,7 @@ pub struct GqlError {
 }
 
 impl GqlError {
-    fn new(code: &'static str, message: impl Into<String>) -> Self {
+    pub(crate) fn new(code: &'static str, message: impl Into<String>) -> Self {
         GqlError {
             message: message.into(),
             code,
@@ -73,7 +73,6 @@ pub(crate) struct Ctx<'a> {
     /// `http://127.0.0.1:<port>` and the request's API version: for resolvers that hand
     /// out URLs (a bulk operation's result file).
     pub base_url: &'a str,
-    #[allow(dead_code)]
     pub version: &'a str,
     pub vars: &'a Map<String, Value>,
 }
@@ -90,6 +89,9 @@ pub(crate) const ROOT_FIELDS: &[(&str, Resolver)] = &[
     ("customer", |c, a| one(c, Resource::Customers, a)),
     ("product", |c, a| one(c, Resource::Products, a)),
     ("events", events),
+    ("webhookSubscriptions", super::subscriptions::list),
+    ("webhookSubscriptionCreate", super::subscriptions::create),
+    ("webhookSubscriptionDelete", super::subscriptions::delete),
     ("bulkOperationRunQuery", super::bulk::run_query),
     ("node", super::bulk::node),
     ("currentBulkOperation", super::bulk::current),

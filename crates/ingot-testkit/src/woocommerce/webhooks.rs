@@ -47,7 +47,6 @@ use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 use sha2::Sha256;
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// WooCommerce's default `woocommerce_max_webhook_delivery_failures`.
@@ -106,8 +105,7 @@ struct HookState {
 pub(super) struct Hooks {
     state: Mutex<HookState>,
     queue: tokio::sync::mpsc::UnboundedSender<Job>,
-    pending: AtomicUsize,
-    settled: tokio::sync::Notify,
+    pending: crate::settle::Pending,
     client: reqwest::Client,
 }
 
@@ -124,8 +122,7 @@ impl Hooks {
             Hooks {
                 state: Mutex::new(state),
                 queue: tx,
-                pending: AtomicUsize::new(0),
-                settled: tokio::sync::Notify::new(),
+                pending: crate::settle::Pending::default(),
                 client: reqwest::Client::builder()
                     .timeout(std::time::Duration::from_secs(10))
                     .build()
@@ -150,7 +147,7 @@ impl Hooks {
             .map(|w| w.id)
             .collect();
         for webhook_id in targets {
-            self.pending.fetch_add(1, Ordering::SeqCst);
+            self.pending.add();
             let job = Job {
                 webhook_id,
                 topic: topic.to_string(),
@@ -158,7 +155,7 @@ impl Hooks {
                 body: body.clone(),
             };
             if self.queue.send(job).is_err() {
-                self.pending.fetch_sub(1, Ordering::SeqCst);
+                self.pending.done();
             }
         }
     }
@@ -202,13 +199,7 @@ impl Hooks {
     }
 
     pub(super) async fn settled(&self) {
-        loop {
-            let notified = self.settled.notified();
-            if self.pending.load(Ordering::SeqCst) == 0 {
-                return;
-            }
-            notified.await;
-        }
+        self.pending.settled().await
     }
 }
 
@@ -229,9 +220,7 @@ pub(super) async fn run_worker(
 ) {
     while let Some(job) = rx.recv().await {
         deliver(&inner, job).await;
-        let hooks = &inner.hooks;
-        hooks.pending.fetch_sub(1, Ordering::SeqCst);
-        hooks.settled.notify_waiters();
+        inner.hooks.pending.done();
     }
 }
 
