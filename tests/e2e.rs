@@ -3259,7 +3259,7 @@ async fn create_shop_sub(h: &Harness, id: &str, sim: &ShopifySim) -> Value {
                 "base_url": sim.base_url(), "credentials": {"access_token": sim.access_token()},
                 // Shopify signs every delivery with the app's client secret
                 "webhook_secrets": ["shpss_sim_app_client_secret"], "history_days": 760,
-                "poll_interval_secs": 3600, "page_size": 50, "bulk_backfill": false
+                "poll_interval_secs": 3600, "page_size": 50
             }),
         )
         .await;
@@ -3305,7 +3305,13 @@ async fn shopify_subscriptions_are_created_deliver_and_leave_with_the_connection
     assert!(subs
         .iter()
         .all(|s| s.uri == callback && s.api_version == "2025-10"));
-    h.wait_sync("shop-sub", |m| m["state"] == "done").await;
+    // the historical sync ran as one bulk operation per model, no page listed
+    let st = h.wait_sync("shop-sub", |m| m["state"] == "done").await;
+    for m in ["orders", "customers", "products"] {
+        assert_eq!(st["models"][m]["bulk"]["state"], "done", "{st}");
+    }
+    assert_eq!(sim.bulk_stats().started, 3);
+    h.assert_mirrors("shop-sub", &sim).await;
     // the API shows each subscription, by Shopify's id
     let conn = h
         .wait_for("/v1/connections/shop-sub", |s, v| {
