@@ -28,6 +28,10 @@ struct RawItem<'a> {
     triggered_at: Option<String>,
 }
 
+/// Tries to start a bulk export while the shop runs as many as it may before the run
+/// fails (and is retried after `retry_after_failure`, its checkpoint kept).
+pub const MAX_BULK_SLOT_WAITS: u32 = 30;
+
 /// Consecutive pages that bring only record versions the listing already returned
 /// before a listing counts as stalled (a 3PA whose paging loops).
 pub const MAX_STALLED_PAGES: u32 = 3;
@@ -1254,6 +1258,7 @@ impl Engine {
     ) -> Result<Result<bool, ConnectorError>, EngineError> {
         let poll = self.inner.settings.bulk_poll_interval;
         let mut b = bf.bulk.clone().unwrap_or_default();
+        let mut slot_waits = 0u32;
         macro_rules! save {
             () => {{
                 bf.bulk = Some(b.clone());
@@ -1281,7 +1286,13 @@ impl Engine {
                         id
                     }
                     Err(ConnectorError::RateLimited { retry_after }) => {
-                        // the shop runs as many bulk jobs as it may: wait for a slot
+                        // the shop runs as many bulk jobs as it may (another app's, or
+                        // another connection's of the same shop): wait for a slot, for a
+                        // while; then the run fails and is retried like any other
+                        slot_waits += 1;
+                        if slot_waits > MAX_BULK_SLOT_WAITS {
+                            return Ok(Err(ConnectorError::RateLimited { retry_after }));
+                        }
                         b.state = "starting".into();
                         save!();
                         tokio::time::sleep(retry_after.unwrap_or(poll).max(poll)).await;
