@@ -182,21 +182,42 @@ fn normalized_versions(infra: &Infra) -> i64 {
         .sum()
 }
 
+/// Runs the demo; with `exit`, returns what its store loop section showed (tests assert
+/// on it), else serves until Ctrl-C.
 pub async fn run(
     listen: String,
     data_dir: PathBuf,
     exit: bool,
     metrics: Arc<dyn Fn() -> String + Send + Sync>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<StoreLoop> {
+    run_edited(listen, data_dir, exit, metrics, |_| Ok(())).await
+}
+
+/// [`run`] with its configuration edited first (the test moves the embedded ports).
+async fn run_edited(
+    listen: String,
+    data_dir: PathBuf,
+    exit: bool,
+    metrics: Arc<dyn Fn() -> String + Send + Sync>,
+    edit: impl FnOnce(&mut Config) -> anyhow::Result<()>,
+) -> anyhow::Result<StoreLoop> {
     prepare_data_dir(&data_dir)?;
-    let cfg = demo_config(&listen, &data_dir)?;
+    let mut cfg = demo_config(&listen, &data_dir)?;
+    edit(&mut cfg)?;
+    // the simulated store calls back ingot's own listen address: subscriptions are managed
+    cfg.http.public_url = Some(format!("http://{listen}"));
     println!(
         "== ingot demo: embedded broker, embedded schema registry, data in {}",
         data_dir.display()
     );
     let started = Instant::now();
     let infra = Infra::start(&cfg, Embedded::Start).await?;
-    let running = app::start(&cfg, &infra, Stages::ALL, Some(metrics)).await?;
+    let sync = ingot_sync::SyncSettings {
+        // the simulated store finishes a bulk job at once: poll it often
+        bulk_poll_interval: Duration::from_millis(100),
+        ..Default::default()
+    };
+    let running = app::start_with(&cfg, &infra, Stages::ALL, Some(metrics), &sync).await?;
     let addr = running.http_addr.context("http server not started")?;
     let base = format!("http://{addr}");
     println!(
@@ -383,6 +404,8 @@ pub async fn run(
         one["freshness"]
     );
 
+    let (sim, store) = store_loop(&client, &base).await?;
+
     println!(
         "\n== try it yourself{}:",
         if exit {
@@ -399,18 +422,293 @@ pub async fn run(
     println!("   curl -s -H 'Authorization: Bearer {API_KEY}' '{base}/v1/orders?include_deleted=true&modified_after=2020-01-01T00:00:00Z'");
     println!("   curl -s '{base}/metrics' | grep ingot_");
     println!("   curl -s -H 'Authorization: Bearer {API_KEY}' '{base}/v1/webhook-endpoints/{endpoint_id}/deliveries?limit=3'");
-    if exit {
-        running.stop().await?;
-        return Ok(());
+    println!(
+        "   curl -s -H 'Authorization: Bearer {API_KEY}' '{base}/v1/connections/{STORE_CONNECTION}/sync-status' | python3 -m json.tool"
+    );
+    println!(
+        "   curl -s -H 'Authorization: Bearer {API_KEY}' '{base}/v1/orders?connection_id={STORE_CONNECTION}&limit=2'"
+    );
+    if !exit {
+        println!("\n   serving until Ctrl-C");
+        tokio::signal::ctrl_c().await?;
     }
-    println!("\n   serving until Ctrl-C");
-    tokio::signal::ctrl_c().await?;
-    running.stop().await
+    running.stop().await?;
+    drop(sim);
+    Ok(store)
+}
+
+/// The connection the demo creates for its simulated Shopify store.
+pub const STORE_CONNECTION: &str = "store-1";
+
+/// What the demo's store loop section showed.
+#[derive(Debug, Clone)]
+pub struct StoreLoop {
+    /// The store's webhook subscriptions: (topic, callback).
+    pub subscriptions: Vec<(String, String)>,
+    /// Per model (`orders`, `customers`, `products`): the bulk job's id and the records
+    /// it wrote.
+    pub bulk_jobs: Vec<(String, String, u64)>,
+    /// Per model: the records `GET /v1/<model>?connection_id=` serves, and how many the
+    /// store holds.
+    pub served: Vec<(String, usize, usize)>,
+    /// The live change: the order's record id, the webhook the store sent (topic,
+    /// status), and the latency from the change in the store to queryable.
+    pub live_change: (String, String, Result<u16, String>, Duration),
+}
+
+/// Every live record of `model` for `connection`, through the paged API.
+async fn count_records(
+    client: &reqwest::Client,
+    base: &str,
+    model: &str,
+    connection: &str,
+) -> anyhow::Result<usize> {
+    let mut n = 0;
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut path = format!("/v1/{model}?connection_id={connection}&limit=500");
+        if let Some(c) = &cursor {
+            path.push_str(&format!("&cursor={c}"));
+        }
+        let (status, body) = api_get(client, base, &path).await?;
+        anyhow::ensure!(status == 200, "GET {path} answered {status}: {body}");
+        n += body["data"].as_array().map_or(0, Vec::len);
+        match body["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_string()),
+            None => return Ok(n),
+        }
+    }
+}
+
+/// Polls `cond` every 50 ms until it holds (its value), failing with `what` after 60 s.
+async fn until<T, F: std::future::Future<Output = anyhow::Result<Option<T>>>>(
+    what: &str,
+    mut cond: impl FnMut() -> F,
+) -> anyhow::Result<T> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(v) = cond().await? {
+            return Ok(v);
+        }
+        if Instant::now() > deadline {
+            anyhow::bail!("{what}: not within 60 s");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The whole loop with a simulated Shopify store (GraphQL Admin API, bulk operations,
+/// webhook subscriptions): connect it through the API, watch ingot subscribe and run
+/// the historical sync as bulk jobs, then change an order in the store and time its
+/// webhook to queryable. Returns the simulator (keep it up while the API serves).
+async fn store_loop(
+    client: &reqwest::Client,
+    base: &str,
+) -> anyhow::Result<(ingot_testkit::shopify::ShopifySim, StoreLoop)> {
+    use ingot_testkit::shopify::{Resource, ShopifySim, ShopifySimConfig};
+    let sim_cfg = ShopifySimConfig::small(7, 40);
+    let (app_secret, domain) = (sim_cfg.app_secret.clone(), sim_cfg.shop_domain.clone());
+    let sim = ShopifySim::start(sim_cfg).await;
+    println!(
+        "\n== a simulated Shopify store {domain} (GraphQL Admin API at {}): {} orders, {} customers, {} products",
+        sim.base_url(),
+        sim.ids(Resource::Orders).len(),
+        sim.ids(Resource::Customers).len(),
+        sim.ids(Resource::Products).len()
+    );
+    let r = client
+        .post(format!("{base}/v1/connections"))
+        .bearer_auth(API_KEY)
+        .json(&serde_json::json!({
+            "id": STORE_CONNECTION, "provider": "shopify", "shop_domain": domain,
+            "base_url": sim.base_url(), "credentials": {"access_token": sim.access_token()},
+            // Shopify signs every delivery with the app's client secret
+            "webhook_secrets": [app_secret], "history_days": 760,
+            "poll_interval_secs": 3600
+        }))
+        .send()
+        .await?;
+    let status = r.status().as_u16();
+    let created: Value = r.json().await.unwrap_or(Value::Null);
+    anyhow::ensure!(
+        status == 201,
+        "POST /v1/connections answered {status}: {created}"
+    );
+    println!(
+        "   POST /v1/connections → {status}: {STORE_CONNECTION} (webhooks managed: {}, callback {})",
+        created["webhooks"]["managed"],
+        created["webhooks"]["callback_url"].as_str().unwrap_or("?")
+    );
+
+    let topics = ingot_connectors::shopify::subscriptions::TOPICS;
+    let subs = until("a store subscription per topic", || {
+        let subs = sim.subscriptions();
+        async move { Ok((subs.len() >= topics.len()).then_some(subs)) }
+    })
+    .await?;
+    println!(
+        "\n== webhook subscriptions the store now holds ({}):",
+        subs.len()
+    );
+    for s in &subs {
+        println!("   {:<17} → {}", s.topic, s.uri);
+    }
+
+    let sync_started = Instant::now();
+    let status = until("the historical sync done", || async move {
+        let (s, v) = api_get(
+            client,
+            base,
+            &format!("/v1/connections/{STORE_CONNECTION}/sync-status"),
+        )
+        .await?;
+        let done = s == 200
+            && ["orders", "customers", "products"]
+                .iter()
+                .all(|m| v["models"][m]["state"] == "done");
+        Ok(done.then_some(v))
+    })
+    .await?;
+    let models = [
+        ("orders", Resource::Orders),
+        ("customers", Resource::Customers),
+        ("products", Resource::Products),
+    ];
+    let mut served = Vec::new();
+    for (m, res) in models {
+        let want = sim.ids(res).len();
+        let got = until("the synced records queryable", || async move {
+            let n = count_records(client, base, m, STORE_CONNECTION).await?;
+            Ok((n == want).then_some(n))
+        })
+        .await?;
+        served.push((m.to_string(), got, want));
+    }
+    println!(
+        "\n== historical sync done and queryable in {} ms, one bulk operation per model:",
+        sync_started.elapsed().as_millis()
+    );
+    let mut bulk_jobs = Vec::new();
+    for (m, got, want) in &served {
+        let bulk = &status["models"][m.as_str()]["bulk"];
+        let op = bulk["operation_id"].as_str().unwrap_or("?").to_string();
+        let records = bulk["records_done"].as_u64().unwrap_or(0);
+        println!(
+            "   {m:<10} bulk {op} ({}): {records} records · GET /v1/{m}?connection_id={STORE_CONNECTION} → {got} (the store holds {want})",
+            bulk["state"].as_str().unwrap_or("?")
+        );
+        bulk_jobs.push((m.clone(), op, records));
+    }
+
+    // a real change in the store (an updated_at alone would be absorbed by the version rule)
+    let order_id = sim.ids(Resource::Orders)[0];
+    let mut order = sim
+        .records(Resource::Orders)
+        .into_iter()
+        .find(|r| r["id"] == order_id)
+        .context("the store's first order")?;
+    let note = "changed in the store during the demo";
+    order["note"] = Value::from(note);
+    order["updated_at"] = Value::from(sim.now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+    let rid = ingot_model::RecordKey::new(
+        STORE_CONNECTION,
+        ingot_model::Model::Order,
+        order_id.to_string(),
+    )
+    .record_id();
+    let delivered = sim.deliveries().len();
+    let changed = Instant::now();
+    anyhow::ensure!(
+        sim.upsert(Resource::Orders, order),
+        "the store refused the change"
+    );
+    let rid_ref = &rid;
+    until("the changed order queryable", || async move {
+        let (s, v) = api_get(client, base, &format!("/v1/orders/{rid_ref}")).await?;
+        Ok((s == 200 && v["data"]["note"] == note).then_some(()))
+    })
+    .await?;
+    let latency = changed.elapsed();
+    sim.deliveries_settled().await;
+    let d = sim
+        .deliveries()
+        .get(delivered)
+        .cloned()
+        .context("the store delivered no webhook for the change")?;
+    println!("\n== the store changes order {order_id}; its signed webhook makes it queryable:");
+    println!(
+        "   {:<15} → {}  GET /v1/orders/{rid}: note={note:?} {} ms after the change",
+        d.topic,
+        match &d.outcome {
+            Ok(s) => s.to_string(),
+            Err(e) => format!("failed: {e}"),
+        },
+        latency.as_millis()
+    );
+    let store = StoreLoop {
+        subscriptions: subs.into_iter().map(|s| (s.topic, s.uri)).collect(),
+        bulk_jobs,
+        served,
+        live_change: (rid, d.topic, d.outcome, latency),
+    };
+    Ok((sim, store))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `ingot demo --exit` end to end on a temp data dir: its store loop section shows the
+    /// subscriptions, one bulk job per model carrying the whole store, and the live change.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_demo_shows_the_whole_loop_with_a_simulated_store() {
+        let root = tempfile::tempdir().unwrap();
+        // a free port: the demo's public_url is its listen address
+        let listen = format!("127.0.0.1:{}", ingot_embedded::free_port().unwrap());
+        let store = run_edited(
+            listen.clone(),
+            root.path().join("demo"),
+            true,
+            Arc::new(String::new),
+            |cfg| {
+                // not the fixed defaults: a demo or a CI run may hold them
+                cfg.embedded.kafka_port = ingot_embedded::free_port()?;
+                cfg.embedded.registry_port = ingot_embedded::free_port()?;
+                Ok(())
+            },
+        )
+        .await
+        .unwrap();
+
+        let topics = ingot_connectors::shopify::subscriptions::TOPICS;
+        assert_eq!(store.subscriptions.len(), topics.len(), "{store:?}");
+        let callback = format!("http://{listen}/webhooks/shopify/{STORE_CONNECTION}");
+        for t in topics {
+            assert!(
+                store
+                    .subscriptions
+                    .iter()
+                    .any(|(topic, uri)| topic == t && *uri == callback),
+                "{t}: {store:?}"
+            );
+        }
+        let models: Vec<&str> = store.bulk_jobs.iter().map(|(m, _, _)| m.as_str()).collect();
+        assert_eq!(models, ["orders", "customers", "products"]);
+        for ((m, op, records), (_, got, want)) in store.bulk_jobs.iter().zip(&store.served) {
+            assert!(op.starts_with("gid://shopify/BulkOperation/"), "{m}: {op}");
+            assert_eq!(
+                *records as usize, *want,
+                "{m}: the bulk job carried the store"
+            );
+            assert_eq!(got, want, "{m}: the API serves the store's records");
+        }
+        // 40 orders, 8 customers, 4 products, less the few the generator deleted
+        assert!(store.served[0].1 > 30, "{store:?}");
+        let (rid, topic, outcome, latency) = &store.live_change;
+        assert!(!rid.is_empty());
+        assert_eq!((topic.as_str(), outcome), ("orders/updated", &Ok(200)));
+        assert!(*latency < Duration::from_secs(60));
+    }
 
     #[test]
     fn the_demo_wipes_only_its_own_or_empty_data_dirs() {

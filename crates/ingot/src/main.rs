@@ -26,7 +26,8 @@ enum Command {
         config: PathBuf,
     },
     /// Start everything on the embedded default, play a simulated Shopify shop's webhooks
-    /// through it, print what the API returns, and keep the API up.
+    /// through it, print what the API returns, run the whole loop with a simulated Shopify
+    /// store (subscriptions, bulk backfill, a live webhook), and keep the API up.
     Demo {
         /// Address of the API and webhook receiver.
         #[arg(long, default_value = "127.0.0.1:8080")]
@@ -328,6 +329,8 @@ async fn main() -> anyhow::Result<()> {
             listen,
             data_dir,
             exit,
-        } => ingot::demo::run(listen, data_dir, exit, install_metrics()?).await,
+        } => ingot::demo::run(listen, data_dir, exit, install_metrics()?)
+            .await
+            .map(|_| ()),
     }
 }
