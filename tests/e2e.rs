@@ -692,6 +692,18 @@ fn resource(model: Model) -> Resource {
 }
 
 impl Harness {
+    /// `DELETE /v1/connections/{id}`: the status.
+    async fn delete_connection(&self, id: &str) -> u16 {
+        self.client
+            .delete(format!("{}/v1/connections/{id}", self.base))
+            .bearer_auth(KEY)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    }
+
     async fn post_json(&self, path: &str, body: &Value) -> (u16, Value) {
         let r = self
             .client
@@ -3218,14 +3230,7 @@ async fn woocommerce_subscriptions_are_created_deliver_heal_and_leave_with_the_c
         .create("order.created", "http://127.0.0.1:9/elsewhere", None)
         .await
         .unwrap();
-    let r = h
-        .client
-        .delete(format!("{}/v1/connections/woo-sub", h.base))
-        .bearer_auth(KEY)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 204);
+    assert_eq!(h.delete_connection("woo-sub").await, 204);
     let left = sim.webhooks();
     assert_eq!(left.len(), 1, "{left:?}");
     assert_eq!(left[0].delivery_url, "http://127.0.0.1:9/elsewhere");
@@ -3445,14 +3450,7 @@ async fn shopify_subscriptions_are_created_deliver_and_leave_with_the_connection
         .create("ORDERS_CREATE", "http://127.0.0.1:9/elsewhere", None)
         .await
         .unwrap();
-    let r = h
-        .client
-        .delete(format!("{}/v1/connections/shop-sub", h.base))
-        .bearer_auth(KEY)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 204);
+    assert_eq!(h.delete_connection("shop-sub").await, 204);
     let left = sim.subscriptions();
     assert_eq!(left.len(), 1, "{left:?}");
     assert_eq!(left[0].uri, "http://127.0.0.1:9/elsewhere");
@@ -3519,14 +3517,7 @@ async fn without_public_url_nothing_is_subscribed_and_polling_carries_the_connec
         "{out}"
     );
     // deleting it touches no webhook
-    let r = h
-        .client
-        .delete(format!("{}/v1/connections/woo-poll", h.base))
-        .bearer_auth(KEY)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 204);
+    assert_eq!(h.delete_connection("woo-poll").await, 204);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
