@@ -271,20 +271,32 @@ async fn get_one(State(s): St, headers: HeaderMap, Path(id): Path<String>) -> Re
     }
 }
 
+/// Any subset of the fields; a field given as `null` is a 400 (it would otherwise read as
+/// absent and silently keep the old value), except `connection_ids`, where `null` clears
+/// the filter.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PatchBody {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     url: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     events: Option<Vec<String>>,
     /// `null` clears the filter (every connection), absent keeps it.
     #[serde(default, with = "double_option")]
     connection_ids: Option<Option<Vec<String>>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     description: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     status: Option<EndpointStatus>,
+}
+
+/// A field that, when present, must hold a value (`null` is refused).
+fn present<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(d).map(Some)
 }
 
 mod double_option {

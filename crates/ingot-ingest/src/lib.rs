@@ -117,8 +117,15 @@ pub fn router(state: IngestState, max_body_bytes: usize) -> Router {
         .with_state(state)
 }
 
+/// `{"status": msg}` on success, otherwise the error envelope every HTTP surface shares,
+/// `{"error": msg}`.
 fn reply(status: StatusCode, msg: &str) -> Response {
-    (status, Json(json!({"status": msg}))).into_response()
+    let key = if status.is_success() {
+        "status"
+    } else {
+        "error"
+    };
+    (status, Json(json!({ key: msg }))).into_response()
 }
 
 async fn receive(

@@ -190,10 +190,12 @@ async fn get_one(
     State(s): State<ApiState>,
     headers: HeaderMap,
     Path((resource, id)): Path<(String, String)>,
-    Query(params): Query<GetParams>,
+    params: Result<Query<GetParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
     let who = s.principal(&headers)?;
     let model = model(&resource)?;
+    // after the key check, and in the JSON error envelope (axum's own is text/plain)
+    let Query(params) = params.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let view = s.view.clone();
     let body = tokio::task::spawn_blocking(move || {
         // the freshness first: the record read after it reflects at least those offsets

@@ -360,17 +360,21 @@ impl Config {
             }
             fig = fig.merge(Toml::file(p));
         }
-        fig = fig.merge(Self::env_layer(env_prefix));
-        let cfg: Config = fig.extract().map_err(|e| {
-            let all: Vec<String> = e.into_iter().map(|e| e.to_string()).collect();
-            anyhow::anyhow!("invalid configuration:\n  - {}", all.join("\n  - "))
-        })?;
-        cfg.validate()?;
-        Ok(cfg)
+        Self::extract(fig.merge(Self::env_layer(env_prefix)))
     }
 
     pub fn from_toml(text: &str) -> anyhow::Result<Config> {
-        let cfg: Config = Figment::from(Toml::string(text)).extract().map_err(|e| {
+        Self::extract(Figment::from(Toml::string(text)))
+    }
+
+    /// `text` under the environment layer, as [`Config::load`] reads a file (the demo's
+    /// built-in configuration, so `INGOT_HTTP__RATE_LIMIT_PER_MINUTE` and the like apply).
+    pub fn from_toml_with_env(text: &str) -> anyhow::Result<Config> {
+        Self::extract(Figment::from(Toml::string(text)).merge(Self::env_layer("INGOT_")))
+    }
+
+    fn extract(fig: Figment) -> anyhow::Result<Config> {
+        let cfg: Config = fig.extract().map_err(|e| {
             let all: Vec<String> = e.into_iter().map(|e| e.to_string()).collect();
             anyhow::anyhow!("invalid configuration:\n  - {}", all.join("\n  - "))
         })?;

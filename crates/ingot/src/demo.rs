@@ -14,9 +14,10 @@ pub const SECRET: &str = "test-secret-not-real";
 pub const CONNECTION: &str = "shop-1";
 pub const SHOP: &str = "demo.myshopify.com";
 
-/// The demo's configuration: the issue's example config with the given address and data dir.
+/// The demo's configuration: the issue's example config with the given address and data
+/// dir, under the `INGOT_<SECTION>__<KEY>` environment layer.
 pub fn demo_config(listen: &str, data_dir: &std::path::Path) -> anyhow::Result<Config> {
-    Config::from_toml(&format!(
+    Config::from_toml_with_env(&format!(
         r#"
 [http]
 listen = "{listen}"

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Property-based API testing with schemathesis (PyPI): starts `ingot demo` (the embedded
+# broker and registry, a simulated shop's data, the whole API) on a free loopback port, runs
+# every schemathesis check against its /openapi.json, and stops it. A 5xx, a response that
+# breaks the spec, or an undocumented status fails the run. Per-operation exceptions, each
+# with its reason: scripts/schemathesis.toml.
+#
+#   ./scripts/schemathesis.sh [MAX_EXAMPLES_PER_OPERATION]   (default 30; test.sh runs 15)
+#
+# Needs the debug binary (cargo build); installs schemathesis 4.32.5 into
+# ~/.cache/ingot/venv once.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/env.sh
+examples="${1:-30}"
+venv="$HOME/.cache/ingot/venv"
+if ! "$venv/bin/schemathesis" --version 2>/dev/null | grep -q 4.32.5; then
+  echo "schemathesis: installing 4.32.5 into $venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q 'schemathesis==4.32.5'
+fi
+bin="$CARGO_TARGET_DIR/debug/ingot"
+[ -x "$bin" ] || { echo "schemathesis: build first (cargo build): $bin missing"; exit 1; }
+
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+data=$(mktemp -d)
+log="$data.demo.log"
+# the per-key rate limit (tested on its own) would answer most of the run with 429s
+INGOT_HTTP__RATE_LIMIT_PER_MINUTE=1000000 "$bin" demo --listen "127.0.0.1:$port" --data-dir "$data/demo" >"$log" 2>&1 &
+demo=$!
+trap 'kill -TERM $demo 2>/dev/null; wait $demo 2>/dev/null || true; rm -rf "$data" "$log"' EXIT
+for _ in $(seq 240); do
+  grep -q "serving until" "$log" && break
+  kill -0 $demo 2>/dev/null || { tail -40 "$log"; echo "schemathesis: the demo exited"; exit 1; }
+  sleep 0.5
+done
+grep -q "serving until" "$log" || { tail -40 "$log"; echo "schemathesis: the demo did not start"; exit 1; }
+echo "schemathesis: ingot demo on 127.0.0.1:$port; $examples examples per operation, every check (the default)"
+export INGOT_ST_API_KEY=test-api-key
+report="$HOME/.cache/ingot/schemathesis.log"
+set +e
+"$venv/bin/schemathesis" --config-file scripts/schemathesis.toml run \
+  "http://127.0.0.1:$port/openapi.json" --max-examples "$examples" \
+  --workers 2 --seed "${INGOT_ST_SEED:-$(date +%s)}" --no-color >"$report" 2>&1
+status=$?
+set -e
+if [ "$status" -ne 0 ]; then
+  cat "$report"
+  echo "schemathesis: FAILED (exit $status; the report: $report)"
+  exit "$status"
+fi
+sed -n '/SUMMARY/,$p' "$report"
+echo "schemathesis: passed (the report: $report)"
