@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what building and testing ingot needs, idempotently, on a fresh Debian machine:
 # libclang (bindgen for RocksDB), a C/C++ toolchain and make (RocksDB, librdkafka), and
-# for the Apache Kafka broker of the suite (scripts/kafka.sh) Java 17+ and Maven.
+# for the Apache Kafka broker of the suite (scripts/kafka.sh) Java 17+ and Maven; Python 3
+# with venv for schemathesis (scripts/schemathesis.sh). The nightly toolchain and
+# cargo-fuzz (scripts/fuzz.sh) come from rustup and crates.io, installed by that script.
 # The embedded broker and schema registry need no install: ingot embeds them (Tansu, and
 # its own Confluent-compatible registry), compiled in by cargo.
 set -euo pipefail
@@ -12,6 +14,7 @@ done
 command -v java >/dev/null || need+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null || need+=(maven)
 command -v python3 >/dev/null || need+=(python3)
+python3 -m venv --help >/dev/null 2>&1 || need+=(python3-venv)
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing ${need[*]}"
   sudo_cmd=""

@@ -4,7 +4,9 @@
 # (../shared/fixtures or $INGOT_FIXTURES_DIR; skipped with a message when absent, failing
 # when CI=true), the
 # end-to-end tests against the embedded broker and registry, and then the end-to-end and
-# Kafka tests again against Apache Kafka 4.4.0 (scripts/kafka.sh, a fresh broker per run).
+# Kafka tests again against Apache Kafka 4.4.0 (scripts/kafka.sh, a fresh broker per run);
+# in between, a short fuzzing run (scripts/fuzz.sh) and schemathesis against a running
+# ingot (scripts/schemathesis.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
@@ -17,6 +19,7 @@ else
   echo "      tests pass without checking anything (they print 'skipped'); set INGOT_FIXTURES_DIR"
 fi
 cargo fmt --all -- --check
+cargo clippy --workspace --all-targets -- -D warnings
 cargo build --workspace --all-targets
 # fetch the Kafka jars before the clock of the suite starts (idempotent)
 ./scripts/kafka.sh fetch
@@ -25,6 +28,11 @@ started=$(date +%s)
 echo "test: pass 1 — every crate, end to end on the embedded broker (Tansu)"
 env -u INGOT_TEST_KAFKA cargo test --workspace -- --test-threads 2
 embedded_secs=$(( $(date +%s) - started ))
+
+echo "test: fuzzing — cargo-fuzz, 20 s per target"
+./scripts/fuzz.sh 20
+echo "test: schemathesis against the /openapi.json of a running ingot demo"
+./scripts/schemathesis.sh 15
 
 echo "test: pass 2 — end to end and Kafka tests on Apache Kafka 4.4.0"
 export INGOT_KAFKA_DIR="${INGOT_KAFKA_TEST_DIR:-$HOME/.cache/ingot/kafka-test}"

@@ -2464,7 +2464,8 @@ async fn every_openapi_path_keeps_tenants_and_connections_apart() {
             .map(|(_, id)| id.clone())
             .collect();
         // (method, path, body) → the statuses allowed; every body is checked for others' data
-        let mut calls: Vec<(String, String, Option<Value>, Vec<u16>, bool)> = Vec::new();
+        type Call = (String, String, Option<Value>, Vec<u16>, bool);
+        let mut calls: Vec<Call> = Vec::new();
         for (template, ops) in paths {
             for method in ops.as_object().unwrap().keys() {
                 let m = method.to_uppercase();

@@ -753,7 +753,7 @@ async fn sales_orders_arrive_with_their_lines_and_addresses_through_the_mapping(
             );
         }
         lines += o.line_items.len();
-        if id % 5 == 0 {
+        if id.is_multiple_of(5) {
             discounts += 1;
             assert!(
                 o.discounts

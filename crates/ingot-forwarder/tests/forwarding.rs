@@ -144,7 +144,10 @@ async fn changes_arrive_signed_in_order_with_the_api_record_and_per_tenant() {
         )
         .await;
         assert_eq!(st, 400, "PATCH {field}: null → {v}");
-        assert!(v["error"].as_str().unwrap().contains(field), "names the field: {v}");
+        assert!(
+            v["error"].as_str().unwrap().contains(field),
+            "names the field: {v}"
+        );
     }
     let (_, v) = api(r, "GET", "/v1/webhook-endpoints", "globex-key", None).await;
     assert_eq!(v["data"].as_array().unwrap().len(), 1);

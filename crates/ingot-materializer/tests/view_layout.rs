@@ -224,7 +224,7 @@ async fn responses_are_the_bytes_the_json_tree_gave() {
     assert_eq!(page["next_cursor"], Value::Null);
     // the tools' helper sees the record with remote_data, as served
     assert_eq!(
-        view.get(Model::Order, &a["id"].as_str().unwrap().to_string())
+        view.get(Model::Order, a["id"].as_str().unwrap())
             .unwrap()
             .unwrap(),
         present(a.clone(), true)

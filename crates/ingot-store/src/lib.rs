@@ -297,9 +297,12 @@ pub struct PrefixIter<'a> {
     prefix_len: usize,
 }
 
+/// A key and its value, borrowed from an iterator.
+pub type KeyValueRef<'a> = (&'a [u8], &'a [u8]);
+
 impl PrefixIter<'_> {
     /// The current key without its prefix, and its value; `None` at the end of the prefix.
-    pub fn current(&self) -> Result<Option<(&[u8], &[u8])>, StoreError> {
+    pub fn current(&self) -> Result<Option<KeyValueRef<'_>>, StoreError> {
         if !self.it.valid() {
             self.it.status()?;
             return Ok(None);

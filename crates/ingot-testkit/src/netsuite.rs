@@ -855,7 +855,7 @@ pub fn sales_order_lines(order: u64) -> Vec<NsRecord> {
             ],
             vec![("item", format!("ITEM-{item:05}"))],
         );
-        if k == 0 && order % 5 == 0 {
+        if k == 0 && order.is_multiple_of(5) {
             push(
                 vec![
                     ("mainline", "F".into()),
@@ -896,7 +896,7 @@ pub fn sales_order_address(order: u64, shipping: bool) -> NsRecord {
             if shipping { "Ship" } else { "Bill" }
         ),
     );
-    if order % 2 == 0 {
+    if order.is_multiple_of(2) {
         f.insert("addr2".into(), format!("Suite {}", order % 50));
     }
     f.insert(

@@ -41,8 +41,9 @@
 //! The REST connector's scheme ([`super::rest`]), in GraphQL terms: never page inside
 //! a tie of records that share one `updated_at` second.
 //!
-//! 1. **Main phase** (token `{"v":1,"t":<done>}`): one request `query: "updated_at:>='<done
-//!    + 1 s>' AND updated_at:<='<to>'"`, `sortKey: UPDATED_AT`, no `after`. Without
+//! 1. **Main phase** (token `{"v":1,"t":<done>}`): one request
+//!    `query: "updated_at:>='<done plus 1 s>' AND updated_at:<='<to>'"`,
+//!    `sortKey: UPDATED_AT`, no `after`. Without
 //!    `hasNextPage` every node is emitted and the window is complete. Otherwise, with `t`
 //!    the latest second on the page, the nodes before `t` are emitted and the second `t`
 //!    is listed on its own.
