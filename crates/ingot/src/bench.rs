@@ -39,6 +39,8 @@ pub struct BenchArgs {
     /// Only the query figures (and the webhook → queryable latency): skips the processor
     /// and materializer throughput figures.
     pub queries_only: bool,
+    /// Only the processor core figure, then return (for a profiler).
+    pub core_only: bool,
 }
 
 /// The bench's second, small tenant: 10 orders beside the big one's `records`.
@@ -264,6 +266,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
                 None,
             );
         }
+        if args.core_only {
+            drop(infra);
+            let _ = std::fs::remove_dir_all(&dir);
+            return Ok(());
+        }
 
         // 2. baseline: pass-through consume → produce of the same raw events
         let mut pass = Vec::new();
@@ -455,23 +462,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     // figures above
     for i in 0..=args.samples {
         let id = 800_000_000_000_000_000u64 + i as u64;
-        let body = shopsim::order(
-            id,
-            5000,
-            None,
-            &[(1, 11, "Parka", "249.00", 1)],
-            "10.00",
-            "paid",
-            "2026-11-20T10:30:00-05:00",
-        );
-        let d = shopsim::delivery(
-            SHOP,
-            SECRET,
-            "orders/create",
-            &body,
-            &format!("lat-{i}"),
-            "2026-11-20T15:30:00Z",
-        );
+        let d = signed_order(id, "orders/create", &format!("lat-{i}"));
         let path = format!(
             "{base_url}/v1/orders/{}",
             RecordKey::new(CONNECTION, Model::Order, id.to_string()).record_id()
@@ -662,6 +653,20 @@ async fn pass_through(
     Ok(records as f64 / started.expect("started").elapsed().as_secs_f64())
 }
 
+/// A signed Shopify delivery of a one-line order `id` (the latency and ingest figures).
+fn signed_order(id: u64, topic: &str, event_id: &str) -> shopsim::Delivery {
+    let body = shopsim::order(
+        id,
+        5000,
+        None,
+        &[(1, 11, "Parka", "249.00", 1)],
+        "10.00",
+        "paid",
+        "2026-11-20T10:30:00-05:00",
+    );
+    shopsim::delivery(SHOP, SECRET, topic, &body, event_id, "2026-11-20T15:30:00Z")
+}
+
 /// Concurrent senders of the ingest figure.
 const INGEST_SENDERS: usize = 32;
 
@@ -675,23 +680,7 @@ async fn ingest_rates(base_url: &str, n: usize, runs: usize) -> anyhow::Result<R
         let deliveries: Vec<shopsim::Delivery> = (0..n)
             .map(|i| {
                 let id = 810_000_000_000_000_000u64 + (sample * n + i) as u64;
-                let body = shopsim::order(
-                    id,
-                    5000,
-                    None,
-                    &[(1, 11, "Parka", "249.00", 1)],
-                    "10.00",
-                    "paid",
-                    "2026-11-20T10:30:00-05:00",
-                );
-                shopsim::delivery(
-                    SHOP,
-                    SECRET,
-                    "orders/updated",
-                    &body,
-                    &format!("ingest-{sample}-{i}"),
-                    "2026-11-20T15:30:00Z",
-                )
+                signed_order(id, "orders/updated", &format!("ingest-{sample}-{i}"))
             })
             .collect();
         let deliveries = std::sync::Arc::new(deliveries);

@@ -58,6 +58,10 @@ enum Command {
         /// materializer throughput figures.
         #[arg(long)]
         queries_only: bool,
+        /// Only the processor core figure (no broker in the loop), then exit: what to run
+        /// under a profiler (`perf record -g -- ingot bench --core-only`).
+        #[arg(long, conflicts_with = "queries_only")]
+        core_only: bool,
     },
     /// Show a connection's sync status as progress bars (per model).
     SyncStatus {
@@ -315,6 +319,7 @@ async fn main() -> anyhow::Result<()> {
             runs,
             kafka,
             queries_only,
+            core_only,
         } => {
             ingot::bench::run(ingot::bench::BenchArgs {
                 records,
@@ -322,6 +327,7 @@ async fn main() -> anyhow::Result<()> {
                 runs,
                 kafka,
                 queries_only,
+                core_only,
             })
             .await
         }
