@@ -861,7 +861,7 @@ impl Materializer {
             match first {
                 Ok(m) => batch.push(Message::from_borrowed(&m)),
                 Err(ingot_kafka::RdKafkaError::PartitionEOF(p)) => {
-                    not_eof.retain(|(_, q)| *q != p);
+                    reached_end(&consumer, &mut not_eof, &[p]);
                     self.mark_caught_up(&not_eof);
                     continue;
                 }
@@ -930,7 +930,7 @@ impl Materializer {
             metrics::counter!("ingot_materializer_applied_total").increment(n as u64);
             tracing::debug!(component = "materializer", applied = n, "batch applied");
             if !eof_in_batch.is_empty() {
-                not_eof.retain(|(_, q)| !eof_in_batch.contains(q));
+                reached_end(&consumer, &mut not_eof, &eof_in_batch);
                 self.mark_caught_up(&not_eof);
             }
         }
@@ -971,4 +971,32 @@ impl Materializer {
             tracing::info!(component = "materializer", "view caught up");
         }
     }
+}
+
+/// Partitions `eof` (numbers: librdkafka's EOF event names no topic) reported their end:
+/// removes from `not_eof` each (topic, p) whose consumer position is at its high
+/// watermark, so an EOF of one topic's partition p never marks another topic's p as read.
+/// Where the client cannot tell (no position or watermark yet), the partition number
+/// alone decides, as before.
+fn reached_end(consumer: &StreamConsumer, not_eof: &mut HashSet<(String, i32)>, eof: &[i32]) {
+    let positions = consumer.position().ok();
+    not_eof.retain(|(t, p)| {
+        if !eof.contains(p) {
+            return true;
+        }
+        let position = positions
+            .as_ref()
+            .and_then(|l| l.find_partition(t, *p))
+            .and_then(|e| e.offset().to_raw());
+        // a broker call, made only while the view is not caught up yet (at most once per
+        // partition and EOF before readiness)
+        let high = consumer
+            .fetch_watermarks(t, *p, Duration::from_secs(2))
+            .ok()
+            .map(|(_, h)| h);
+        match (position, high) {
+            (Some(pos), Some(high)) if pos >= 0 && high >= 0 => pos < high,
+            _ => false,
+        }
+    });
 }
