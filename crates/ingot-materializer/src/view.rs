@@ -853,9 +853,22 @@ impl Materializer {
         }
         self.mark_caught_up(&not_eof);
         loop {
+            // until caught up, an idle second also re-checks the partitions not read yet
+            // (an EOF can arrive before the watermark answers, and is not repeated)
+            let idle = if self.view.is_caught_up() {
+                Duration::from_secs(3600)
+            } else {
+                Duration::from_secs(1)
+            };
             let first = tokio::select! {
                 _ = shutdown.changed() => return Ok(()),
-                m = consumer.recv() => m,
+                m = tokio::time::timeout(idle, consumer.recv()) => m,
+            };
+            let Ok(first) = first else {
+                let remaining: Vec<i32> = not_eof.iter().map(|(_, p)| *p).collect();
+                reached_end(&consumer, &mut not_eof, &remaining);
+                self.mark_caught_up(&not_eof);
+                continue;
             };
             let mut batch = Vec::new();
             match first {
@@ -962,8 +975,8 @@ impl Materializer {
     }
 
     fn mark_caught_up(&self, not_eof: &HashSet<(String, i32)>) {
-        // PartitionEOF carries only the partition number; a partition counts as caught
-        // up once its number reported EOF (all normalized topics share partition numbers).
+        // every (topic, partition) left `not_eof` by its watermark at start, or by
+        // `reached_end` (its position at its high watermark)
         if not_eof.is_empty() && !self.view.is_caught_up() {
             self.view
                 .caught_up
@@ -976,8 +989,9 @@ impl Materializer {
 /// Partitions `eof` (numbers: librdkafka's EOF event names no topic) reported their end:
 /// removes from `not_eof` each (topic, p) whose consumer position is at its high
 /// watermark, so an EOF of one topic's partition p never marks another topic's p as read.
-/// Where the client cannot tell (no position or watermark yet), the partition number
-/// alone decides, as before.
+/// A (topic, p) without a position yet has not been fetched: it stays (the empty ones left
+/// `not_eof` at start, by their watermarks). On transactional topics the position passes
+/// the final commit marker, so it reaches the high watermark there too.
 fn reached_end(consumer: &StreamConsumer, not_eof: &mut HashSet<(String, i32)>, eof: &[i32]) {
     let positions = consumer.position().ok();
     not_eof.retain(|(t, p)| {
@@ -996,7 +1010,7 @@ fn reached_end(consumer: &StreamConsumer, not_eof: &mut HashSet<(String, i32)>, 
             .map(|(_, h)| h);
         match (position, high) {
             (Some(pos), Some(high)) if pos >= 0 && high >= 0 => pos < high,
-            _ => false,
+            _ => true,
         }
     });
 }
