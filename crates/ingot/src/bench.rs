@@ -267,6 +267,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             );
         }
         if args.core_only {
+            // the producer goes before the embedded broker it talks to
+            drop(producer);
             drop(infra);
             let _ = std::fs::remove_dir_all(&dir);
             return Ok(());
