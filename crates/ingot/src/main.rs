@@ -200,6 +200,10 @@ async fn serve(cfg: Config, embedded: Embedded, stages: Option<Stages>) -> anyho
     running.stop().await
 }
 
+/// mimalloc instead of the system allocator (measured in docs/figures.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
