@@ -853,28 +853,15 @@ impl Materializer {
         }
         self.mark_caught_up(&not_eof);
         loop {
-            // until caught up, an idle second also re-checks the partitions not read yet
-            // (an EOF can arrive before the watermark answers, and is not repeated)
-            let idle = if self.view.is_caught_up() {
-                Duration::from_secs(3600)
-            } else {
-                Duration::from_secs(1)
-            };
             let first = tokio::select! {
                 _ = shutdown.changed() => return Ok(()),
-                m = tokio::time::timeout(idle, consumer.recv()) => m,
-            };
-            let Ok(first) = first else {
-                let remaining: Vec<i32> = not_eof.iter().map(|(_, p)| *p).collect();
-                reached_end(&consumer, &mut not_eof, &remaining);
-                self.mark_caught_up(&not_eof);
-                continue;
+                m = consumer.recv() => m,
             };
             let mut batch = Vec::new();
             match first {
                 Ok(m) => batch.push(Message::from_borrowed(&m)),
                 Err(ingot_kafka::RdKafkaError::PartitionEOF(p)) => {
-                    reached_end(&consumer, &mut not_eof, &[p]);
+                    not_eof.retain(|(_, q)| *q != p);
                     self.mark_caught_up(&not_eof);
                     continue;
                 }
@@ -943,7 +930,7 @@ impl Materializer {
             metrics::counter!("ingot_materializer_applied_total").increment(n as u64);
             tracing::debug!(component = "materializer", applied = n, "batch applied");
             if !eof_in_batch.is_empty() {
-                reached_end(&consumer, &mut not_eof, &eof_in_batch);
+                not_eof.retain(|(_, q)| !eof_in_batch.contains(q));
                 self.mark_caught_up(&not_eof);
             }
         }
@@ -975,8 +962,8 @@ impl Materializer {
     }
 
     fn mark_caught_up(&self, not_eof: &HashSet<(String, i32)>) {
-        // every (topic, partition) left `not_eof` by its watermark at start, or by
-        // `reached_end` (its position at its high watermark)
+        // PartitionEOF carries only the partition number; a partition counts as caught
+        // up once its number reported EOF (all normalized topics share partition numbers).
         if not_eof.is_empty() && !self.view.is_caught_up() {
             self.view
                 .caught_up
@@ -984,33 +971,4 @@ impl Materializer {
             tracing::info!(component = "materializer", "view caught up");
         }
     }
-}
-
-/// Partitions `eof` (numbers: librdkafka's EOF event names no topic) reported their end:
-/// removes from `not_eof` each (topic, p) whose consumer position is at its high
-/// watermark, so an EOF of one topic's partition p never marks another topic's p as read.
-/// A (topic, p) without a position yet has not been fetched: it stays (the empty ones left
-/// `not_eof` at start, by their watermarks). On transactional topics the position passes
-/// the final commit marker, so it reaches the high watermark there too.
-fn reached_end(consumer: &StreamConsumer, not_eof: &mut HashSet<(String, i32)>, eof: &[i32]) {
-    let positions = consumer.position().ok();
-    not_eof.retain(|(t, p)| {
-        if !eof.contains(p) {
-            return true;
-        }
-        let position = positions
-            .as_ref()
-            .and_then(|l| l.find_partition(t, *p))
-            .and_then(|e| e.offset().to_raw());
-        // a broker call, made only while the view is not caught up yet (at most once per
-        // partition and EOF before readiness)
-        let high = consumer
-            .fetch_watermarks(t, *p, Duration::from_secs(2))
-            .ok()
-            .map(|(_, h)| h);
-        match (position, high) {
-            (Some(pos), Some(high)) if pos >= 0 && high >= 0 => pos < high,
-            _ => true,
-        }
-    });
 }
