@@ -550,8 +550,9 @@ webhook_secrets = ["test-secret-not-real"]
 
     #[test]
     fn only_nested_environment_variables_are_config() {
-        // a prefix of its own, so no other test sees these variables
-        let prefix = "INGOT_CFGTEST1_";
+        // a prefix of its own that does not start with `INGOT_`: the variables are
+        // process-wide, and tests running beside this one read the `INGOT_` layer
+        let prefix = "CFGTEST1_INGOT_";
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("ingot.toml");
         std::fs::write(&path, ISSUE_CONFIG).unwrap();
