@@ -2,7 +2,8 @@ use futures::future::try_join_all;
 use rdkafka::client::ClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{
-    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, ConsumerGroupMetadata, Rebalance,
+    StreamConsumer,
 };
 use rdkafka::error::KafkaError as RdKafkaError;
 use rdkafka::message::{Header, Headers, Message as _, OwnedHeaders};
@@ -513,13 +514,21 @@ impl Producer {
         offsets: &HashMap<(String, i32), i64>,
         consumer: &StreamConsumer<C>,
     ) -> Result<(), KafkaError> {
+        self.commit_transaction_of(offsets, group_metadata(consumer)?)
+            .await
+    }
+
+    /// [`Producer::commit_transaction`] with the group metadata taken beforehand (from
+    /// [`group_metadata`]): for a commit that runs in a task of its own.
+    pub async fn commit_transaction_of(
+        &self,
+        offsets: &HashMap<(String, i32), i64>,
+        cgm: ConsumerGroupMetadata,
+    ) -> Result<(), KafkaError> {
         let mut tpl = TopicPartitionList::new();
         for ((t, p), o) in offsets {
             tpl.add_partition_offset(t, *p, Offset::Offset(*o))?;
         }
-        let cgm = consumer
-            .group_metadata()
-            .ok_or_else(|| KafkaError::Metadata("consumer has no group metadata".into()))?;
         let inner = self.inner.clone();
         blocking(move || {
             if tpl.count() > 0 {
@@ -601,6 +610,15 @@ impl Producer {
 }
 
 pub use Outgoing as OutgoingRecord;
+
+/// The group metadata of `consumer`, which a transaction's offsets are committed under.
+pub fn group_metadata<C: ConsumerContext + 'static>(
+    consumer: &StreamConsumer<C>,
+) -> Result<ConsumerGroupMetadata, KafkaError> {
+    consumer
+        .group_metadata()
+        .ok_or_else(|| KafkaError::Metadata("consumer has no group metadata".into()))
+}
 
 /// Reads assigned partitions from given offsets up to their current end, without a
 /// consumer group: used to restore state from a changelog topic and to read control

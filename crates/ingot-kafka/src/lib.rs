@@ -20,11 +20,11 @@ mod topology;
 
 pub use avro::{AvroCodec, SchemaError, Schemas};
 pub use client::{
-    create_consumer, create_group_consumer, header_str, Assignment, Capabilities, GroupConsumer,
-    KafkaError, KafkaSettings, Message, OutgoingRecord, Producer, Reader,
+    create_consumer, create_group_consumer, group_metadata, header_str, Assignment, Capabilities,
+    GroupConsumer, KafkaError, KafkaSettings, Message, OutgoingRecord, Producer, Reader,
     DEFAULT_MAX_MESSAGE_BYTES, OP_DELETE, OP_HEADER,
 };
-pub use rdkafka::consumer::CommitMode;
+pub use rdkafka::consumer::{CommitMode, ConsumerGroupMetadata};
 pub use rdkafka::consumer::{Consumer, StreamConsumer};
 pub use rdkafka::error::KafkaError as RdKafkaError;
 pub use rdkafka::message::{BorrowedMessage, Headers, Message as RdMessage};

@@ -382,14 +382,17 @@ fn encode_stored(facts: Facts, connection: &str, v: &Value) -> Result<Vec<u8>, s
     Ok(out)
 }
 
-/// `remote_data` as served: the stored text parsed as JSON (or kept as a JSON string when
-/// it is not JSON); `None` when the record has none (served as `null`).
+/// `remote_data` as served: the stored text itself when it is JSON (checked, not parsed
+/// into a tree: the 3PA's exact text, ids and decimals digit for digit), else the text as
+/// a JSON string; `None` when the record has none (served as `null`).
 fn remote_data_json(v: &Value) -> Result<Option<Vec<u8>>, serde_json::Error> {
     match v.get("remote_data") {
-        Some(Value::String(s)) => Ok(Some(match serde_json::from_str::<Value>(s) {
-            Ok(parsed) => serde_json::to_vec(&parsed)?,
-            Err(_) => serde_json::to_vec(s)?,
-        })),
+        Some(Value::String(s)) => Ok(Some(
+            match serde_json::from_str::<&serde_json::value::RawValue>(s) {
+                Ok(raw) => raw.get().as_bytes().to_vec(),
+                Err(_) => serde_json::to_vec(s)?,
+            },
+        )),
         _ => Ok(None),
     }
 }
@@ -453,6 +456,15 @@ impl View {
             .next
             .get(&(topic.to_string(), partition))
             .copied()
+    }
+
+    /// The view's memory (RocksDB's accounting; see [`ingot_store::MemoryUsage`]), after
+    /// flushing its memtables when `flush` (benchmarks).
+    pub fn memory(&self, flush: bool) -> Result<ingot_store::MemoryUsage, ViewError> {
+        if flush {
+            self.store.flush(COLUMN_FAMILIES)?;
+        }
+        Ok(self.store.memory(COLUMN_FAMILIES)?)
     }
 
     /// True once the view reached the end of every normalized partition at least once.
@@ -806,6 +818,31 @@ fn bad(m: &Message, reason: &str) -> ViewError {
     }
 }
 
+/// A batch being applied to the view on a blocking thread, and the partitions whose end
+/// it reaches.
+struct Writing {
+    task: tokio::task::JoinHandle<Result<usize, ViewError>>,
+    eof: Vec<i32>,
+}
+
+impl Writing {
+    /// Waits for the batch to be applied; then its partitions' ends count.
+    async fn land(
+        self,
+        m: &Materializer,
+        not_eof: &mut HashSet<(String, i32)>,
+    ) -> Result<(), ViewError> {
+        let n = self.task.await.expect("view writer panicked")?;
+        metrics::counter!("ingot_materializer_applied_total").increment(n as u64);
+        tracing::debug!(component = "materializer", applied = n, "batch applied");
+        if !self.eof.is_empty() {
+            not_eof.retain(|(_, q)| !self.eof.contains(q));
+            m.mark_caught_up(not_eof);
+        }
+        Ok(())
+    }
+}
+
 /// Runs the consumer that keeps a [`View`] current.
 pub struct Materializer {
     view: View,
@@ -852,15 +889,41 @@ impl Materializer {
             }
         }
         self.mark_caught_up(&not_eof);
+        // the batch being written to RocksDB while the next one is consumed and decoded
+        let mut writing: Option<Writing> = None;
         loop {
+            // with a batch being written, only what is already here: an idle poll lands it
+            let wait = if writing.is_some() {
+                Duration::from_millis(1)
+            } else {
+                Duration::from_secs(3600)
+            };
             let first = tokio::select! {
-                _ = shutdown.changed() => return Ok(()),
-                m = consumer.recv() => m,
+                _ = shutdown.changed() => {
+                    if let Some(w) = writing.take() {
+                        w.land(&self, &mut not_eof).await?;
+                    }
+                    return Ok(());
+                }
+                m = tokio::time::timeout(wait, consumer.recv()) => m,
+            };
+            let first = match first {
+                Ok(m) => m,
+                Err(_) => {
+                    if let Some(w) = writing.take() {
+                        w.land(&self, &mut not_eof).await?;
+                    }
+                    continue;
+                }
             };
             let mut batch = Vec::new();
             match first {
                 Ok(m) => batch.push(Message::from_borrowed(&m)),
                 Err(ingot_kafka::RdKafkaError::PartitionEOF(p)) => {
+                    // the end counts once what came before it is applied
+                    if let Some(w) = writing.take() {
+                        w.land(&self, &mut not_eof).await?;
+                    }
                     not_eof.retain(|(_, q)| *q != p);
                     self.mark_caught_up(&not_eof);
                     continue;
@@ -915,6 +978,10 @@ impl Materializer {
                 };
                 decoded.push((m, entry));
             }
+            // the previous batch is written while this one was decoded; it lands first
+            if let Some(w) = writing.take() {
+                w.land(&self, &mut not_eof).await?;
+            }
             // dead letters are acknowledged before the offsets that pass them are written;
             // a re-delivery of an offset already passed is not dead-lettered twice
             dead.retain(|(m, _)| {
@@ -924,15 +991,10 @@ impl Materializer {
             });
             self.dead_letter(&producer, &dead).await?;
             let view = self.view.clone();
-            let n = tokio::task::spawn_blocking(move || view.apply(&decoded))
-                .await
-                .expect("view writer panicked")?;
-            metrics::counter!("ingot_materializer_applied_total").increment(n as u64);
-            tracing::debug!(component = "materializer", applied = n, "batch applied");
-            if !eof_in_batch.is_empty() {
-                not_eof.retain(|(_, q)| !eof_in_batch.contains(q));
-                self.mark_caught_up(&not_eof);
-            }
+            writing = Some(Writing {
+                task: tokio::task::spawn_blocking(move || view.apply(&decoded)),
+                eof: eof_in_batch,
+            });
         }
     }
 

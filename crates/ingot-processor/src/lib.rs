@@ -13,6 +13,11 @@
 //!   (`send_offsets_to_transaction`); the state is written after the commit. Readers of
 //!   the normalized topics read `read_committed`, so an aborted batch is never seen.
 //!
+//! Batches are pipelined two deep ([`Processor::run`]): the next batch is consumed and
+//! planned while the previous one's outputs are acknowledged, but its produce starts only
+//! once the previous batch has landed, so the order of outputs and the guarantee above
+//! are those of one batch at a time.
+//!
 //! A transient failure (broker or registry unreachable) aborts the batch, rewinds the
 //! consumer to the batch's first offsets and retries with backoff; nothing is
 //! dead-lettered for it.
@@ -189,8 +194,8 @@ struct Candidate {
     record: Option<NormalizedRecord>,
     headers: Vec<(&'static str, String)>,
     source: String,
-    raw_key: Vec<u8>,
-    raw_value: Vec<u8>,
+    /// The raw event's index in its batch (a dead letter carries its bytes).
+    index: usize,
 }
 
 enum Step {
@@ -272,6 +277,13 @@ impl Processor {
     }
 
     /// Consumes until `shutdown` turns true. Returns the totals.
+    ///
+    /// Batches are pipelined two deep: while batch *n*'s outputs are produced (and, in
+    /// exactly-once mode, committed with its offsets) in a task of their own, batch *n+1*
+    /// is consumed and planned against the state plus *n*'s decisions (an overlay).
+    /// Batch *n+1*'s produce starts only after *n* has landed (acks, then state, then
+    /// offsets), so outputs keep log order and a failure of *n* rewinds to *n*'s first
+    /// offsets and drops *n+1*'s plan: the guarantee is the one of a stop-and-wait loop.
     pub async fn run(
         self,
         mut shutdown: watch::Receiver<bool>,
@@ -284,8 +296,9 @@ impl Processor {
         consumer.subscribe(&refs).map_err(KafkaError::from)?;
         let mut totals = BatchStats::default();
         let mut restored: HashSet<i32> = HashSet::new();
-        let mut backoff = Duration::from_millis(100);
+        let mut backoff = Backoff::default();
         let mut replays = replay::Replays::start(&self.settings)?;
+        let mut inflight: Option<InFlight> = None;
         self.progress.touch();
         loop {
             // one replay batch, then whatever live batch is ready: live traffic waits at
@@ -293,6 +306,12 @@ impl Processor {
             let owned = owned_partitions(&consumer);
             let replaying = replays.has_work(&owned);
             if replaying {
+                // a replay batch writes through the same producer and state: the live
+                // batch in flight lands first
+                if let Some(f) = inflight.take() {
+                    self.land(f, &consumer, &assignment, &mut totals, &mut backoff)
+                        .await?;
+                }
                 if let Err(e) = self
                     .replay_step(&mut replays, &owned, &mut restored, &consumer)
                     .await
@@ -301,11 +320,11 @@ impl Processor {
                         return Err(e);
                     }
                     tracing::warn!(component = "processor", error = %e, "replay batch failed; retrying it");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    backoff.wait().await;
                 }
             }
-            let wait = if replaying {
+            // with a batch in flight, only what is already here: an idle poll lands it
+            let wait = if replaying || inflight.is_some() {
                 Duration::from_millis(1)
             } else {
                 Duration::from_secs(1)
@@ -316,28 +335,24 @@ impl Processor {
             };
             let mut batch = Vec::new();
             match first {
-                Err(_) => {
-                    // idle: nothing arrived for a second
-                    self.progress.touch();
-                    continue;
-                }
                 Ok(Ok(m)) => {
                     let m = Message::from_borrowed(&m);
                     forget_revoked(&assignment, &mut restored, &mut batch);
                     batch.push(m);
                 }
-                Ok(Err(e)) if is_eof(&e) => {
-                    self.progress.touch();
-                    continue;
-                }
+                // idle: nothing arrived in `wait`, or the end of a partition
+                Err(_) => {}
+                Ok(Err(e)) if is_eof(&e) => {}
                 Ok(Err(e)) => {
                     tracing::warn!(component = "processor", error = %e, "consume error");
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                    continue;
+                    if inflight.is_none() {
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
                 }
             }
-            while batch.len() < self.cfg.max_batch {
-                match tokio::time::timeout(Duration::from_millis(5), consumer.recv()).await {
+            // fill the batch with what the consumer already holds
+            while !batch.is_empty() && batch.len() < self.cfg.max_batch {
+                match tokio::time::timeout(Duration::from_millis(1), consumer.recv()).await {
                     Ok(Ok(m)) => {
                         // a rebalance runs inside recv(): what it revoked was collected
                         // before it, what recv() returns now is of the new assignment
@@ -345,43 +360,52 @@ impl Processor {
                         forget_revoked(&assignment, &mut restored, &mut batch);
                         batch.push(m);
                     }
-                    Ok(Err(e)) if is_eof(&e) => break,
                     _ => break,
                 }
             }
             forget_revoked(&assignment, &mut restored, &mut batch);
             if batch.is_empty() {
+                if let Some(f) = inflight.take() {
+                    self.land(f, &consumer, &assignment, &mut totals, &mut backoff)
+                        .await?;
+                }
+                self.progress.touch();
                 continue;
             }
+            let first = first_offsets(&batch);
             let next = next_offsets(&batch);
-            match self
-                .handle_batch(&batch, &next, &consumer, &mut restored)
-                .await
-            {
-                Ok(stats) => {
-                    backoff = Duration::from_millis(100);
-                    if !eos {
-                        let mut tpl = TopicPartitionList::new();
-                        for ((t, p), o) in &next {
-                            tpl.add_partition_offset(t, *p, ingot_kafka::Offset::Offset(*o))
-                                .map_err(KafkaError::from)?;
-                        }
-                        consumer
-                            .commit(&tpl, rdkafka_commit_mode())
-                            .map_err(KafkaError::from)?;
-                        assignment.record_processed(&next);
-                    }
-                    add(&mut totals, stats);
-                    self.progress.touch();
+            let mut overlay: HashMap<String, Version> = inflight
+                .as_ref()
+                .map(|f| f.versions.iter().cloned().collect())
+                .unwrap_or_default();
+            let planned = self.prepare(&batch, &mut restored, &mut overlay).await;
+            // the batch in flight lands (or fails and rewinds) before this one starts
+            if let Some(f) = inflight.take() {
+                if !self
+                    .land(f, &consumer, &assignment, &mut totals, &mut backoff)
+                    .await?
+                {
+                    // the rewind re-consumes this batch too: its plan is dropped
+                    continue;
                 }
+            }
+            let started = match planned {
+                Ok(plan) => self.start(plan, &first, next, &consumer),
+                Err(e) => Err(e),
+            };
+            match started {
+                Ok(f) => inflight = Some(f),
                 Err(e) if e.is_transient() => {
-                    tracing::warn!(component = "processor", error = %e, retry_in_ms = backoff.as_millis() as u64, "batch failed; rewinding to retry it");
-                    rewind(&consumer, &batch);
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    tracing::warn!(component = "processor", error = %e, "batch failed; rewinding to retry it");
+                    rewind(&consumer, &first);
+                    backoff.wait().await;
                 }
                 Err(e) => return Err(e),
             }
+        }
+        if let Some(f) = inflight.take() {
+            self.land(f, &consumer, &assignment, &mut totals, &mut backoff)
+                .await?;
         }
         let _ = assignment;
         // the tail's consumer closes before run returns (while the broker is still up)
@@ -389,18 +413,19 @@ impl Processor {
         Ok(totals)
     }
 
-    /// Restores what the batch needs, plans, produces (in a transaction in exactly-once
-    /// mode, with the consumed offsets `next`), then writes the state.
-    async fn handle_batch(
+    /// Restores the state of the batch's partitions where needed and plans the batch
+    /// against the state and `overlay` (the decisions of the batch in flight).
+    async fn prepare(
         &self,
         batch: &[Message],
-        next: &HashMap<(String, i32), i64>,
-        consumer: &GroupConsumer,
         restored: &mut HashSet<i32>,
-    ) -> Result<BatchStats, ProcessorError> {
+        overlay: &mut HashMap<String, Version>,
+    ) -> Result<Plan, ProcessorError> {
         let partitions: HashSet<i32> = batch.iter().map(|m| m.partition).collect();
         for p in partitions {
             if !restored.contains(&p) {
+                // the batch in flight has no outputs for `p` (its version records go to
+                // the partitions of its own messages), so the restore reads all of `p`
                 let stats = self.state.restore_partition(&self.settings, p).await?;
                 tracing::info!(
                     component = "processor",
@@ -411,32 +436,102 @@ impl Processor {
                 restored.insert(p);
             }
         }
-        let plan = self.plan_batch(batch, None, None).await?;
-        if self.cfg.exactly_once {
+        self.plan_batch(batch, overlay, false, None).await
+    }
+
+    /// Starts producing a planned batch in a task of its own: in exactly-once mode inside
+    /// a transaction that also commits the consumed offsets `next` (aborted on failure).
+    fn start(
+        &self,
+        plan: Plan,
+        first: &HashMap<(String, i32), i64>,
+        next: HashMap<(String, i32), i64>,
+        consumer: &GroupConsumer,
+    ) -> Result<InFlight, ProcessorError> {
+        let cgm = if self.cfg.exactly_once {
+            let cgm = ingot_kafka::group_metadata(consumer)?;
             self.producer.begin_transaction()?;
+            Some(cgm)
+        } else {
+            None
+        };
+        let producer = self.producer.clone();
+        let out = plan.out;
+        let offsets = next.clone();
+        let task = tokio::spawn(async move {
+            let eos = cgm.is_some();
             let produced = async {
-                self.produce(&plan).await?;
-                self.producer
-                    .commit_transaction(next, consumer)
-                    .await
-                    .map_err(ProcessorError::from)
+                produce(&producer, &out).await?;
+                if let Some(cgm) = cgm {
+                    producer.commit_transaction_of(&offsets, cgm).await?;
+                }
+                Ok::<(), ProcessorError>(())
             }
             .await;
-            if let Err(e) = produced {
-                if let Err(abort) = self.producer.abort_transaction().await {
+            if let (Err(e), true) = (&produced, eos) {
+                if let Err(abort) = producer.abort_transaction().await {
                     tracing::error!(component = "processor", error = %abort, "transaction abort failed");
                     return Err(ProcessorError::Topology(format!(
                         "transaction failed ({e}) and could not be aborted ({abort})"
                     )));
                 }
-                return Err(e);
             }
-        } else {
-            self.produce(&plan).await?;
+            produced
+        });
+        Ok(InFlight {
+            task,
+            first: first.clone(),
+            next,
+            versions: plan.versions,
+            stats: plan.stats,
+        })
+    }
+
+    /// Waits for a batch in flight; when it is acknowledged (and committed, in
+    /// exactly-once mode) writes its state, then commits its offsets (at-least-once).
+    /// Returns `false` after a transient failure: the consumer is rewound to the batch's
+    /// first offsets and `backoff` waited.
+    async fn land(
+        &self,
+        f: InFlight,
+        consumer: &GroupConsumer,
+        assignment: &Assignment,
+        totals: &mut BatchStats,
+        backoff: &mut Backoff,
+    ) -> Result<bool, ProcessorError> {
+        let produced = match f.task.await {
+            Ok(r) => r,
+            Err(e) => Err(ProcessorError::Topology(format!(
+                "producer task failed: {e}"
+            ))),
+        };
+        match produced {
+            Ok(()) => {}
+            Err(e) if e.is_transient() => {
+                tracing::warn!(component = "processor", error = %e, retry_in_ms = backoff.next.as_millis() as u64, "batch failed; rewinding to retry it");
+                rewind(consumer, &f.first);
+                backoff.wait().await;
+                return Ok(false);
+            }
+            Err(e) => return Err(e),
         }
-        self.write_state(plan.versions).await?;
-        record_metrics(&plan.stats);
-        Ok(plan.stats)
+        self.write_state(f.versions).await?;
+        if !self.cfg.exactly_once {
+            let mut tpl = TopicPartitionList::new();
+            for ((t, p), o) in &f.next {
+                tpl.add_partition_offset(t, *p, ingot_kafka::Offset::Offset(*o))
+                    .map_err(KafkaError::from)?;
+            }
+            consumer
+                .commit(&tpl, rdkafka_commit_mode())
+                .map_err(KafkaError::from)?;
+            assignment.record_processed(&f.next);
+        }
+        record_metrics(&f.stats);
+        add(totals, f.stats);
+        backoff.reset();
+        self.progress.touch();
+        Ok(true)
     }
 
     /// Standardizes, applies the version rule, produces and waits for the acks, then
@@ -444,8 +539,10 @@ impl Processor {
     /// can drive it with messages read any way; the state of the messages' partitions
     /// must have been restored.
     pub async fn process_batch(&self, batch: &[Message]) -> Result<BatchStats, ProcessorError> {
-        let plan = self.plan_batch(batch, None, None).await?;
-        self.produce(&plan).await?;
+        let plan = self
+            .plan_batch(batch, &mut HashMap::new(), false, None)
+            .await?;
+        produce(&self.producer, &plan.out).await?;
         self.write_state(plan.versions).await?;
         record_metrics(&plan.stats);
         Ok(plan.stats)
@@ -455,29 +552,10 @@ impl Processor {
     /// the outputs of `batch`, without producing them or writing the state: the
     /// processor's own cost per record, for benchmarks.
     pub async fn plan_only(&self, batch: &[Message]) -> Result<BatchStats, ProcessorError> {
-        Ok(self.plan_batch(batch, None, None).await?.stats)
-    }
-
-    async fn produce(&self, plan: &Plan) -> Result<(), ProcessorError> {
-        let headers: Vec<Vec<(&str, &[u8])>> = plan
-            .out
-            .iter()
-            .map(|o| o.headers.iter().map(|(k, v)| (*k, v.as_slice())).collect())
-            .collect();
-        let records: Vec<ingot_kafka::OutgoingRecord<'_>> = plan
-            .out
-            .iter()
-            .zip(&headers)
-            .map(|(o, h)| ingot_kafka::OutgoingRecord {
-                topic: &o.topic,
-                partition: o.partition,
-                key: &o.key,
-                value: o.value.as_deref(),
-                headers: h,
-            })
-            .collect();
-        self.producer.send_all(&records).await?;
-        Ok(())
+        Ok(self
+            .plan_batch(batch, &mut HashMap::new(), false, None)
+            .await?
+            .stats)
     }
 
     async fn write_state(&self, versions: Vec<(String, Version)>) -> Result<(), ProcessorError> {
@@ -492,12 +570,14 @@ impl Processor {
 
     /// Decodes and standardizes every raw event, reads the stored versions of their keys
     /// in one multi-get, and applies the version rule in log order (an overlay carries
-    /// each decision to later events of the same key in the batch). A dry run passes its
-    /// own overlay, which outlives the batch (nothing is written), and gets the changes.
+    /// each decision to later events of the same key in the batch). `overlay` starts with
+    /// the decisions not in the state yet: the batch in flight's, or a dry run's (which
+    /// outlives the batch: a dry run writes nothing); `collect` gathers the changes.
     async fn plan_batch(
         &self,
         batch: &[Message],
-        dry: Option<&mut HashMap<String, Version>>,
+        overlay: &mut HashMap<String, Version>,
+        collect: bool,
         modified_at: Option<chrono::DateTime<Utc>>,
     ) -> Result<Plan, ProcessorError> {
         let mut plan = Plan {
@@ -508,8 +588,8 @@ impl Processor {
             ..Default::default()
         };
         let mut steps = Vec::with_capacity(batch.len());
-        for m in batch {
-            steps.push(self.standardize(m, modified_at).await?);
+        for (index, m) in batch.iter().enumerate() {
+            steps.push(self.standardize(m, index, modified_at).await?);
         }
         let keys: Vec<Vec<u8>> = steps
             .iter()
@@ -528,9 +608,6 @@ impl Processor {
             }
         };
         let mut stored = stored.into_iter();
-        let collect = dry.is_some();
-        let mut own_overlay: HashMap<String, Version> = HashMap::new();
-        let overlay = dry.unwrap_or(&mut own_overlay);
         for step in steps {
             let c = match step {
                 Step::Skip => {
@@ -566,8 +643,8 @@ impl Processor {
                                 plan.stats.dead_lettered += 1;
                                 plan.out.push(dlq_out(
                                     &c.source,
-                                    c.raw_key.clone(),
-                                    c.raw_value.clone(),
+                                    batch[c.index].key.clone().unwrap_or_default(),
+                                    batch[c.index].value.clone().unwrap_or_default(),
                                     e.to_string(),
                                 ));
                                 continue;
@@ -609,6 +686,7 @@ impl Processor {
     async fn standardize(
         &self,
         m: &Message,
+        index: usize,
         modified_at: Option<chrono::DateTime<Utc>>,
     ) -> Result<Step, ProcessorError> {
         let source = format!("{}/{}@{}", m.topic, m.partition, m.offset);
@@ -667,8 +745,7 @@ impl Processor {
             record,
             headers,
             source,
-            raw_key: m.key.clone().unwrap_or_default(),
-            raw_value: m.value.clone().unwrap_or_default(),
+            index,
         })))
     }
 
@@ -763,6 +840,63 @@ impl Processor {
     }
 }
 
+/// Produces `out` and waits until every record is acknowledged.
+async fn produce(producer: &Producer, out: &[Out]) -> Result<(), ProcessorError> {
+    let headers: Vec<Vec<(&str, &[u8])>> = out
+        .iter()
+        .map(|o| o.headers.iter().map(|(k, v)| (*k, v.as_slice())).collect())
+        .collect();
+    let records: Vec<ingot_kafka::OutgoingRecord<'_>> = out
+        .iter()
+        .zip(&headers)
+        .map(|(o, h)| ingot_kafka::OutgoingRecord {
+            topic: &o.topic,
+            partition: o.partition,
+            key: &o.key,
+            value: o.value.as_deref(),
+            headers: h,
+        })
+        .collect();
+    producer.send_all(&records).await?;
+    Ok(())
+}
+
+/// A batch whose outputs are being produced while the next batch is planned.
+struct InFlight {
+    /// The produce (and, in exactly-once mode, the transaction's commit).
+    task: tokio::task::JoinHandle<Result<(), ProcessorError>>,
+    /// The first offset of each of the batch's partitions: where a failure rewinds to.
+    first: HashMap<(String, i32), i64>,
+    /// The next offsets to consume after the batch.
+    next: HashMap<(String, i32), i64>,
+    versions: Vec<(String, Version)>,
+    stats: BatchStats,
+}
+
+/// Exponential backoff between retries of a failed batch: 100 ms doubling to 5 s.
+struct Backoff {
+    next: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff {
+            next: Duration::from_millis(100),
+        }
+    }
+}
+
+impl Backoff {
+    async fn wait(&mut self) {
+        tokio::time::sleep(self.next).await;
+        self.next = (self.next * 2).min(Duration::from_secs(5));
+    }
+
+    fn reset(&mut self) {
+        *self = Backoff::default();
+    }
+}
+
 /// Nanoseconds since the epoch, saturating outside 1677–2262.
 pub fn nanos(t: &chrono::DateTime<Utc>) -> i64 {
     t.timestamp_nanos_opt().unwrap_or(if t.timestamp() < 0 {
@@ -826,9 +960,8 @@ fn next_offsets(batch: &[Message]) -> HashMap<(String, i32), i64> {
     next
 }
 
-/// Seeks every partition of a failed batch back to its first offset, so the batch is
-/// consumed again.
-fn rewind(consumer: &GroupConsumer, batch: &[Message]) {
+/// The first offset of each partition of `batch`.
+fn first_offsets(batch: &[Message]) -> HashMap<(String, i32), i64> {
     let mut first: HashMap<(String, i32), i64> = HashMap::new();
     for m in batch {
         let e = first
@@ -836,11 +969,17 @@ fn rewind(consumer: &GroupConsumer, batch: &[Message]) {
             .or_insert(m.offset);
         *e = (*e).min(m.offset);
     }
+    first
+}
+
+/// Seeks every partition of a failed batch back to its first offset (`first`), so the
+/// batch is consumed again.
+fn rewind(consumer: &GroupConsumer, first: &HashMap<(String, i32), i64>) {
     for ((t, p), o) in first {
         if let Err(e) = consumer.seek(
-            &t,
-            p,
-            ingot_kafka::Offset::Offset(o),
+            t,
+            *p,
+            ingot_kafka::Offset::Offset(*o),
             Duration::from_secs(5),
         ) {
             tracing::warn!(component = "processor", topic = %t, partition = p, error = %e, "seek back failed");

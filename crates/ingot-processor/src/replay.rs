@@ -415,12 +415,13 @@ impl Processor {
         }
         counts.read = batch.len() as u64;
         let done = cursors.values().all(|c| c.next >= c.end);
+        let mut scratch = HashMap::new();
+        let (overlay, collect) = match u.dry.as_mut() {
+            Some(d) => (&mut d.overlay, true),
+            None => (&mut scratch, false),
+        };
         let mut plan = self
-            .plan_batch(
-                &batch,
-                u.dry.as_mut().map(|d| &mut d.overlay),
-                Some(u.spec.created_at),
-            )
+            .plan_batch(&batch, overlay, collect, Some(u.spec.created_at))
             .await?;
         plan.out.retain(|o| {
             if o.topic != dlq::TOPIC {
@@ -476,7 +477,7 @@ impl Processor {
             plan.out.push(progress_out);
             self.producer.begin_transaction()?;
             let produced = async {
-                self.produce(&plan).await?;
+                crate::produce(&self.producer, &plan.out).await?;
                 self.producer
                     .commit_transaction(&HashMap::new(), consumer)
                     .await
@@ -489,13 +490,13 @@ impl Processor {
             }
             self.write_state(plan.versions).await?;
         } else {
-            self.produce(&plan).await?;
+            crate::produce(&self.producer, &plan.out).await?;
             self.write_state(plan.versions).await?;
             let only = crate::Plan {
                 out: vec![progress_out],
                 ..Default::default()
             };
-            self.produce(&only).await?;
+            crate::produce(&self.producer, &only.out).await?;
         }
         u.progress = progress;
         Ok(())

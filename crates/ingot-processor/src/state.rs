@@ -35,6 +35,20 @@ impl StateStore {
         StateStore { store }
     }
 
+    /// Opens the state in `dir` (tools and benchmarks; the processor opens its own).
+    pub fn open(dir: &std::path::Path) -> Result<Self, ingot_store::StoreError> {
+        Ok(StateStore::new(Store::open(dir, COLUMN_FAMILIES)?))
+    }
+
+    /// The state's memory (RocksDB's accounting), after flushing its memtables when
+    /// `flush` (benchmarks).
+    pub fn memory(&self, flush: bool) -> Result<ingot_store::MemoryUsage, ingot_store::StoreError> {
+        if flush {
+            self.store.flush(COLUMN_FAMILIES)?;
+        }
+        self.store.memory(COLUMN_FAMILIES)
+    }
+
     pub fn get_version(&self, key: &str) -> Result<Option<Version>, ingot_store::StoreError> {
         Ok(self
             .store

@@ -11,14 +11,107 @@
 //! - [`Store::open_versioned`] keeps a format marker: a database written in another format
 //!   is emptied (every column family dropped) before it is used, never read.
 //!
+//! - memory is bounded per process, not per key: every store shares one block cache
+//!   that holds data, index and filter blocks and is charged for the memtables
+//!   ([`set_memory_budget`]); what grows with the keys stored is on disk.
+//!
 //! Calls block: async callers run them in `spawn_blocking` or a dedicated thread.
 
 use rocksdb::{
-    ColumnFamilyDescriptor, DBRawIteratorWithThreadMode, Direction, IteratorMode, Options,
-    ReadOptions, SnapshotWithThreadMode, WriteBatch, WriteOptions, DB,
+    BlockBasedOptions, Cache, ColumnFamilyDescriptor, DBRawIteratorWithThreadMode, Direction,
+    IteratorMode, Options, ReadOptions, SnapshotWithThreadMode, WriteBatch, WriteBufferManager,
+    WriteOptions, DB,
 };
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+
+/// The memory budget of every store in the process, in bytes, unless
+/// [`set_memory_budget`] set another before the first store opened: 128 MiB.
+pub const DEFAULT_MEMORY_BUDGET: usize = 128 << 20;
+
+/// The process's shared RocksDB memory: one LRU block cache (data, index and filter
+/// blocks) of the whole budget, and a write-buffer manager that charges the memtables to
+/// it (half of the budget at most; a store flushes when they would exceed it).
+struct Memory {
+    cache: Cache,
+    write_buffers: WriteBufferManager,
+    budget: usize,
+}
+
+static MEMORY: OnceLock<Memory> = OnceLock::new();
+
+/// Sets the memory budget (bytes) of every store of the process. Only the first call
+/// before any store opens counts; returns whether this call set it.
+pub fn set_memory_budget(bytes: usize) -> bool {
+    let mut set = false;
+    MEMORY.get_or_init(|| {
+        set = true;
+        Memory::new(bytes)
+    });
+    set
+}
+
+fn memory() -> &'static Memory {
+    MEMORY.get_or_init(|| Memory::new(DEFAULT_MEMORY_BUDGET))
+}
+
+impl Memory {
+    fn new(budget: usize) -> Self {
+        let budget = budget.max(8 << 20);
+        let cache = Cache::new_lru_cache(budget);
+        let write_buffers = WriteBufferManager::new_write_buffer_manager_with_cache(
+            budget / 2,
+            false,
+            cache.clone(),
+        );
+        Memory {
+            cache,
+            write_buffers,
+            budget,
+        }
+    }
+}
+
+/// Where a store's memory is, in bytes (RocksDB's own accounting).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MemoryUsage {
+    /// The process-wide block cache in use (shared by every store; includes the
+    /// memtables' reservations), of [`MemoryUsage::budget`].
+    pub cache: u64,
+    /// The budget the cache is bounded by.
+    pub budget: u64,
+    /// This store's memtables (`rocksdb.cur-size-all-mem-tables`, all column families).
+    pub memtables: u64,
+    /// This store's table readers outside the cache (`rocksdb.estimate-table-readers-mem`):
+    /// the part that grows with the data stored.
+    pub table_readers: u64,
+    /// Keys of the first column family asked for, the store's records
+    /// (`rocksdb.estimate-num-keys`).
+    pub keys: u64,
+}
+
+fn db_options() -> Options {
+    let mut opts = Options::default();
+    opts.create_if_missing(true);
+    opts.create_missing_column_families(true);
+    opts.set_write_buffer_manager(&memory().write_buffers);
+    opts
+}
+
+/// Column-family options: blocks, indexes and bloom filters in the shared cache (level-0
+/// ones pinned), memtables of 16 MiB.
+fn cf_options() -> Options {
+    let mut table = BlockBasedOptions::default();
+    table.set_block_cache(&memory().cache);
+    table.set_cache_index_and_filter_blocks(true);
+    table.set_cache_index_and_filter_blocks_with_high_priority(true);
+    table.set_pin_l0_filter_and_index_blocks_in_cache(true);
+    table.set_bloom_filter(10.0, false);
+    let mut opts = Options::default();
+    opts.set_block_based_table_factory(&table);
+    opts.set_write_buffer_size(16 << 20);
+    opts
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -108,13 +201,10 @@ impl Store {
                 names.push(e.clone());
             }
         }
-        let mut opts = Options::default();
-        opts.create_if_missing(true);
-        opts.create_missing_column_families(true);
         let cfs = names
             .iter()
-            .map(|name| ColumnFamilyDescriptor::new(name, Options::default()));
-        let mut db = DB::open_cf_descriptors(&opts, path, cfs)?;
+            .map(|name| ColumnFamilyDescriptor::new(name, cf_options()));
+        let mut db = DB::open_cf_descriptors(&db_options(), path, cfs)?;
         let found = db.get(FORMAT_KEY)?;
         let opened = if found.as_deref() == Some(format) {
             Opened::Same
@@ -124,7 +214,7 @@ impl Store {
                 db.drop_cf(name)?;
             }
             for name in column_families {
-                db.create_cf(name, &Options::default())?;
+                db.create_cf(name, &cf_options())?;
             }
             let mut wo = WriteOptions::default();
             wo.set_sync(true);
@@ -140,14 +230,43 @@ impl Store {
 
     /// Opens (creating if needed) the database at `path` with these column families.
     pub fn open(path: &Path, column_families: &[&str]) -> Result<Self, StoreError> {
-        let mut opts = Options::default();
-        opts.create_if_missing(true);
-        opts.create_missing_column_families(true);
         let cfs = column_families
             .iter()
-            .map(|name| ColumnFamilyDescriptor::new(*name, Options::default()));
-        let db = DB::open_cf_descriptors(&opts, path, cfs)?;
+            .map(|name| ColumnFamilyDescriptor::new(*name, cf_options()));
+        let db = DB::open_cf_descriptors(&db_options(), path, cfs)?;
         Ok(Store { db: Arc::new(db) })
+    }
+
+    /// This store's memory and the shared cache's, from RocksDB's properties (summed over
+    /// `column_families`).
+    pub fn memory(&self, column_families: &[&str]) -> Result<MemoryUsage, StoreError> {
+        let mem = memory();
+        let mut usage = MemoryUsage {
+            cache: mem.cache.get_usage() as u64,
+            budget: mem.budget as u64,
+            ..Default::default()
+        };
+        for (i, name) in column_families.iter().enumerate() {
+            let cf = self.cf(name)?;
+            let prop = |p: &str| -> Result<u64, StoreError> {
+                Ok(self.db.property_int_value_cf(cf, p)?.unwrap_or(0))
+            };
+            usage.memtables += prop("rocksdb.cur-size-all-mem-tables")?;
+            usage.table_readers += prop("rocksdb.estimate-table-readers-mem")?;
+            if i == 0 {
+                usage.keys = prop("rocksdb.estimate-num-keys")?;
+            }
+        }
+        Ok(usage)
+    }
+
+    /// Flushes every memtable of `column_families` to disk (benchmarks, to measure what
+    /// stays in memory once the data is on disk).
+    pub fn flush(&self, column_families: &[&str]) -> Result<(), StoreError> {
+        for name in column_families {
+            self.db.flush_cf(self.cf(name)?)?;
+        }
+        Ok(())
     }
 
     fn cf(&self, name: &str) -> Result<&rocksdb::ColumnFamily, StoreError> {

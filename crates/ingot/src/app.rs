@@ -268,6 +268,8 @@ pub async fn start_with(
     sync_settings: &ingot_sync::SyncSettings,
 ) -> anyhow::Result<Running> {
     let (tx, rx) = watch::channel(false);
+    // before any store opens: the first configuration of the process sets the budget
+    ingot_store::set_memory_budget((cfg.storage.cache_mb as usize) << 20);
     let codec = infra.codec()?;
     let mut tasks: Vec<JoinHandle<anyhow::Result<()>>> = Vec::new();
     let mut router = axum::Router::new();

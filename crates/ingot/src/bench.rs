@@ -41,6 +41,8 @@ pub struct BenchArgs {
     pub queries_only: bool,
     /// Only the processor core figure, then return (for a profiler).
     pub core_only: bool,
+    /// Only the history figures, at these stored-history sizes (records).
+    pub history: Vec<usize>,
 }
 
 /// The bench's second, small tenant: 10 orders beside the big one's `records`.
@@ -184,6 +186,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         connections: None,
         limited_keys: Vec::new(),
     });
+    // the figures measure the API, not its per-key rate limit (600/min by default: a
+    // latency poll would wait out the limiter's 100 ms slots)
+    cfg.http.rate_limit_per_minute = 0;
     cfg.embedded.kafka_port = port(1)?;
     cfg.embedded.registry_port = port(2)?;
     if let Some(b) = &args.kafka {
@@ -210,6 +215,14 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
          build profile: {}",
         if cfg!(debug_assertions) { "dev (dependencies at opt-level 2)" } else { "release" }
     );
+    if !args.history.is_empty() {
+        println!("history figures, probe of {records} orders per level\n");
+        history(&cfg, &infra, &producer, &codec, &args.history, records).await?;
+        drop(producer);
+        drop(infra);
+        let _ = std::fs::remove_dir_all(&dir);
+        return Ok(());
+    }
     let encoded = encode_orders(&codec, CONNECTION, records).await?;
     let body = raw_order(0, CONNECTION)?.1.payload.len();
     println!("webhook body {body} bytes\n");
@@ -422,41 +435,13 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             &Rates(mat),
             Some(&plain),
         );
+        memory(&dir, runs)?;
     }
 
     // 5. webhook → queryable, sequential; the processor group first catches up with the
     // raw events of the figures above
     let running = app::start(&cfg, &infra, Stages::ALL, None).await?;
-    let group = cfg
-        .processor
-        .group_id
-        .clone()
-        .unwrap_or_else(|| "ingot-processor".into());
-    let k = kafka.clone();
-    let caught_up = Instant::now();
-    loop {
-        let mut behind = 0i64;
-        for p in ingot_model::Provider::ALL {
-            let topic = p.raw_topic();
-            let committed = k.committed_offsets(&group, &topic).await?;
-            for (part, end) in k.end_offsets(&topic)? {
-                let c = committed
-                    .iter()
-                    .find(|(q, _)| *q == part)
-                    .and_then(|(_, o)| *o)
-                    .unwrap_or(0);
-                behind += (end - c).max(0);
-            }
-        }
-        if behind == 0 {
-            break;
-        }
-        anyhow::ensure!(
-            caught_up.elapsed() < Duration::from_secs(900),
-            "the processor did not catch up ({behind} raw events behind)"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    processor_caught_up(&cfg, &kafka).await?;
     let base_url = format!("http://{}", running.http_addr.expect("http"));
     let client = reqwest::Client::new();
     let mut lat = Vec::new();
@@ -524,6 +509,186 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     running.stop().await?;
     drop(infra);
     let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+/// Waits until the processor group has committed every raw event (15 min at most).
+async fn processor_caught_up(
+    cfg: &crate::config::Config,
+    kafka: &ingot_kafka::KafkaSettings,
+) -> anyhow::Result<()> {
+    let group = cfg
+        .processor
+        .group_id
+        .clone()
+        .unwrap_or_else(|| "ingot-processor".into());
+    let k = kafka.clone();
+    let caught_up = Instant::now();
+    loop {
+        let mut behind = 0i64;
+        for p in ingot_model::Provider::ALL {
+            let topic = p.raw_topic();
+            let committed = k.committed_offsets(&group, &topic).await?;
+            for (part, end) in k.end_offsets(&topic)? {
+                let c = committed
+                    .iter()
+                    .find(|(q, _)| *q == part)
+                    .and_then(|(_, o)| *o)
+                    .unwrap_or(0);
+                behind += (end - c).max(0);
+            }
+        }
+        if behind == 0 {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            caught_up.elapsed() < Duration::from_secs(900),
+            "the processor did not catch up ({behind} raw events behind)"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Waits until the view holds every record id of `ids` (`model`), 30 min at most.
+async fn view_holds(
+    view: &ingot_materializer::View,
+    model: Model,
+    ids: &[String],
+) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(1800);
+    let mut missing: Vec<&String> = ids.iter().collect();
+    loop {
+        let mut still = Vec::new();
+        for id in missing {
+            if view.get(model, id)?.is_none() {
+                still.push(id);
+            }
+        }
+        if still.is_empty() {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "{} records never reached the view",
+            still.len()
+        );
+        missing = still;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The history figures: the whole pipeline running (processor, materializer, API), the
+/// stored history grown to each of `levels` records with customers (≈ 1 KB each), and at
+/// each level: raw → queryable for a probe of `probe` new orders (records/s from the
+/// produce's start to the last order in the view), point GETs of the probe's orders, and
+/// what the view keeps in memory beyond the shared cache.
+async fn history(
+    cfg: &crate::config::Config,
+    infra: &Infra,
+    producer: &Producer,
+    codec: &ingot_kafka::AvroCodec,
+    levels: &[usize],
+    probe: usize,
+) -> anyhow::Result<()> {
+    let running = app::start(cfg, infra, Stages::ALL, None).await?;
+    let view = running.view.clone().expect("view");
+    let base = format!("http://{}", running.http_addr.expect("http"));
+    println!("| history (records stored) | raw → queryable, records/s | GET /v1/orders/{{id}}, req/s | view beyond the cache, MB per million keys | fill, records/s |");
+    println!("|---|---|---|---|---|");
+    let mut stored = 0usize;
+    let mut customer_ids = Vec::new();
+    for (level_no, &level) in levels.iter().enumerate() {
+        // fill: customers up to `level`, in chunks
+        let t = Instant::now();
+        let from = stored;
+        while stored < level {
+            let n = (level - stored).min(10_000);
+            let mut chunk = Vec::with_capacity(n);
+            for i in stored..stored + n {
+                let id = 700_000_000_000_000_000u64 + i as u64;
+                let c = shopsim::customer(
+                    id,
+                    "Grace",
+                    "Hopper",
+                    &format!("grace-{i}@example.com"),
+                    "2026-11-01T09:00:00-05:00",
+                );
+                let ev = RawEvent {
+                    event_id: format!("history-{i}"),
+                    tenant_id: "acme".into(),
+                    connection_id: CONNECTION.into(),
+                    provider: "shopify".into(),
+                    topic: "customers/create".into(),
+                    source: "webhook".into(),
+                    api_version: Some("2026-04".into()),
+                    received_at: "2026-11-20T15:30:00Z".into(),
+                    triggered_at: None,
+                    payload: serde_json::to_vec(&c)?,
+                };
+                let key = RecordKey::new(CONNECTION, Model::Customer, id.to_string());
+                if i + 1 == level {
+                    customer_ids.push(key.record_id());
+                }
+                chunk.push((key.to_string(), codec.encode_raw("raw.shopify", &ev).await?));
+            }
+            produce_raw(producer, &chunk).await?;
+            stored += n;
+        }
+        processor_caught_up(cfg, &infra.kafka).await?;
+        view_holds(&view, Model::Customer, &customer_ids).await?;
+        let fill = (stored - from) as f64 / t.elapsed().as_secs_f64();
+        // probe: new orders through the whole pipeline
+        let tag = format!("history-probe-{level_no}");
+        let mut probe_events = Vec::with_capacity(probe);
+        let mut ids = Vec::with_capacity(probe);
+        for i in 0..probe {
+            let (key, ev) = raw_order_of(level_no * probe + i, "acme", CONNECTION)?;
+            let mut ev = ev;
+            ev.event_id = format!("{tag}-{i}");
+            ids.push(key.parse::<RecordKey>()?.record_id());
+            probe_events.push((key, codec.encode_raw("raw.shopify", &ev).await?));
+        }
+        let t = Instant::now();
+        produce_raw(producer, &probe_events).await?;
+        view_holds(&view, Model::Order, &ids).await?;
+        let rate = probe as f64 / t.elapsed().as_secs_f64();
+        let urls: Vec<String> = ids
+            .iter()
+            .map(|id| format!("{base}/v1/orders/{id}"))
+            .collect();
+        let gets = load(&urls, API_KEY, QUERY_REQUESTS, QUERY_CLIENTS).await?;
+        let m = view.memory(false)?;
+        let per_million = m.table_readers as f64 * 1e6 / m.keys.max(1) as f64 / 1e6;
+        println!(
+            "| {} | {rate:.0} | {gets:.0} | {per_million:.2} | {fill:.0} |",
+            m.keys
+        );
+    }
+    running.stop().await?;
+    Ok(())
+}
+
+/// What the view of the last rebuild and the state of the last at-least-once processor
+/// sample keep in memory beyond the shared RocksDB cache, once their memtables are
+/// flushed: the part that grows with the keys stored.
+fn memory(dir: &std::path::Path, runs: usize) -> anyhow::Result<()> {
+    let view = ingot_materializer::View::open(&dir.join(format!("mat-{runs}")).join("view"))?
+        .memory(true)?;
+    let state =
+        ingot_processor::StateStore::open(&dir.join(format!("proc-false-{runs}")))?.memory(true)?;
+    println!();
+    for (what, m) in [("view", view), ("processor state", state)] {
+        let per_million = m.table_readers as f64 * 1e6 / m.keys.max(1) as f64;
+        println!(
+            "memory, {what}: {} keys; beyond the shared cache (budget {} MiB, {} MiB in use):              table readers {:.1} KiB, memtables {:.1} KiB after a flush → {:.2} MB per million keys",
+            m.keys,
+            m.budget >> 20,
+            m.cache >> 20,
+            m.table_readers as f64 / 1024.0,
+            m.memtables as f64 / 1024.0,
+            per_million / 1e6,
+        );
+    }
     Ok(())
 }
 

@@ -124,16 +124,26 @@ pub struct StorageConfig {
     /// Root of all local state: `processor/`, `view/`, `broker/` (embedded).
     #[serde(default = "default_data_dir")]
     pub data_dir: PathBuf,
+    /// RocksDB memory of the whole process, in MiB: one block cache shared by every
+    /// store (processor state, view, forwarder), holding data, index and filter blocks,
+    /// with the memtables charged to it. Memory does not grow with the records stored.
+    #[serde(default = "default_cache_mb")]
+    pub cache_mb: u32,
 }
 
 fn default_data_dir() -> PathBuf {
     PathBuf::from("./data")
 }
 
+fn default_cache_mb() -> u32 {
+    (ingot_store::DEFAULT_MEMORY_BUDGET >> 20) as u32
+}
+
 impl Default for StorageConfig {
     fn default() -> Self {
         StorageConfig {
             data_dir: default_data_dir(),
+            cache_mb: default_cache_mb(),
         }
     }
 }

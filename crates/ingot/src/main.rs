@@ -62,6 +62,11 @@ enum Command {
         /// under a profiler (`perf record -g -- ingot bench --core-only`).
         #[arg(long, conflicts_with = "queries_only")]
         core_only: bool,
+        /// Only the history figures: grow the stored history to each of these record
+        /// counts (customers, ≈ 1 KB) and measure, at each, raw → queryable for a probe of
+        /// `--records` orders, point GETs and the view's memory.
+        #[arg(long, value_delimiter = ',', conflicts_with_all = ["queries_only", "core_only"])]
+        history: Vec<usize>,
     },
     /// Show a connection's sync status as progress bars (per model).
     SyncStatus {
@@ -324,6 +329,7 @@ async fn main() -> anyhow::Result<()> {
             kafka,
             queries_only,
             core_only,
+            history,
         } => {
             ingot::bench::run(ingot::bench::BenchArgs {
                 records,
@@ -332,6 +338,7 @@ async fn main() -> anyhow::Result<()> {
                 kafka,
                 queries_only,
                 core_only,
+                history,
             })
             .await
         }
