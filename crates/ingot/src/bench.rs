@@ -680,7 +680,7 @@ fn memory(dir: &std::path::Path, runs: usize) -> anyhow::Result<()> {
     for (what, m) in [("view", view), ("processor state", state)] {
         let per_million = m.table_readers as f64 * 1e6 / m.keys.max(1) as f64;
         println!(
-            "memory, {what}: {} keys; beyond the shared cache (budget {} MiB, {} MiB in use):              table readers {:.1} KiB, memtables {:.1} KiB after a flush → {:.2} MB per million keys",
+            "memory, {what}: {} keys; beyond the shared cache (budget {} MiB, {} MiB in use): table readers {:.1} KiB, memtables {:.1} KiB after a flush → {:.2} MB per million keys",
             m.keys,
             m.budget >> 20,
             m.cache >> 20,
@@ -981,9 +981,12 @@ async fn queries(
     }
     wait_until("the view to reach the end of normalized.order", || {
         let ends = k.end_offsets("normalized.order")?;
+        // with transactions a partition ends with a commit marker, which is never
+        // delivered: the view's next offset stops one short of the end
+        let marker = i64::from(k.capabilities.transactions);
         Ok(ends
             .iter()
-            .all(|(p, end)| v.next_offset("normalized.order", *p).unwrap_or(0) >= *end))
+            .all(|(p, end)| v.next_offset("normalized.order", *p).unwrap_or(0) >= *end - marker))
     })
     .await?;
     let fetch = |url: String, key: &'static str| {
