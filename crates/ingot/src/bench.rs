@@ -123,20 +123,37 @@ fn raw_order_of(i: usize, tenant: &str, connection: &str) -> anyhow::Result<(Str
         "paid",
         "2026-11-20T10:30:00-05:00",
     );
-    let ev = RawEvent {
-        event_id: format!("bench-{i}"),
+    let ev = shopify_webhook(
+        format!("bench-{i}"),
+        tenant,
+        connection,
+        "orders/create",
+        &body,
+    )?;
+    let key = RecordKey::new(connection, Model::Order, id.to_string()).to_string();
+    Ok((key, ev))
+}
+
+/// A Shopify webhook's raw event carrying `body`, as ingest would store it.
+fn shopify_webhook(
+    event_id: String,
+    tenant: &str,
+    connection: &str,
+    topic: &str,
+    body: &serde_json::Value,
+) -> anyhow::Result<RawEvent> {
+    Ok(RawEvent {
+        event_id,
         tenant_id: tenant.into(),
         connection_id: connection.into(),
         provider: "shopify".into(),
-        topic: "orders/create".into(),
+        topic: topic.into(),
         source: "webhook".into(),
         api_version: Some("2026-04".into()),
         received_at: "2026-11-20T15:30:00Z".into(),
         triggered_at: None,
-        payload: serde_json::to_vec(&body)?,
-    };
-    let key = RecordKey::new(connection, Model::Order, id.to_string()).to_string();
-    Ok((key, ev))
+        payload: serde_json::to_vec(body)?,
+    })
 }
 
 /// `records` raw orders of `connection`, encoded for `raw.shopify`.
@@ -613,18 +630,13 @@ async fn history(
                     &format!("grace-{i}@example.com"),
                     "2026-11-01T09:00:00-05:00",
                 );
-                let ev = RawEvent {
-                    event_id: format!("history-{i}"),
-                    tenant_id: "acme".into(),
-                    connection_id: CONNECTION.into(),
-                    provider: "shopify".into(),
-                    topic: "customers/create".into(),
-                    source: "webhook".into(),
-                    api_version: Some("2026-04".into()),
-                    received_at: "2026-11-20T15:30:00Z".into(),
-                    triggered_at: None,
-                    payload: serde_json::to_vec(&c)?,
-                };
+                let ev = shopify_webhook(
+                    format!("history-{i}"),
+                    "acme",
+                    CONNECTION,
+                    "customers/create",
+                    &c,
+                )?;
                 let key = RecordKey::new(CONNECTION, Model::Customer, id.to_string());
                 if i + 1 == level {
                     customer_ids.push(key.record_id());
