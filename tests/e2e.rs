@@ -1649,6 +1649,7 @@ async fn change_webhooks_reach_a_subscribed_endpoint_signed_and_in_order() {
         let at = got.lock().unwrap()[i].2;
         latencies.push(at.duration_since(t));
     }
+    let received = got.clone();
     let got = got.lock().unwrap().clone();
     assert_eq!(got.len(), 3, "only this tenant's three changes");
     let mut last_version = -1i64;
@@ -1666,6 +1667,42 @@ async fn change_webhooks_reach_a_subscribed_endpoint_signed_and_in_order() {
     assert_eq!(updated["data"]["payment_status"], "paid");
     let deleted: Value = serde_json::from_slice(&got[2].1).unwrap();
     assert_eq!(deleted["data"]["remote_deleted"], true);
+    // a replay of the last hour re-sends the three changes with their ids and bodies (on
+    // Apache Kafka from the offsets its timestamp index gives, else from the start)
+    let now = chrono::Utc::now();
+    let r = h
+        .client
+        .post(format!(
+            "{}/v1/webhook-endpoints/{}/replay",
+            h.base,
+            endpoint["id"].as_str().unwrap()
+        ))
+        .bearer_auth(KEY)
+        .json(&json!({
+            "since": (now - chrono::Duration::hours(1)).to_rfc3339(),
+            "until": (now + chrono::Duration::minutes(1)).to_rfc3339(),
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 202);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["replayed"], 3, "{v}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while received.lock().unwrap().len() < 6 {
+        assert!(
+            Instant::now() < deadline,
+            "the replayed changes did not arrive"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let all = received.lock().unwrap().clone();
+    let id_of = |h: &axum::http::HeaderMap| h["webhook-id"].to_str().unwrap().to_string();
+    for ((h0, b0, _), (h1, b1, _)) in all[..3].iter().zip(&all[3..6]) {
+        assert_eq!(id_of(h0), id_of(h1), "a replay keeps the webhook-id");
+        assert_eq!(b0, b1, "and the body");
+        assert!(signature_ok(&secret, h1, b1));
+    }
     println!(
         "webhook in → change webhook received (loopback): {:?}",
         latencies
@@ -1994,6 +2031,10 @@ async fn a_replay_applies_a_changed_mapping_to_history_and_its_dry_run_says_so_f
         "{real}"
     );
     assert_eq!(real["counts"]["unchanged"], 1, "{real}");
+    assert_eq!(
+        real["counts"]["unchanged"], dry["counts"]["unchanged"],
+        "{real}"
+    );
     assert_eq!(real["counts"]["dead_lettered"], 0, "{real}");
     for id in &ids {
         let v = h
@@ -2084,6 +2125,7 @@ async fn dead_letters_of_a_mapping_bug_are_redriven_after_the_fix() {
     // wrong in itself: a price that is not a number
     let mut bad = sample_order(bad_id, "paid", "2026-11-20T10:00:00Z");
     bad["total_price"] = json!("a lot");
+    let before_dead_letters = chrono::Utc::now() - chrono::Duration::seconds(1);
     for (o, e) in [(&good, "g"), (&bug, "b"), (&bad, "x")] {
         assert_eq!(h.post(&delivery("orders/create", o, e)).await, 200);
     }
@@ -2119,6 +2161,42 @@ async fn dead_letters_of_a_mapping_bug_are_redriven_after_the_fix() {
     let again = h.replay(KEY, json!({"source": "dlq"})).await;
     assert_eq!(again["counts"]["reemitted"], 0, "{again}");
     assert_eq!(again["counts"]["unchanged"], 1, "{again}");
+    assert_eq!(h.kafka().read_all("raw.dlq").await.unwrap().len(), 2);
+
+    // a redrive cancelled before any processor picks it up never runs: it is still
+    // cancelled, having read nothing, after a later redrive has finished; that later one
+    // selects by reason (only the still-bad entry), and one by time (dead-lettered
+    // before `until`) reads nothing
+    fixed.stop().await;
+    let cancelled = h.request_replay(KEY, json!({"source": "dlq"})).await;
+    let r = h
+        .client
+        .post(format!("{}{cancelled}/cancel", h.base))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 202);
+    let fixed = TestProcessor::start(&h, None).await;
+    let by_reason = h
+        .replay(
+            KEY,
+            json!({"source": "dlq", "reason_contains": "total_price"}),
+        )
+        .await;
+    assert_eq!(by_reason["counts"]["read"], 1, "{by_reason}");
+    assert_eq!(by_reason["counts"]["reemitted"], 0, "{by_reason}");
+    assert_eq!(by_reason["counts"]["dead_lettered"], 1, "{by_reason}");
+    let by_time = h
+        .replay(
+            KEY,
+            json!({"source": "dlq", "until": before_dead_letters.to_rfc3339()}),
+        )
+        .await;
+    assert_eq!(by_time["counts"]["read"], 0, "{by_time}");
+    let (_, c) = h.get(&cancelled, KEY).await;
+    assert_eq!(c["state"], "cancelled", "{c}");
+    assert_eq!(c["counts"]["read"], 0, "{c}");
     assert_eq!(h.kafka().read_all("raw.dlq").await.unwrap().len(), 2);
     fixed.stop().await;
 }
@@ -2293,7 +2371,8 @@ struct Caller {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_openapi_path_keeps_tenants_and_connections_apart() {
     let _serial = serial();
-    let h = Harness::start().await;
+    // every stage, so the forwarder's /v1/webhook-endpoints paths are in the document
+    let h = Harness::start_stages(ingot_sync::SyncSettings::default(), 3600, Stages::ALL).await;
     // tenant acme: shop-1 (an order, a customer, a product) and woo-1 (an order);
     // tenant globex: globex-shop (an order, a customer, a product)
     let acme_order = 880_000_000_000_006_001u64;
@@ -2456,8 +2535,36 @@ async fn every_openapi_path_keeps_tenants_and_connections_apart() {
         let v: Value = r.json().await.unwrap();
         replay_of.insert(key, v["id"].as_str().unwrap().to_string());
     }
+    // webhook endpoints: acme's for every connection, one made with the key limited to
+    // woo-1 (so filtered to woo-1), and globex's
+    let mut endpoint_of = Vec::new();
+    for key in [KEY, LIMITED_KEY, OTHER_KEY] {
+        let r = h
+            .client
+            .post(format!("{}/v1/webhook-endpoints", h.base))
+            .bearer_auth(key)
+            .json(&json!({"url": "http://127.0.0.1:9/isolation-walk"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 201);
+        let v: Value = r.json().await.unwrap();
+        endpoint_of.push((key, v["id"].as_str().unwrap().to_string()));
+    }
+    assert_eq!(endpoint_of.len(), 3);
     let mut requests = 0;
     for caller in &callers {
+        // the endpoints a caller must not reach: another tenant's, and for the limited key
+        // the one that reaches every acme connection
+        let foreign_endpoints: Vec<String> = endpoint_of
+            .iter()
+            .filter(|(k, _)| match caller.key {
+                LIMITED_KEY => *k != LIMITED_KEY,
+                KEY => *k == OTHER_KEY,
+                _ => *k != OTHER_KEY,
+            })
+            .map(|(_, id)| id.clone())
+            .collect();
         let foreign_replays: Vec<String> = replay_of
             .iter()
             .filter(|(k, _)| **k != caller.key || caller.key == LIMITED_KEY)
@@ -2532,14 +2639,27 @@ async fn every_openapi_path_keeps_tenants_and_connections_apart() {
                         for c in &caller.foreign_connections {
                             // connection ids are one namespace (they name the webhook URLs):
                             // taking another tenant's is a conflict, and changes nothing
+                            // (a limited key may create only its own connections: 400)
                             let spec = json!({"id": c, "provider": "shopify", "shop_domain": "x.myshopify.com", "webhook_secrets": ["s3cret-for-the-isolation-test"]});
+                            let refused = if caller.key == LIMITED_KEY { 400 } else { 409 };
                             calls.push((
                                 m.clone(),
                                 "/v1/connections".into(),
                                 Some(spec),
-                                vec![409],
+                                vec![refused],
                                 false,
                             ));
+                            if caller.key == LIMITED_KEY {
+                                // nor a new one it could then not see
+                                let spec = json!({"id": "made-by-a-limited-key", "provider": "shopify", "shop_domain": "y.myshopify.com", "webhook_secrets": ["s3cret-for-the-isolation-test"]});
+                                calls.push((
+                                    m.clone(),
+                                    "/v1/connections".into(),
+                                    Some(spec),
+                                    vec![400],
+                                    false,
+                                ));
+                            }
                             let spec = json!({"id": c, "tenant": "globex", "provider": "shopify", "shop_domain": "x.myshopify.com", "webhook_secrets": ["s"]});
                             calls.push((
                                 m.clone(),
@@ -2572,6 +2692,43 @@ async fn every_openapi_path_keeps_tenants_and_connections_apart() {
                     (_, p, _) if p.starts_with("/v1/replays/{id}") => {
                         for id in &foreign_replays {
                             calls.push((m.clone(), p.replace("{id}", id), None, vec![404], false));
+                        }
+                    }
+                    ("GET", "/v1/webhook-endpoints", _) => calls.push((
+                        m.clone(),
+                        "/v1/webhook-endpoints".into(),
+                        None,
+                        vec![200],
+                        false,
+                    )),
+                    ("POST", "/v1/webhook-endpoints", _) => {
+                        // a limited key cannot subscribe to connections it may not read
+                        if caller.key == LIMITED_KEY {
+                            for c in &caller.foreign_connections {
+                                calls.push((
+                                    m.clone(),
+                                    "/v1/webhook-endpoints".into(),
+                                    Some(json!({"url": "http://127.0.0.1:9/x", "connection_ids": [c]})),
+                                    vec![400],
+                                    false,
+                                ));
+                            }
+                        }
+                    }
+                    (_, p, _) if p.starts_with("/v1/webhook-endpoints/{id}") => {
+                        let body = match (m.as_str(), p.ends_with("/replay")) {
+                            ("PATCH", _) => Some(json!({"description": "walked"})),
+                            ("POST", true) => Some(json!({"since": "2026-01-01T00:00:00Z"})),
+                            _ => None,
+                        };
+                        for id in &foreign_endpoints {
+                            calls.push((
+                                m.clone(),
+                                p.replace("{id}", id),
+                                body.clone(),
+                                vec![404],
+                                false,
+                            ));
                         }
                     }
                     ("POST", "/webhooks/{provider}/{connection_id}", _) => {
@@ -2623,6 +2780,7 @@ async fn every_openapi_path_keeps_tenants_and_connections_apart() {
                 .iter()
                 .chain(&caller.foreign_remote_ids)
                 .chain(&caller.foreign_connections)
+                .chain(&foreign_endpoints)
             {
                 assert!(!text.contains(s.as_str()), "{what}: others' {s} in {text}");
             }
@@ -2635,6 +2793,21 @@ async fn every_openapi_path_keeps_tenants_and_connections_apart() {
                     assert!(data.is_empty(), "{what}: {text}");
                 }
                 for item in data {
+                    if item.get("url").is_some() {
+                        // an endpoint: the caller's own (others' ids are checked above);
+                        // a limited key's reach only its connections
+                        let conns = item["connection_ids"].as_array();
+                        if caller.key == LIMITED_KEY {
+                            let conns = conns.unwrap_or_else(|| panic!("{what}: {item}"));
+                            assert!(
+                                conns
+                                    .iter()
+                                    .all(|c| caller.own_connections.iter().any(|o| c == o)),
+                                "{what}: {item}"
+                            );
+                        }
+                        continue;
+                    }
                     if let Some(ids) = item.get("connection_ids").and_then(Value::as_array) {
                         // a replay: every connection it covers is the caller's
                         for c in ids {
@@ -2680,6 +2853,28 @@ async fn every_openapi_path_keeps_tenants_and_connections_apart() {
         let mut own: Vec<&str> = caller.own_connections.iter().map(String::as_str).collect();
         own.sort();
         assert_eq!(conns, own, "{}'s connections", caller.name);
+    }
+    // the DELETEs and PATCHes above changed nothing: every endpoint is still there, as
+    // it was made, and each caller lists exactly the endpoints it may reach
+    for (key, own) in [
+        (KEY, vec![0, 1]),
+        (LIMITED_KEY, vec![1]),
+        (OTHER_KEY, vec![2]),
+    ] {
+        let (_, v) = h.get("/v1/webhook-endpoints", key).await;
+        let mut listed: Vec<&str> = v["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["id"].as_str().unwrap())
+            .collect();
+        listed.sort();
+        let mut want: Vec<&str> = own.iter().map(|i| endpoint_of[*i].1.as_str()).collect();
+        want.sort();
+        assert_eq!(listed, want, "endpoints listed for {key}");
+        for e in v["data"].as_array().unwrap() {
+            assert!(e["description"].is_null(), "patched by another caller: {e}");
+        }
     }
     // the DELETEs and POSTs above changed nothing: every connection is still there
     for (key, conn) in [(KEY, CONN), (KEY, "woo-1"), (OTHER_KEY, "globex-shop")] {

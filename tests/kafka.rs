@@ -77,6 +77,46 @@ async fn keys_land_where_the_java_client_puts_them() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn topics_made_with_a_smaller_size_limit_are_raised_at_start() {
+    if !kafka_only("topics_made_with_a_smaller_size_limit_are_raised_at_start") {
+        return;
+    }
+    let _serial = serial();
+    let h = Harness::start_stages(ingot_sync::SyncSettings::default(), 3600, Stages::NONE).await;
+    let topology = ingot_kafka::Topology::builtin();
+    let kafka = h.kafka();
+    let want = kafka.max_message_bytes as i64;
+    assert_eq!(
+        topology
+            .max_message_bytes(kafka, "raw.shopify")
+            .await
+            .unwrap(),
+        Some(want)
+    );
+    // as an older deployment made it: the broker's 1 MB default
+    topology
+        .alter(kafka, "raw.shopify", &[("max.message.bytes", "1048588")])
+        .await
+        .unwrap();
+    let lowered = async {
+        topology
+            .max_message_bytes(kafka, "raw.shopify")
+            .await
+            .unwrap()
+    };
+    assert_eq!(lowered.await, Some(1_048_588));
+    // the next start's apply creates nothing and raises the limit again
+    assert!(topology.apply(kafka).await.unwrap().is_empty());
+    assert_eq!(
+        topology
+            .max_message_bytes(kafka, "raw.shopify")
+            .await
+            .unwrap(),
+        Some(want)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn offsets_for_times_find_the_first_record_at_a_time() {
     if !kafka_only("offsets_for_times_find_the_first_record_at_a_time") {
         return;

@@ -46,6 +46,25 @@ pub struct Harness {
     pub _dir: tempfile::TempDir,
 }
 
+impl Drop for Harness {
+    /// A test that ends without [`Harness::down`] still stops its stages before the
+    /// embedded broker goes: a group consumer dropped after its broker is gone waits
+    /// forever in librdkafka's close, which hung a CI run at the end of a test. (Every
+    /// test runs on the multi-thread runtime, which `block_in_place` needs.)
+    fn drop(&mut self) {
+        let Some(running) = self.running.take() else {
+            return;
+        };
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            tokio::task::block_in_place(|| {
+                rt.block_on(async {
+                    let _ = running.stop().await;
+                })
+            });
+        }
+    }
+}
+
 /// The Apache Kafka of this run (`INGOT_TEST_KAFKA`), if any.
 pub fn test_kafka() -> Option<String> {
     std::env::var("INGOT_TEST_KAFKA")

@@ -62,7 +62,7 @@ fn principal(s: &Shared, headers: &HeaderMap) -> Result<Arc<Principal>, Response
 fn owned(s: &Shared, who: &Principal, id: &str) -> Result<Endpoint, Response> {
     s.endpoints
         .get(id)
-        .filter(|e| e.tenant_id == who.tenant_id)
+        .filter(|e| who.may_see(&e.tenant_id, e.connection_ids.as_deref()))
         .ok_or_else(not_found)
 }
 
@@ -186,10 +186,12 @@ fn check_filters(
             Some(v)
         }
         (Some(allowed), Some(c)) => {
-            if let Some(bad) = c.iter().find(|x| !allowed.contains(*x)) {
+            if c.iter().any(|x| !allowed.contains(x)) {
+                // the id is not echoed: the answer says nothing about connections the
+                // key may not read (as for replays)
                 return Err(error(
                     StatusCode::BAD_REQUEST,
-                    format!("connection_ids: this API key may not read connection {bad:?}"),
+                    "connection_ids: this API key may not read one of these connections",
                 ));
             }
             Some(c)
@@ -254,7 +256,7 @@ async fn list(State(s): St, headers: HeaderMap) -> Response {
         .endpoints
         .all()
         .iter()
-        .filter(|e| e.tenant_id == who.tenant_id)
+        .filter(|e| who.may_see(&e.tenant_id, e.connection_ids.as_deref()))
         .map(public)
         .collect();
     Json(json!({"data": data})).into_response()

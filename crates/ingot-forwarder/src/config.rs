@@ -26,7 +26,9 @@ pub struct ForwarderConfig {
     pub secret_overlap_secs: f64,
     /// Response bytes read from a receiver (the rest is discarded unread).
     pub max_response_bytes: usize,
-    /// Deliveries in flight at once, over all endpoints.
+    /// Deliveries in flight at once, over all endpoints (512: an attempt is a task and a
+    /// socket; with 8 per endpoint, 64 endpoints each timing out at once are needed to
+    /// hold back a healthy one).
     pub max_in_flight: usize,
     /// Deliveries in flight at once to one endpoint.
     pub max_in_flight_per_endpoint: usize,
@@ -55,7 +57,7 @@ impl Default for ForwarderConfig {
             disable_after_failing_secs: 5.0 * 86400.0,
             secret_overlap_secs: 86400.0,
             max_response_bytes: 4096,
-            max_in_flight: 64,
+            max_in_flight: 512,
             max_in_flight_per_endpoint: 8,
             allow_insecure_urls: false,
             delivery_log_retention_secs: 7.0 * 86400.0,

@@ -20,7 +20,7 @@ use ingot_model::dlq;
 use ingot_model::Model;
 use ingot_store::{encode_offset, offset_key, Batch};
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
@@ -324,23 +324,27 @@ fn store_jobs(
     first_delay: Duration,
 ) -> Result<Vec<(String, String)>, ingot_store::StoreError> {
     store.write_with_seqs(|alloc, batch| {
-        let mut overlay: HashMap<&str, bool> = HashMap::new();
+        // record key → its `seen` marker: `[1]` (exists) or `[0]` (deleted), then the
+        // digest of the last version forwarded (markers from before digests have none)
+        let mut overlay: HashMap<&str, Vec<u8>> = HashMap::new();
         let mut jobs = Vec::new();
         for c in changes {
-            let exists = match overlay.get(c.record_key.as_str()) {
-                Some(v) => *v,
-                None => store
-                    .store
-                    .get(SEEN, c.record_key.as_bytes())?
-                    .is_some_and(|b| b == [1]),
+            let prev = match overlay.get(c.record_key.as_str()) {
+                Some(v) => Some(v.clone()),
+                None => store.store.get(SEEN, c.record_key.as_bytes())?,
             };
+            let exists = prev.as_ref().is_some_and(|b| b.first() == Some(&1));
+            let mut marker = vec![u8::from(!c.deleted)];
+            marker.extend_from_slice(&c.digest);
+            if prev.as_ref() == Some(&marker) {
+                // the same version again (an at-least-once re-emission at a new offset):
+                // already forwarded, not a change
+                metrics::counter!("ingot_forwarder_duplicates_total").increment(1);
+                continue;
+            }
             let created = !c.deleted && !exists;
-            overlay.insert(&c.record_key, !c.deleted);
-            batch.put(
-                SEEN,
-                c.record_key.as_bytes().to_vec(),
-                vec![u8::from(!c.deleted)],
-            );
+            batch.put(SEEN, c.record_key.as_bytes().to_vec(), marker.clone());
+            overlay.insert(&c.record_key, marker);
             if created {
                 batch.put(CREATED, created_key(&c.record_key, c.version), Vec::new());
             }
@@ -376,12 +380,36 @@ pub(crate) async fn replay(
     until: DateTime<Utc>,
 ) -> Result<usize, ForwarderError> {
     let consumed = shared.offsets.read().expect("offsets lock").clone();
+    // a normalized record is produced after the raw event it came from was received, so
+    // its broker timestamp is at or after its `modified_at`: nothing before the offset
+    // of `since` can be in range (found with the broker's timestamp index where it has
+    // one; else every partition is read from its start)
+    let mut seek: HashMap<(String, i32), i64> = HashMap::new();
+    if shared.kafka.capabilities.timestamp_lookup {
+        let topics: BTreeSet<&String> = consumed.keys().map(|(t, _)| t).collect();
+        for t in topics {
+            for (p, o) in shared
+                .kafka
+                .offsets_for_time(t, since.timestamp_millis())
+                .await?
+            {
+                seek.insert((t.clone(), p), o);
+            }
+        }
+    }
     let starts: Vec<(String, i32, i64)> = consumed
         .iter()
-        .filter(|(_, o)| **o > 0)
-        .map(|((t, p), _)| (t.clone(), *p, 0))
+        .filter_map(|((t, p), n)| {
+            let from = seek.get(&(t.clone(), *p)).copied().unwrap_or(0).max(0);
+            (from < *n).then(|| (t.clone(), *p, from))
+        })
         .collect();
+    // written in chunks, so a long range holds a bounded number of changes in memory
+    // and never holds the store's sequence lock for long
+    const CHUNK: usize = 1000;
     let mut changes = Vec::new();
+    let mut last_digest: HashMap<String, [u8; 16]> = HashMap::new();
+    let mut n = 0;
     if !starts.is_empty() {
         let mut reader = Reader::new(&shared.kafka, &starts)?;
         while let Some(m) = reader.next().await? {
@@ -412,9 +440,29 @@ pub(crate) async fn replay(
                 },
             };
             if let Ok(c) = change_of(&m, decoded) {
-                changes.push(c);
+                // a re-emission of the version just read is not a change (as live)
+                if last_digest.insert(c.record_key.clone(), c.digest) != Some(c.digest) {
+                    changes.push(c);
+                }
+            }
+            if changes.len() >= CHUNK {
+                n += enqueue_replayed(shared, endpoint, std::mem::take(&mut changes)).await?;
             }
         }
+    }
+    n += enqueue_replayed(shared, endpoint, changes).await?;
+    Ok(n)
+}
+
+/// Stores one chunk of replayed changes as deliveries to `endpoint` (with their original
+/// ids and types) and hands them to the scheduler; returns how many.
+async fn enqueue_replayed(
+    shared: &Arc<Shared>,
+    endpoint: &Endpoint,
+    changes: Vec<Change>,
+) -> Result<usize, ForwarderError> {
+    if changes.is_empty() {
+        return Ok(0);
     }
     let store = shared.store.clone();
     let ep = endpoint.clone();

@@ -44,6 +44,10 @@ pub struct Change {
     /// The `data` of the event (the API's record shape plus `version`).
     pub data: Value,
     pub deleted: bool,
+    /// What identifies this version's bytes (the first 16 bytes of the SHA-256 of the
+    /// normalized value; of the deletion time for a tombstone): an at-least-once
+    /// re-emission of the same version has the same digest and is not a new change.
+    pub digest: [u8; 16],
 }
 
 impl Change {
@@ -104,6 +108,14 @@ pub fn api_record(mut v: Value) -> Value {
 }
 
 /// Reads a normalized message; `decoded` is the value's flat JSON (`None` for a tombstone).
+fn digest(bytes: &[u8]) -> [u8; 16] {
+    use sha2::Digest;
+    let full = sha2::Sha256::digest(bytes);
+    let mut d = [0; 16];
+    d.copy_from_slice(&full[..16]);
+    d
+}
+
 pub fn change_of(m: &Message, decoded: Option<Value>) -> Result<Change, Unusable> {
     let model = Model::from_normalized_topic(&m.topic).ok_or(Unusable::Topic)?;
     let key: RecordKey = m
@@ -132,6 +144,7 @@ pub fn change_of(m: &Message, decoded: Option<Value>) -> Result<Change, Unusable
                 changed_at: rec.meta.modified_at,
                 data,
                 deleted: false,
+                digest: digest(m.value.as_deref().unwrap_or_default()),
             })
         }
         None => {
@@ -158,6 +171,7 @@ pub fn change_of(m: &Message, decoded: Option<Value>) -> Result<Change, Unusable
                 changed_at,
                 data,
                 deleted: true,
+                digest: digest(m.header(HEADER_UPDATED_AT).unwrap_or_default().as_bytes()),
             })
         }
     }

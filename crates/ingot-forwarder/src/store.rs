@@ -4,7 +4,9 @@
 //! contain it; `seq` is a big-endian u64 allocated in increasing order):
 //! - `offsets`: `<topic>\0<partition>` → next normalized offset to consume;
 //! - `seen`: record key → `1` (the forwarder has seen a version of it, so the next one is
-//!   `updated`) or `0` (its last version was a tombstone: the next one is `created`);
+//!   `updated`) or `0` (its last version was a tombstone: the next one is `created`),
+//!   then the 16-byte digest of that version ([`crate::event::Change::digest`]): the same
+//!   version re-emitted at a later offset (at-least-once) is not forwarded again;
 //! - `created`: `<record key>\0<offset>` → `` (the versions that were `created` events, so a
 //!   replay gives them the same type);
 //! - `deliveries`: `<endpoint>\0<!seq>` → [`Delivery`] JSON (inverted seq: newest first);

@@ -175,6 +175,9 @@ async fn changes_arrive_signed_in_order_with_the_api_record_and_per_tenant() {
     );
     assert!(version.as_i64().unwrap() >= 0);
     assert_eq!(first.json["timestamp"], served["data"]["modified_at"]);
+    // the same version again at a new offset (an at-least-once re-emission of the
+    // processor): not a change, so the next event at `a` is the update below
+    produce(&infra, &o1).await;
 
     o1.meta.modified_at = ingot_model::format_utc(&chrono::Utc::now());
     o1.data = match o1.data {

@@ -65,6 +65,7 @@ impl Topology {
     /// success here.
     pub async fn apply(&self, settings: &KafkaSettings) -> Result<Vec<String>, TopologyError> {
         let existing = self.existing(settings)?;
+        self.raise_size_limits(settings, &existing).await;
         let missing: Vec<&TopicSpec> = self
             .topics
             .iter()
@@ -119,6 +120,59 @@ impl Topology {
             self.wait_for_leaders(settings).await?;
         }
         Ok(created)
+    }
+
+    /// The `max.message.bytes` a topic has on the broker (`None` where the broker does not
+    /// describe topic configs, as the embedded Tansu).
+    pub async fn max_message_bytes(
+        &self,
+        settings: &KafkaSettings,
+        topic: &str,
+    ) -> Result<Option<i64>, TopologyError> {
+        let admin: AdminClient<DefaultClientContext> = settings
+            .client_config()
+            .create()
+            .map_err(KafkaError::from)?;
+        let opts = AdminOptions::new().request_timeout(Some(Duration::from_secs(10)));
+        let described = admin
+            .describe_configs([&ResourceSpecifier::Topic(topic)], &opts)
+            .await
+            .map_err(KafkaError::from)?;
+        Ok(described
+            .into_iter()
+            .next()
+            .and_then(|r| r.ok())
+            .and_then(|r| r.get("max.message.bytes").and_then(|e| e.value.clone()))
+            .and_then(|v| v.parse().ok()))
+    }
+
+    /// Raises `max.message.bytes` of existing topics that are below the settings' (a
+    /// deployment made before the limit followed `[http] max_body_bytes`, or with a
+    /// smaller body limit): otherwise a big webhook is accepted by ingest and refused by
+    /// the broker on every retry. Brokers that do not describe configs are left as they
+    /// are (logged at debug).
+    async fn raise_size_limits(&self, settings: &KafkaSettings, existing: &[String]) {
+        for topic in existing {
+            match self.max_message_bytes(settings, topic).await {
+                Ok(Some(n)) if n < settings.max_message_bytes as i64 => {
+                    match self.alter(settings, topic, &[]).await {
+                        Ok(()) => tracing::info!(
+                            component = "topology", %topic, from = n, to = settings.max_message_bytes,
+                            "raised the topic's max.message.bytes to the configured size limit"
+                        ),
+                        Err(e) => tracing::warn!(
+                            component = "topology", %topic, error = %e,
+                            "could not raise the topic's max.message.bytes; messages above {n} bytes will be refused"
+                        ),
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::debug!(component = "topology", %topic, error = %e, "topic configs not described");
+                    return;
+                }
+            }
+        }
     }
 
     /// Waits until every partition of every topic has a leader: a topic just created on

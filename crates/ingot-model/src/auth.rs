@@ -34,6 +34,18 @@ impl Principal {
                 .as_ref()
                 .is_none_or(|c| c.contains(connection_id))
     }
+
+    /// May this caller see something of `tenant_id` that reaches the connections
+    /// `connection_ids` (`None`: every connection of the tenant), such as a webhook
+    /// endpoint? A key limited to some connections sees it only when all of them are its.
+    pub fn may_see(&self, tenant_id: &str, connection_ids: Option<&[String]>) -> bool {
+        self.tenant_id == tenant_id
+            && match (&self.connections, connection_ids) {
+                (None, _) => true,
+                (Some(_), None) => false,
+                (Some(allowed), Some(c)) => c.iter().all(|x| allowed.contains(x)),
+            }
+    }
 }
 
 /// How an API key is written down without the key: `sha256:<64 lowercase hex>` of its text.
@@ -126,6 +138,17 @@ mod tests {
         let g = auth.principal(Some("Bearer k2")).unwrap();
         assert!(g.may_read("globex", "g-1"));
         assert!(!g.may_read("globex", "g-2"));
+        // endpoints and the like: a limited key sees only what reaches its connections
+        let (g1, g2) = (
+            vec!["g-1".to_string()],
+            vec!["g-1".to_string(), "g-2".into()],
+        );
+        assert!(g.may_see("globex", Some(&g1)));
+        assert!(!g.may_see("globex", Some(&g2)));
+        assert!(!g.may_see("globex", None), "None reaches every connection");
+        assert!(!g.may_see("acme", Some(&g1)));
+        assert!(a.may_see("acme", None) && a.may_see("acme", Some(&g2)));
+        assert!(!a.may_see("globex", None));
         assert!(auth.principal(Some("Bearer nope")).is_none());
         let d: [u8; 32] = Sha256::digest(b"k1").into();
         assert_eq!(auth.known_key_digest(Some("bearer  k1 ")), Some(d));

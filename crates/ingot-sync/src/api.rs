@@ -134,6 +134,13 @@ async fn create(
         );
     }
     spec.tenant = who.tenant_id.clone();
+    if !who.may_read(&who.tenant_id, &spec.id) {
+        // checked before the id is looked up, so the answer says nothing about it
+        return error(
+            StatusCode::BAD_REQUEST,
+            "id: this API key is limited to some connections and may create only those",
+        );
+    }
     if let Some(existing) = s.engine.connection(&spec.id) {
         if existing.as_requested() == spec {
             return (StatusCode::OK, Json(public(&s, &existing))).into_response();

@@ -430,8 +430,18 @@ pub async fn start_with(
         router = router.merge(ingot_ingest::router(state, cfg.http.max_body_bytes));
     }
     if !stages.materializer && (stages.ingest || stages.sync || stages.forwarder) {
-        // the materializer's router serves /healthz in the processes that run it
+        // the materializer's router serves /healthz and /metrics in the processes that
+        // run it; the others (ingest, sync, forward alone) serve them here
         router = router.route("/healthz", axum::routing::get(|| async { "ok" }));
+        if let Some(render) = metrics.clone() {
+            router = router.route(
+                "/metrics",
+                axum::routing::get(move || {
+                    let render = render.clone();
+                    async move { render() }
+                }),
+            );
+        }
     }
     let mut http = None;
     let mut http_addr = None;

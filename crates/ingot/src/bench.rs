@@ -9,6 +9,7 @@
 //! | replay of one sample's raw events through a changed mapping (every record re-emitted), by the running processor | the processor through the broker (at-least-once) |
 //! | materializer rebuild of the view from `normalized.order` | a plain read of the same topic |
 //! | webhook → queryable over loopback, sequential | – (p50/p90/p99/max) |
+//! | webhook → signed change webhook received by a local endpoint (the same webhooks) | – (p50/p90/p99/max) |
 //! | `GET /v1/orders/{id}` requests/s (4 concurrent clients, keep-alive) | a bare axum route serving the same response bytes |
 //! | range pages (`GET /v1/orders?limit=100&cursor=…`) pages/s | a bare axum route serving the same page bytes |
 //! | the first page of a small tenant (10 orders) beside a big one | a bare axum route serving the same page bytes |
@@ -461,7 +462,29 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     processor_caught_up(&cfg, &kafka).await?;
     let base_url = format!("http://{}", running.http_addr.expect("http"));
     let client = reqwest::Client::new();
+    // an ISV endpoint for order.created, subscribed once the forwarder has read the
+    // figures' records (so only the samples below are delivered to it)
+    group_caught_up(
+        &kafka,
+        &cfg.forwarder.group_id,
+        &[Model::Order.normalized_topic()],
+        i64::from(kafka.capabilities.transactions),
+    )
+    .await?;
+    let (receiver, changes) = change_receiver().await?;
+    let r = client
+        .post(format!("{base_url}/v1/webhook-endpoints"))
+        .bearer_auth(API_KEY)
+        .json(&serde_json::json!({"url": receiver, "events": ["order.created"]}))
+        .send()
+        .await?;
+    anyhow::ensure!(
+        r.status().as_u16() == 201,
+        "endpoint not created: {}",
+        r.text().await?
+    );
     let mut lat = Vec::new();
+    let mut fwd = Vec::new();
     // sample 0 is a warm-up, which also waits for the view to apply the records of the
     // figures above
     for i in 0..=args.samples {
@@ -492,17 +515,41 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             );
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
+        let queryable = t.elapsed();
+        // and the signed change webhook at the ISV's endpoint
+        let forwarded = loop {
+            if let Some(at) = changes
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(&id.to_string())
+            {
+                break at.duration_since(t);
+            }
+            anyhow::ensure!(
+                t.elapsed() < Duration::from_secs(if i == 0 { 900 } else { 30 }),
+                "no change webhook for the order"
+            );
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        };
         // the first is the warm-up
         if i > 0 {
-            lat.push(t.elapsed());
+            lat.push(queryable);
+            fwd.push(forwarded);
         }
     }
-    if !lat.is_empty() {
+    println!();
+    for (what, mut lat) in [
+        ("webhook → queryable", lat),
+        ("webhook → change webhook received (order.created)", fwd),
+    ] {
+        if lat.is_empty() {
+            continue;
+        }
         lat.sort();
         let pct =
             |p: f64| lat[((lat.len() as f64 - 1.0) * p).round() as usize].as_secs_f64() * 1000.0;
         println!(
-            "\nwebhook → queryable over loopback, {} sequential webhooks: p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+            "{what} over loopback, {} sequential webhooks: p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
             lat.len(),
             pct(0.5),
             pct(0.9),
@@ -539,20 +586,34 @@ async fn processor_caught_up(
         .group_id
         .clone()
         .unwrap_or_else(|| "ingot-processor".into());
-    let k = kafka.clone();
+    let topics: Vec<String> = ingot_model::Provider::ALL
+        .iter()
+        .map(|p| p.raw_topic())
+        .collect();
+    group_caught_up(kafka, &group, &topics, 0).await
+}
+
+/// Waits until consumer group `group` has committed every record of `topics` (15 min at
+/// most), allowing `slack` offsets per partition (1 where the topics are written in
+/// transactions: a topic then ends in a commit marker, which no committed offset passes).
+async fn group_caught_up(
+    kafka: &ingot_kafka::KafkaSettings,
+    group: &str,
+    topics: &[String],
+    slack: i64,
+) -> anyhow::Result<()> {
     let caught_up = Instant::now();
     loop {
         let mut behind = 0i64;
-        for p in ingot_model::Provider::ALL {
-            let topic = p.raw_topic();
-            let committed = k.committed_offsets(&group, &topic).await?;
-            for (part, end) in k.end_offsets(&topic)? {
+        for topic in topics {
+            let committed = kafka.committed_offsets(group, topic).await?;
+            for (part, end) in kafka.end_offsets(topic)? {
                 let c = committed
                     .iter()
                     .find(|(q, _)| *q == part)
                     .and_then(|(_, o)| *o)
                     .unwrap_or(0);
-                behind += (end - c).max(0);
+                behind += (end - c - slack).max(0);
             }
         }
         if behind == 0 {
@@ -560,10 +621,46 @@ async fn processor_caught_up(
         }
         anyhow::ensure!(
             caught_up.elapsed() < Duration::from_secs(900),
-            "the processor did not catch up ({behind} raw events behind)"
+            "group {group} did not catch up ({behind} records behind)"
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// A receiver of change webhooks on loopback: the arrival time of each `order.created`
+/// by the order's remote id.
+async fn change_receiver() -> anyhow::Result<(
+    String,
+    std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, Instant>>>,
+)> {
+    let got: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, Instant>>> =
+        Default::default();
+    let store = got.clone();
+    let app = axum::Router::new().route(
+        "/changes",
+        axum::routing::post(move |body: axum::body::Bytes| {
+            let store = store.clone();
+            async move {
+                let at = Instant::now();
+                if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&body) {
+                    if let Some(id) = v["data"]["remote_id"].as_str() {
+                        store
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .entry(id.to_string())
+                            .or_insert(at);
+                    }
+                }
+                "ok"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}/changes", listener.local_addr()?);
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    Ok((url, got))
 }
 
 /// Waits until the view holds every record id of `ids` (`model`), 30 min at most.

@@ -366,7 +366,11 @@ impl Config {
         let mut fig = Figment::new();
         if let Some(p) = path {
             if !p.exists() {
-                anyhow::bail!("config file {} not found", p.display());
+                anyhow::bail!(
+                    "config file {} not found: pass --config FILE or set INGOT_CONFIG \
+                     (ingot.example.toml is the minimal one: the embedded broker and registry)",
+                    p.display()
+                );
             }
             fig = fig.merge(Toml::file(p));
         }

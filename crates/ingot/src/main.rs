@@ -22,7 +22,8 @@ struct Cli {
 enum Command {
     /// Run every stage in one process (embedded broker and registry unless configured).
     Run {
-        #[arg(long, short)]
+        /// The config file (TOML); `$INGOT_CONFIG`, else `./ingot.toml`.
+        #[arg(long, short, env = "INGOT_CONFIG", default_value = "ingot.toml")]
         config: PathBuf,
     },
     /// Start everything on the embedded default, play a simulated Shopify shop's webhooks
@@ -86,18 +87,19 @@ enum Command {
     /// calls), or redrive the dead-letter topic; run by the running processor(s), followed
     /// here with a progress bar (Ctrl-C cancels).
     Replay {
-        #[arg(long, short)]
+        /// The config file (TOML); `$INGOT_CONFIG`, else `./ingot.toml`.
+        #[arg(long, short, env = "INGOT_CONFIG", default_value = "ingot.toml")]
         config: PathBuf,
-        /// A connection to replay (repeatable; required unless --dlq).
-        #[arg(long = "connection")]
+        /// Connections to replay (`--connection a b` or repeated; required unless --dlq).
+        #[arg(long = "connection", num_args = 1..)]
         connections: Vec<String>,
-        /// Only these models (repeatable): order, customer, product.
-        #[arg(long = "model")]
+        /// Only these models (`--model order customer` or repeated): order, customer, product.
+        #[arg(long = "model", num_args = 1..)]
         models: Vec<ingot_model::Model>,
-        /// Raw events received at or after this time (RFC 3339).
+        /// Raw events received at or after this time (RFC 3339; with --dlq: dead-lettered).
         #[arg(long)]
         since: Option<String>,
-        /// Raw events received at or before this time (RFC 3339).
+        /// Raw events received at or before this time (RFC 3339; with --dlq: dead-lettered).
         #[arg(long)]
         until: Option<String>,
         /// Write nothing; report what would change (per model, per field, sample diffs).
@@ -107,7 +109,7 @@ enum Command {
         #[arg(long)]
         dlq: bool,
         /// With --dlq: only entries whose reason contains this text.
-        #[arg(long)]
+        #[arg(long, requires = "dlq")]
         reason: Option<String>,
         /// Print the final status as JSON.
         #[arg(long)]
@@ -122,28 +124,33 @@ enum Command {
     },
     /// Only the embedded broker and registry (for running stages as separate processes).
     Infra {
-        #[arg(long, short)]
+        /// The config file (TOML); `$INGOT_CONFIG`, else `./ingot.toml`.
+        #[arg(long, short, env = "INGOT_CONFIG", default_value = "ingot.toml")]
         config: PathBuf,
     },
     /// Only the webhook receiver.
     Ingest {
-        #[arg(long, short)]
+        /// The config file (TOML); `$INGOT_CONFIG`, else `./ingot.toml`.
+        #[arg(long, short, env = "INGOT_CONFIG", default_value = "ingot.toml")]
         config: PathBuf,
     },
     /// Only the processor.
     Process {
-        #[arg(long, short)]
+        /// The config file (TOML); `$INGOT_CONFIG`, else `./ingot.toml`.
+        #[arg(long, short, env = "INGOT_CONFIG", default_value = "ingot.toml")]
         config: PathBuf,
     },
     /// Only the forwarder: change webhooks to the ISV's endpoints and the
     /// `/v1/webhook-endpoints` API. Run one per deployment.
     Forward {
-        #[arg(long, short)]
+        /// The config file (TOML); `$INGOT_CONFIG`, else `./ingot.toml`.
+        #[arg(long, short, env = "INGOT_CONFIG", default_value = "ingot.toml")]
         config: PathBuf,
     },
     /// Only the materializer and the query API.
     Materialize {
-        #[arg(long, short)]
+        /// The config file (TOML); `$INGOT_CONFIG`, else `./ingot.toml`.
+        #[arg(long, short, env = "INGOT_CONFIG", default_value = "ingot.toml")]
         config: PathBuf,
         /// A read replica: no sync engine and no connections API (run the sync engine in
         /// one process per deployment).
