@@ -1436,8 +1436,8 @@ async fn a_woocommerce_store_in_utc_minus_5_is_mirrored() {
     h.wait_sync("woo-sim", |m| m["state"] == "done").await;
     let config = ingot_connectors::ConnectorConfig {
         base_url: sim.base_url().to_string(),
-        consumer_key: Some(key),
-        consumer_secret: Some(secret),
+        consumer_key: Some(key.into()),
+        consumer_secret: Some(secret.into()),
         ..Default::default()
     };
     h.assert_mirrors_connector("woo-sim", ingot_model::Provider::WooCommerce, config)
@@ -1472,7 +1472,7 @@ async fn a_netsuite_account_in_los_angeles_is_polled_and_mirrored() {
     h.wait_sync("ns-sim", |m| m["state"] == "done").await;
     let config = ingot_connectors::ConnectorConfig {
         base_url: sim.base_url().to_string(),
-        access_token: Some(token),
+        access_token: Some(token.into()),
         timezone: Some("America/Los_Angeles".into()),
         ..Default::default()
     };
@@ -1649,6 +1649,9 @@ async fn change_webhooks_reach_a_subscribed_endpoint_signed_and_in_order() {
         let at = got.lock().unwrap()[i].2;
         latencies.push(at.duration_since(t));
     }
+    // nothing more arrives once the forwarder has read everything (globex's order too)
+    h.wait_processed().await;
+    h.wait_forwarded().await;
     let received = got.clone();
     let got = got.lock().unwrap().clone();
     assert_eq!(got.len(), 3, "only this tenant's three changes");
@@ -3151,6 +3154,111 @@ async fn a_replay_resumes_after_its_processor_is_killed_with_sigkill() {
     }
 }
 
+/// `ingot replay` as an operator runs it: the command reaches the running processor
+/// through the broker, follows the replay to its end and prints the counts; its config
+/// comes from `-c`, `$INGOT_CONFIG` or `./ingot.toml`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_replay_command_runs_dry_runs_and_replays_through_the_running_processor() {
+    let _serial = serial();
+    let h = Harness::start().await;
+    let ids = [820_982_911_946_158_001u64, 820_982_911_946_158_002];
+    for id in ids {
+        let o = sample_order(id, "paid", "2026-11-20T10:00:00Z");
+        assert_eq!(
+            h.post(&delivery("orders/create", &o, &format!("cli{id}")))
+                .await,
+            200
+        );
+    }
+    h.wait_processed().await;
+    let before = h.kafka().read_all("normalized.order").await.unwrap().len();
+    let dir = h.data_dir().join("cli");
+    std::fs::create_dir_all(&dir).unwrap();
+    let cfg = h.config_file("cli", &dir, "127.0.0.1:0");
+    let run = |args: &[&str], config_env: Option<&Path>| {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_ingot"));
+        c.args(args)
+            .current_dir(&dir)
+            .env("INGOT_LOG", "warn")
+            .env_remove("INGOT_CONFIG");
+        if let Some(p) = config_env {
+            c.env("INGOT_CONFIG", p);
+        }
+        async move {
+            tokio::task::spawn_blocking(move || c.output().unwrap())
+                .await
+                .unwrap()
+        }
+    };
+    let text = |b: &[u8]| String::from_utf8_lossy(b).to_string();
+
+    // a dry run, the config from $INGOT_CONFIG, two connections after one --connection
+    let out = run(
+        &[
+            "replay",
+            "--connection",
+            CONN,
+            "woo-1",
+            "--dry-run",
+            "--json",
+        ],
+        Some(&cfg),
+    )
+    .await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!("{e}: {}", text(&out.stdout));
+    });
+    assert_eq!(v["state"], "done", "{v}");
+    assert_eq!(v["dry_run"], true, "{v}");
+    assert_eq!(v["connection_ids"], json!([CONN, "woo-1"]), "{v}");
+    assert_eq!(v["counts"]["read"], 2, "{v}");
+    assert_eq!(v["counts"]["reemitted"], 0, "{v}");
+    assert_eq!(v["counts"]["unchanged"], 2, "{v}");
+
+    // the replay itself, config by -c, the text report
+    let c = cfg.to_str().unwrap();
+    let out = run(
+        &["replay", "-c", c, "--connection", CONN, "--model", "order"],
+        None,
+    )
+    .await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let report = text(&out.stdout);
+    assert!(
+        report.contains(" done: start found by ")
+            && report.contains("read 2, re-emitted 0, unchanged 2, dead-lettered 0"),
+        "{report}"
+    );
+    assert!(
+        text(&out.stderr).contains("requested: raw events of shop-1"),
+        "{}",
+        text(&out.stderr)
+    );
+    // the same mapping: nothing was emitted again
+    assert_eq!(
+        h.kafka().read_all("normalized.order").await.unwrap().len(),
+        before
+    );
+
+    // usage errors exit 2 before anything is submitted; no config says how to give one
+    let out = run(
+        &["replay", "-c", c, "--connection", CONN, "--reason", "x"],
+        None,
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("--dlq"), "{}", text(&out.stderr));
+    let out = run(&["replay", "--connection", CONN], None).await;
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("ingot.toml not found")
+            && text(&out.stderr).contains("INGOT_CONFIG"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
 // Issue 11 part 2: webhook subscriptions managed by ingot.
 
 /// The harness configuration with `[http] public_url` = the harness's own HTTP address,
@@ -3416,8 +3524,8 @@ async fn woocommerce_subscriptions_are_created_deliver_heal_and_leave_with_the_c
     let foreign = ingot_connectors::woocommerce::webhooks::WooCommerceWebhooks::new(
         ingot_connectors::ConnectorConfig {
             base_url: sim.base_url().to_string(),
-            consumer_key: Some(sim.config().consumer_key.clone()),
-            consumer_secret: Some(sim.config().consumer_secret.clone()),
+            consumer_key: Some(sim.config().consumer_key.clone().into()),
+            consumer_secret: Some(sim.config().consumer_secret.clone().into()),
             ..Default::default()
         },
     );
@@ -3638,7 +3746,7 @@ async fn shopify_subscriptions_are_created_deliver_and_leave_with_the_connection
     let other = ingot_connectors::shopify::subscriptions::ShopifySubscriptions::new(
         ingot_connectors::ConnectorConfig {
             base_url: sim.base_url(),
-            access_token: Some(sim.access_token().to_string()),
+            access_token: Some(sim.access_token().into()),
             ..Default::default()
         },
     );

@@ -30,6 +30,17 @@ fn kafka_only(name: &str) -> bool {
     true
 }
 
+/// The start of a test that needs the broker and no stage: the serial guard and a
+/// harness, or `None` (skipped, with a message) without Apache Kafka.
+async fn broker_only(name: &str) -> Option<(std::sync::MutexGuard<'static, ()>, Harness)> {
+    if !kafka_only(name) {
+        return None;
+    }
+    let serial = serial();
+    let h = Harness::start_stages(ingot_sync::SyncSettings::default(), 3600, Stages::NONE).await;
+    Some((serial, h))
+}
+
 /// An order webhook body: `version` picks the financial status and the update time, so
 /// every (order, version) is a distinct content at a later time.
 fn order_version(id: u64, version: u32) -> Value {
@@ -78,11 +89,11 @@ async fn keys_land_where_the_java_client_puts_them() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn topics_made_with_a_smaller_size_limit_are_raised_at_start() {
-    if !kafka_only("topics_made_with_a_smaller_size_limit_are_raised_at_start") {
+    let Some((_serial, h)) =
+        broker_only("topics_made_with_a_smaller_size_limit_are_raised_at_start").await
+    else {
         return;
-    }
-    let _serial = serial();
-    let h = Harness::start_stages(ingot_sync::SyncSettings::default(), 3600, Stages::NONE).await;
+    };
     let topology = ingot_kafka::Topology::builtin();
     let kafka = h.kafka();
     let want = kafka.max_message_bytes as i64;
@@ -118,11 +129,10 @@ async fn topics_made_with_a_smaller_size_limit_are_raised_at_start() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn offsets_for_times_find_the_first_record_at_a_time() {
-    if !kafka_only("offsets_for_times_find_the_first_record_at_a_time") {
+    let Some((_serial, h)) = broker_only("offsets_for_times_find_the_first_record_at_a_time").await
+    else {
         return;
-    }
-    let _serial = serial();
-    let h = Harness::start_stages(ingot_sync::SyncSettings::default(), 3600, Stages::NONE).await;
+    };
     assert!(h.kafka().capabilities.timestamp_lookup);
     let producer = ingot_kafka::Producer::new(h.kafka()).unwrap();
     for i in 0..20 {

@@ -21,7 +21,7 @@ pub mod woocommerce;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use ingot_model::{Model, Provider};
+use ingot_model::{Model, Provider, Secret};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -97,21 +97,21 @@ pub enum ConnectorError {
     NoProgress(String),
 }
 
-/// Credentials and settings of one connection, as the connector needs them. `Debug`
-/// prints `***` for the credentials.
-#[derive(Clone, Default, Serialize, Deserialize)]
+/// Credentials and settings of one connection, as the connector needs them. The
+/// credentials are [`Secret`]s: `Debug` prints `***`, and nothing serializes them.
+#[derive(Debug, Clone, Default, Deserialize)]
 pub struct ConnectorConfig {
     /// API base URL: `https://<shop>.myshopify.com`, the WooCommerce site URL, the NetSuite
     /// account's REST host — or a simulator/proxy.
     pub base_url: String,
     /// Shopify Admin API access token; NetSuite bearer token.
     #[serde(default)]
-    pub access_token: Option<String>,
+    pub access_token: Option<Secret>,
     /// WooCommerce consumer key / secret (basic auth).
     #[serde(default)]
-    pub consumer_key: Option<String>,
+    pub consumer_key: Option<Secret>,
     #[serde(default)]
-    pub consumer_secret: Option<String>,
+    pub consumer_secret: Option<Secret>,
     /// The 3PA account's IANA time zone when its API needs local times (WooCommerce store,
     /// NetSuite account), e.g. `America/Los_Angeles`.
     #[serde(default)]
@@ -136,30 +136,10 @@ pub struct ConnectorConfig {
     pub bulk_backfill: Option<bool>,
 }
 
-impl std::fmt::Debug for ConnectorConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let mark = |o: &Option<String>| if o.is_some() { "Some(***)" } else { "None" };
-        f.debug_struct("ConnectorConfig")
-            .field("base_url", &self.base_url)
-            .field(
-                "access_token",
-                &format_args!("{}", mark(&self.access_token)),
-            )
-            .field(
-                "consumer_key",
-                &format_args!("{}", mark(&self.consumer_key)),
-            )
-            .field(
-                "consumer_secret",
-                &format_args!("{}", mark(&self.consumer_secret)),
-            )
-            .field("timezone", &self.timezone)
-            .field("page_size", &self.page_size)
-            .field("max_attempts", &self.max_attempts)
-            .field("api", &self.api)
-            .field("api_version", &self.api_version)
-            .field("bulk_backfill", &self.bulk_backfill)
-            .finish()
+impl ConnectorConfig {
+    /// The text of a credential, read only where it is sent ("" when absent).
+    pub(crate) fn exposed(secret: &Option<Secret>) -> &str {
+        secret.as_ref().map(Secret::expose).unwrap_or_default()
     }
 }
 
@@ -224,5 +204,7 @@ mod tests {
             d.contains("access_token: Some(***)") && d.contains("consumer_secret: None"),
             "{d}"
         );
+        assert_eq!(ConnectorConfig::exposed(&c.access_token), "shpat_live");
+        assert_eq!(ConnectorConfig::exposed(&c.consumer_secret), "");
     }
 }

@@ -399,7 +399,7 @@ impl NetSuiteConnector {
             "{}/services/rest/query/v1/suiteql",
             self.config.base_url.trim_end_matches('/')
         );
-        let token = self.config.access_token.clone().unwrap_or_default();
+        let token = ConnectorConfig::exposed(&self.config.access_token).to_string();
         let body = serde_json::json!({ "q": q }).to_string();
         let query = [("limit", limit.to_string()), ("offset", offset.to_string())];
         // a permit for the whole request, retries included; the semaphore is never closed

@@ -219,8 +219,12 @@ impl WooCommerceConnector {
         path: &str,
         query: &[(&str, String)],
     ) -> Result<(Vec<Box<RawValue>>, Option<u64>), ConnectorError> {
-        let key = self.config.consumer_key.clone().unwrap_or_default();
-        let secret = self.config.consumer_secret.clone();
+        let key = ConnectorConfig::exposed(&self.config.consumer_key).to_string();
+        let secret = self
+            .config
+            .consumer_secret
+            .as_ref()
+            .map(|s| s.expose().to_string());
         let url = self.url(path);
         let resp = http::send(&self.policy, || {
             self.client

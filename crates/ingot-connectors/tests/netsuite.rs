@@ -29,7 +29,7 @@ fn policy(max_attempts: u32) -> RetryPolicy {
 fn config(sim: &NetSuiteSim, page_size: u32) -> ConnectorConfig {
     ConnectorConfig {
         base_url: sim.base_url().to_string(),
-        access_token: Some(sim.config().token.clone()),
+        access_token: Some(sim.config().token.clone().into()),
         timezone: Some(sim.config().timezone.name().to_string()),
         page_size: Some(page_size),
         ..Default::default()

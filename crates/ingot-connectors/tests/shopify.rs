@@ -63,7 +63,7 @@ fn fast_policy(max_attempts: u32) -> RetryPolicy {
 fn connector(sim: &ShopifySim, page_size: u32) -> ShopifyConnector {
     ShopifyConnector::new(ConnectorConfig {
         base_url: sim.base_url(),
-        access_token: Some(sim.access_token().to_string()),
+        access_token: Some(sim.access_token().into()),
         page_size: Some(page_size),
         ..Default::default()
     })
@@ -661,7 +661,7 @@ async fn default_data_set_full_sync_with_a_realistic_bucket() {
     let started = t.elapsed();
     let c = ShopifyConnector::new(ConnectorConfig {
         base_url: sim.base_url(),
-        access_token: Some(sim.access_token().to_string()),
+        access_token: Some(sim.access_token().into()),
         ..Default::default()
     });
     let w = two_years(&sim);

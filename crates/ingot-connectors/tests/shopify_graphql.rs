@@ -63,7 +63,7 @@ fn fast_policy(max_attempts: u32) -> RetryPolicy {
 fn config(sim: &ShopifySim, page_size: u32) -> ConnectorConfig {
     ConnectorConfig {
         base_url: sim.base_url(),
-        access_token: Some(sim.access_token().to_string()),
+        access_token: Some(sim.access_token().into()),
         page_size: Some(page_size),
         ..Default::default()
     }

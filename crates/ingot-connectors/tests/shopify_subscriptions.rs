@@ -16,7 +16,7 @@ use std::time::Duration;
 fn config(sim: &ShopifySim, version: Option<&str>) -> ConnectorConfig {
     ConnectorConfig {
         base_url: sim.base_url(),
-        access_token: Some(sim.access_token().to_string()),
+        access_token: Some(sim.access_token().into()),
         api_version: version.map(str::to_string),
         ..Default::default()
     }

@@ -24,8 +24,8 @@ fn policy(max_attempts: u32) -> RetryPolicy {
 fn config(sim: &WooSim, page_size: u32) -> ConnectorConfig {
     ConnectorConfig {
         base_url: sim.base_url().to_string(),
-        consumer_key: Some(sim.config().consumer_key.clone()),
-        consumer_secret: Some(sim.config().consumer_secret.clone()),
+        consumer_key: Some(sim.config().consumer_key.clone().into()),
+        consumer_secret: Some(sim.config().consumer_secret.clone().into()),
         page_size: Some(page_size),
         ..Default::default()
     }

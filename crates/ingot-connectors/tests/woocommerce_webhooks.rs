@@ -15,8 +15,8 @@ fn client(sim: &WooSim) -> WooCommerceWebhooks {
     WooCommerceWebhooks::with_policy(
         ConnectorConfig {
             base_url: sim.base_url().to_string(),
-            consumer_key: Some(sim.config().consumer_key.clone()),
-            consumer_secret: Some(sim.config().consumer_secret.clone()),
+            consumer_key: Some(sim.config().consumer_key.clone().into()),
+            consumer_secret: Some(sim.config().consumer_secret.clone().into()),
             ..Default::default()
         },
         RetryPolicy {

@@ -245,12 +245,11 @@ fn generate_secret() -> ingot_model::Secret {
 
 /// The connector settings of a connection.
 fn connector_config(spec: &ConnectionSpec) -> ConnectorConfig {
-    let reveal = |s: &Option<ingot_model::Secret>| s.as_ref().map(|s| s.expose().to_string());
     ConnectorConfig {
         base_url: spec.api_base_url().unwrap_or_default(),
-        access_token: reveal(&spec.credentials.access_token),
-        consumer_key: reveal(&spec.credentials.consumer_key),
-        consumer_secret: reveal(&spec.credentials.consumer_secret),
+        access_token: spec.credentials.access_token.clone(),
+        consumer_key: spec.credentials.consumer_key.clone(),
+        consumer_secret: spec.credentials.consumer_secret.clone(),
         timezone: spec.timezone.clone(),
         page_size: spec.page_size,
         max_attempts: None,

@@ -48,7 +48,7 @@ impl Infra {
                 s.properties = k
                     .properties
                     .iter()
-                    .map(|(a, b)| (a.clone(), b.0.clone()))
+                    .map(|(a, b)| (a.clone(), b.expose().to_string()))
                     .collect();
                 s.replication_factor = k.replication_factor;
                 s.capabilities.transactions = k.exactly_once;

@@ -8,14 +8,7 @@ use figment::Figment;
 use ingot_model::Provider;
 use serde::Deserialize;
 use std::collections::BTreeMap;
-use std::fmt;
 use std::path::{Path, PathBuf};
-
-/// A secret string of the Kafka client properties: `Debug` prints `***`.
-/// (Credentials, webhook secrets and API keys are [`ingot_model::Secret`].)
-#[derive(Clone, Deserialize, PartialEq, Eq)]
-#[serde(transparent)]
-pub struct Secret(pub String);
 
 /// An API key from the configuration: the one secret type ([`ingot_model::Secret`], whose
 /// `Debug` prints `***`), as `.0`.
@@ -40,12 +33,6 @@ pub struct SecretsConfig {
 
 /// The file [`Config::keyring`] generates a key into when none is configured.
 pub const GENERATED_KEY_FILE: &str = "secrets.key";
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -154,7 +141,8 @@ pub struct KafkaConfig {
     pub bootstrap_servers: String,
     /// Extra librdkafka properties for every client (`security.protocol`, `sasl.username`, ...).
     #[serde(default)]
-    pub properties: BTreeMap<String, Secret>,
+    /// Values are [`ingot_model::Secret`] (`sasl.password` and the like): `Debug` prints `***`.
+    pub properties: BTreeMap<String, ingot_model::Secret>,
     /// Replication factor of the topics `topics apply` creates.
     #[serde(default = "default_rf")]
     pub replication_factor: i32,
@@ -377,6 +365,22 @@ impl Config {
         Self::extract(fig.merge(Self::env_layer(env_prefix)))
     }
 
+    /// The tenants with an API key written in clear (not as its `sha256:` digest): keys
+    /// in a config file are best kept as digests, so the file opens nothing.
+    pub fn tenants_with_clear_keys(&self) -> Vec<&str> {
+        self.tenants
+            .iter()
+            .filter(|t| {
+                t.api_keys
+                    .iter()
+                    .map(|k| &k.0)
+                    .chain(t.limited_keys.iter().map(|l| &l.key))
+                    .any(|k| !k.expose().starts_with("sha256:"))
+            })
+            .map(|t| t.id.as_str())
+            .collect()
+    }
+
     pub fn from_toml(text: &str) -> anyhow::Result<Config> {
         Self::extract(Figment::from(Toml::string(text)))
     }
@@ -560,6 +564,18 @@ webhook_secrets = ["test-secret-not-real"]
             !debug.contains("test-secret-not-real") && !debug.contains("test-api-key"),
             "{debug}"
         );
+        // Kafka client properties are secrets too (sasl.password), through the same type
+        let k = Config::from_toml(
+            "[kafka]\nbootstrap_servers = \"b:9092\"\n[kafka.properties]\n\"sasl.password\" = \"hunter2-not-real\"\n",
+        )
+        .unwrap();
+        let kafka = k.kafka.as_ref().unwrap();
+        assert_eq!(
+            kafka.properties["sasl.password"].expose(),
+            "hunter2-not-real"
+        );
+        let debug = format!("{k:?}");
+        assert!(!debug.contains("hunter2"), "{debug}");
     }
 
     #[test]
@@ -636,6 +652,23 @@ webhook_secrets = ["test-secret-not-real"]
         ))
         .unwrap();
         assert!(!format!("{c:?}").contains("test-api-key"));
+        assert!(c.tenants_with_clear_keys().is_empty());
+        assert_eq!(
+            Config::from_toml(ISSUE_CONFIG)
+                .unwrap()
+                .tenants_with_clear_keys(),
+            ["acme"]
+        );
+        // the shipped example keeps its key as a digest, and it is the README's key
+        let example = Config::from_toml(include_str!("../../../ingot.example.toml")).unwrap();
+        assert!(example.tenants_with_clear_keys().is_empty());
+        let auth = ingot_model::auth::Auth::new(&example.tenants[0].tenants());
+        assert_eq!(
+            auth.principal(Some("Bearer test-api-key"))
+                .unwrap()
+                .tenant_id,
+            "acme"
+        );
         let auth = ingot_model::auth::Auth::new(&c.tenants[0].tenants());
         let full = auth.principal(Some("Bearer test-api-key")).unwrap();
         assert!(full.may_read("acme", "shop-1") && full.may_read("acme", "shop-2"));

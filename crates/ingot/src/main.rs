@@ -195,6 +195,13 @@ fn install_metrics() -> anyhow::Result<Arc<dyn Fn() -> String + Send + Sync>> {
 
 async fn serve(cfg: Config, embedded: Embedded, stages: Option<Stages>) -> anyhow::Result<()> {
     let metrics = install_metrics()?;
+    for tenant in cfg.tenants_with_clear_keys() {
+        tracing::warn!(
+            %tenant,
+            "an API key is written in clear in the config; write it as its digest \
+             (sha256:<hex of SHA-256 of the key>, `printf %s \"$KEY\" | sha256sum`) so the file opens nothing"
+        );
+    }
     let infra = Infra::start(&cfg, embedded).await?;
     let Some(stages) = stages else {
         tracing::info!(kafka = %infra.kafka.bootstrap_servers, registry = %infra.registry_url, "infra up; Ctrl-C to stop");

@@ -39,7 +39,7 @@ pub async fn run(cfg: Config, args: ReplayArgs) -> anyhow::Result<()> {
         ReplaySource::Raw
     };
     if source == ReplaySource::Raw && args.connections.is_empty() {
-        anyhow::bail!("name the connection(s) to replay: --connection ID (repeatable)");
+        anyhow::bail!("name the connection(s) to replay: --connection ID… (or --dlq)");
     }
     let since = time(&args.since, "since")?;
     let until = time(&args.until, "until")?;

@@ -177,7 +177,7 @@ impl Bucket {
 #[derive(Clone)]
 pub struct ShopifyGraphql {
     endpoint: String,
-    token: String,
+    token: ingot_model::Secret,
     client: http::Client,
     policy: RetryPolicy,
     bucket: Arc<Mutex<Bucket>>,
@@ -187,7 +187,7 @@ impl std::fmt::Debug for ShopifyGraphql {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ShopifyGraphql")
             .field("endpoint", &self.endpoint)
-            .field("token", &"***")
+            .field("token", &self.token)
             .finish()
     }
 }
@@ -213,7 +213,7 @@ impl ShopifyGraphql {
                 "{}/admin/api/{version}/graphql.json",
                 config.base_url.trim_end_matches('/')
             ),
-            token: config.access_token.clone().unwrap_or_default(),
+            token: config.access_token.clone().unwrap_or_else(|| "".into()),
             client: http::Client::new(),
             policy: RetryPolicy::from_config(config),
             bucket: Arc::new(Mutex::new(Bucket {
@@ -286,7 +286,7 @@ impl ShopifyGraphql {
             let result = http::send(&self.policy, || {
                 self.client
                     .post(&self.endpoint)
-                    .header("X-Shopify-Access-Token", self.token.as_str())
+                    .header("X-Shopify-Access-Token", self.token.expose())
                     .header("Accept", "application/json")
                     .json(&body)
             })

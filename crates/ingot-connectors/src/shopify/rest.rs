@@ -422,7 +422,7 @@ impl ShopifyConnector {
         url: &str,
         query: &[(&str, String)],
     ) -> Result<(Vec<u8>, Option<String>), ConnectorError> {
-        let token = self.config.access_token.clone().unwrap_or_default();
+        let token = ConnectorConfig::exposed(&self.config.access_token).to_string();
         self.pacer.acquire().await;
         let result = http::send(&self.policy, || {
             self.client

@@ -118,10 +118,13 @@ impl WooCommerceWebhooks {
     }
 
     fn request(&self, method: reqwest::Method, url: &str) -> reqwest::RequestBuilder {
-        let key = self.config.consumer_key.clone().unwrap_or_default();
+        let key = ConnectorConfig::exposed(&self.config.consumer_key);
         self.client
             .request(method, url)
-            .basic_auth(key, self.config.consumer_secret.as_deref())
+            .basic_auth(
+                key,
+                self.config.consumer_secret.as_ref().map(|s| s.expose()),
+            )
             .header("accept", "application/json")
     }
 
