@@ -97,34 +97,22 @@ async fn topics_made_with_a_smaller_size_limit_are_raised_at_start() {
     let topology = ingot_kafka::Topology::builtin();
     let kafka = h.kafka();
     let want = kafka.max_message_bytes as i64;
-    assert_eq!(
-        topology
-            .max_message_bytes(kafka, "raw.shopify")
-            .await
-            .unwrap(),
-        Some(want)
-    );
-    // as an older deployment made it: the broker's 1 MB default
-    topology
-        .alter(kafka, "raw.shopify", &[("max.message.bytes", "1048588")])
-        .await
-        .unwrap();
-    let lowered = async {
+    let limit = || async {
         topology
             .max_message_bytes(kafka, "raw.shopify")
             .await
             .unwrap()
     };
-    assert_eq!(lowered.await, Some(1_048_588));
+    assert_eq!(limit().await, Some(want));
+    // as an older deployment made it: the broker's 1 MB default
+    topology
+        .alter(kafka, "raw.shopify", &[("max.message.bytes", "1048588")])
+        .await
+        .unwrap();
+    assert_eq!(limit().await, Some(1_048_588));
     // the next start's apply creates nothing and raises the limit again
     assert!(topology.apply(kafka).await.unwrap().is_empty());
-    assert_eq!(
-        topology
-            .max_message_bytes(kafka, "raw.shopify")
-            .await
-            .unwrap(),
-        Some(want)
-    );
+    assert_eq!(limit().await, Some(want));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
