@@ -383,14 +383,16 @@ pub(crate) async fn replay(
     // a normalized record is produced after the raw event it came from was received, so
     // its broker timestamp is at or after its `modified_at`: nothing before the offset
     // of `since` can be in range (found with the broker's timestamp index where it has
-    // one; else every partition is read from its start)
+    // one, less a margin for clocks of different machines; else every partition is read
+    // from its start)
+    const CLOCK_MARGIN_MS: i64 = 5 * 60 * 1000;
     let mut seek: HashMap<(String, i32), i64> = HashMap::new();
     if shared.kafka.capabilities.timestamp_lookup {
         let topics: BTreeSet<&String> = consumed.keys().map(|(t, _)| t).collect();
         for t in topics {
             for (p, o) in shared
                 .kafka
-                .offsets_for_time(t, since.timestamp_millis())
+                .offsets_for_time(t, since.timestamp_millis() - CLOCK_MARGIN_MS)
                 .await?
             {
                 seek.insert((t.clone(), p), o);
