@@ -284,6 +284,11 @@ impl Processor {
     /// Batch *n+1*'s produce starts only after *n* has landed (acks, then state, then
     /// offsets), so outputs keep log order and a failure of *n* rewinds to *n*'s first
     /// offsets and drops *n+1*'s plan: the guarantee is the one of a stop-and-wait loop.
+    ///
+    /// Replay batches (`replay.rs`) take part in the same pipeline: the loop alternates
+    /// one replay batch and whatever live batch is ready, each planned while the other is
+    /// in flight, so live traffic waits at most one replay batch and a replay runs at the
+    /// processor's own rate.
     pub async fn run(
         self,
         mut shutdown: watch::Receiver<bool>,
@@ -299,32 +304,71 @@ impl Processor {
         let mut backoff = Backoff::default();
         let mut replays = replay::Replays::start(&self.settings)?;
         let mut inflight: Option<InFlight> = None;
+        let mut cx = LandCx {
+            consumer: &consumer,
+            assignment: &assignment,
+            totals: &mut totals,
+            backoff: &mut backoff,
+        };
         self.progress.touch();
         loop {
-            // one replay batch, then whatever live batch is ready: live traffic waits at
-            // most one replay batch
             let owned = owned_partitions(&consumer);
-            let replaying = replays.has_work(&owned);
-            if replaying {
-                // a replay batch writes through the same producer and state: the live
-                // batch in flight lands first
-                if let Some(f) = inflight.take() {
-                    self.land(f, &consumer, &assignment, &mut totals, &mut backoff)
-                        .await?;
+            if replays.has_work(&owned) {
+                if replays.next_is_dry_run() {
+                    // a dry run's overlay is its own: it plans against landed state only
+                    if let Some(f) = inflight.take() {
+                        self.land_or_rewind(f, &mut replays, &mut cx).await?;
+                    }
                 }
-                if let Err(e) = self
-                    .replay_step(&mut replays, &owned, &mut restored, &consumer)
+                let overlay: HashMap<String, Version> = inflight
+                    .as_ref()
+                    .map(|f| f.versions.iter().cloned().collect())
+                    .unwrap_or_default();
+                match self
+                    .replay_plan(&mut replays, &owned, &mut restored, overlay)
                     .await
                 {
-                    if !e.is_transient() {
-                        return Err(e);
+                    Ok(None) => {}
+                    Ok(Some(planned)) => {
+                        let unit = planned.unit.clone();
+                        let landed = match inflight.take() {
+                            Some(f) => self.land_or_rewind(f, &mut replays, &mut cx).await?,
+                            None => true,
+                        };
+                        if !landed {
+                            // planned against decisions that did not land: read again
+                            replays.reset(&unit);
+                        } else {
+                            let progress = match &planned.landing {
+                                Landing::Replay { progress, .. } => Some(progress.as_ref().clone()),
+                                Landing::Live { .. } => None,
+                            };
+                            match self.start(planned.plan, planned.landing, &consumer) {
+                                Ok(f) => {
+                                    if let Some(p) = progress {
+                                        replays.started(&unit, p);
+                                    }
+                                    inflight = Some(f);
+                                }
+                                Err(e) if e.is_transient() => {
+                                    tracing::warn!(component = "processor", error = %e, "replay batch failed; retrying it");
+                                    replays.reset(&unit);
+                                    cx.backoff.wait().await;
+                                }
+                                Err(e) => return Err(e),
+                            }
+                        }
                     }
-                    tracing::warn!(component = "processor", error = %e, "replay batch failed; retrying it");
-                    backoff.wait().await;
+                    Err(e) if e.is_transient() => {
+                        // the unit's reader was reset by replay_plan
+                        tracing::warn!(component = "processor", error = %e, "replay batch failed; retrying it");
+                        cx.backoff.wait().await;
+                    }
+                    Err(e) => return Err(e),
                 }
             }
             // with a batch in flight, only what is already here: an idle poll lands it
-            let wait = if replaying || inflight.is_some() {
+            let wait = if replays.is_running() || inflight.is_some() {
                 Duration::from_millis(1)
             } else {
                 Duration::from_secs(1)
@@ -365,9 +409,14 @@ impl Processor {
             }
             forget_revoked(&assignment, &mut restored, &mut batch);
             if batch.is_empty() {
-                if let Some(f) = inflight.take() {
-                    self.land(f, &consumer, &assignment, &mut totals, &mut backoff)
-                        .await?;
+                // an idle poll lands the batch in flight, unless it is a replay batch
+                // the next replay batch is about to be planned against
+                let replay_next = inflight.as_ref().is_some_and(InFlight::is_replay)
+                    && replays.can_plan();
+                if !replay_next {
+                    if let Some(f) = inflight.take() {
+                        self.land_or_rewind(f, &mut replays, &mut cx).await?;
+                    }
                 }
                 self.progress.touch();
                 continue;
@@ -381,31 +430,35 @@ impl Processor {
             let planned = self.prepare(&batch, &mut restored, &mut overlay).await;
             // the batch in flight lands (or fails and rewinds) before this one starts
             if let Some(f) = inflight.take() {
-                if !self
-                    .land(f, &consumer, &assignment, &mut totals, &mut backoff)
-                    .await?
-                {
-                    // the rewind re-consumes this batch too: its plan is dropped
-                    continue;
+                match self.land(f, &mut replays, &mut cx).await? {
+                    Landed::Done => {}
+                    Landed::Failed { rewind: failed } => {
+                        // this batch was planned against decisions that did not land: it
+                        // is consumed again (from the failed batch's offsets where both
+                        // read a partition)
+                        let mut to = first;
+                        to.extend(failed);
+                        rewind(&consumer, &to);
+                        continue;
+                    }
                 }
             }
             let started = match planned {
-                Ok(plan) => self.start(plan, &first, next, &consumer),
+                Ok(plan) => self.start(plan, Landing::Live { first, next }, &consumer),
                 Err(e) => Err(e),
             };
             match started {
                 Ok(f) => inflight = Some(f),
                 Err(e) if e.is_transient() => {
                     tracing::warn!(component = "processor", error = %e, "batch failed; rewinding to retry it");
-                    rewind(&consumer, &first);
-                    backoff.wait().await;
+                    rewind(&consumer, &first_offsets(&batch));
+                    cx.backoff.wait().await;
                 }
                 Err(e) => return Err(e),
             }
         }
         if let Some(f) = inflight.take() {
-            self.land(f, &consumer, &assignment, &mut totals, &mut backoff)
-                .await?;
+            self.land_or_rewind(f, &mut replays, &mut cx).await?;
         }
         let _ = assignment;
         // the tail's consumer closes before run returns (while the broker is still up)
@@ -440,12 +493,12 @@ impl Processor {
     }
 
     /// Starts producing a planned batch in a task of its own: in exactly-once mode inside
-    /// a transaction that also commits the consumed offsets `next` (aborted on failure).
+    /// a transaction that also commits the consumed offsets of a live batch (aborted on
+    /// failure).
     fn start(
         &self,
         plan: Plan,
-        first: &HashMap<(String, i32), i64>,
-        next: HashMap<(String, i32), i64>,
+        landing: Landing,
         consumer: &GroupConsumer,
     ) -> Result<InFlight, ProcessorError> {
         let cgm = if self.cfg.exactly_once {
@@ -457,7 +510,10 @@ impl Processor {
         };
         let producer = self.producer.clone();
         let out = plan.out;
-        let offsets = next.clone();
+        let offsets = match &landing {
+            Landing::Live { next, .. } => next.clone(),
+            Landing::Replay { .. } => HashMap::new(),
+        };
         let task = tokio::spawn(async move {
             let eos = cgm.is_some();
             let produced = async {
@@ -480,25 +536,41 @@ impl Processor {
         });
         Ok(InFlight {
             task,
-            first: first.clone(),
-            next,
+            landing,
             versions: plan.versions,
             stats: plan.stats,
         })
     }
 
+    /// [`Processor::land`], and after a failure the rewind of the failed batch.
+    /// Returns whether the batch landed.
+    async fn land_or_rewind(
+        &self,
+        f: InFlight,
+        replays: &mut replay::Replays,
+        cx: &mut LandCx<'_>,
+    ) -> Result<bool, ProcessorError> {
+        match self.land(f, replays, cx).await? {
+            Landed::Done => Ok(true),
+            Landed::Failed { rewind: to } => {
+                rewind(cx.consumer, &to);
+                Ok(false)
+            }
+        }
+    }
+
     /// Waits for a batch in flight; when it is acknowledged (and committed, in
-    /// exactly-once mode) writes its state, then commits its offsets (at-least-once).
-    /// Returns `false` after a transient failure: the consumer is rewound to the batch's
-    /// first offsets and `backoff` waited.
+    /// exactly-once mode) writes its state, then commits its offsets (a live batch,
+    /// at-least-once) or writes its unit's checkpoint (a replay batch, at-least-once).
+    /// After a transient failure `backoff` is waited and the offsets a live batch must be
+    /// consumed again from are returned (a failed replay unit reads again from its
+    /// checkpoint).
     async fn land(
         &self,
         f: InFlight,
-        consumer: &GroupConsumer,
-        assignment: &Assignment,
-        totals: &mut BatchStats,
-        backoff: &mut Backoff,
-    ) -> Result<bool, ProcessorError> {
+        replays: &mut replay::Replays,
+        cx: &mut LandCx<'_>,
+    ) -> Result<Landed, ProcessorError> {
         let produced = match f.task.await {
             Ok(r) => r,
             Err(e) => Err(ProcessorError::Topology(format!(
@@ -508,30 +580,67 @@ impl Processor {
         match produced {
             Ok(()) => {}
             Err(e) if e.is_transient() => {
-                tracing::warn!(component = "processor", error = %e, retry_in_ms = backoff.next.as_millis() as u64, "batch failed; rewinding to retry it");
-                rewind(consumer, &f.first);
-                backoff.wait().await;
-                return Ok(false);
+                tracing::warn!(component = "processor", error = %e, retry_in_ms = cx.backoff.next.as_millis() as u64, "batch failed; rewinding to retry it");
+                cx.backoff.wait().await;
+                return Ok(Landed::Failed {
+                    rewind: match f.landing {
+                        Landing::Live { first, .. } => first,
+                        Landing::Replay { unit, .. } => {
+                            replays.failed(&unit);
+                            HashMap::new()
+                        }
+                    },
+                });
             }
             Err(e) => return Err(e),
         }
-        self.write_state(f.versions).await?;
-        if !self.cfg.exactly_once {
-            let mut tpl = TopicPartitionList::new();
-            for ((t, p), o) in &f.next {
-                tpl.add_partition_offset(t, *p, ingot_kafka::Offset::Offset(*o))
-                    .map_err(KafkaError::from)?;
+        match f.landing {
+            Landing::Live { next, .. } => {
+                self.write_state(f.versions).await?;
+                if !self.cfg.exactly_once {
+                    let mut tpl = TopicPartitionList::new();
+                    for ((t, p), o) in &next {
+                        tpl.add_partition_offset(t, *p, ingot_kafka::Offset::Offset(*o))
+                            .map_err(KafkaError::from)?;
+                    }
+                    cx.consumer
+                        .commit(&tpl, rdkafka_commit_mode())
+                        .map_err(KafkaError::from)?;
+                    cx.assignment.record_processed(&next);
+                }
+                record_metrics(&f.stats);
+                add(cx.totals, f.stats);
             }
-            consumer
-                .commit(&tpl, rdkafka_commit_mode())
-                .map_err(KafkaError::from)?;
-            assignment.record_processed(&f.next);
+            Landing::Replay {
+                unit,
+                progress,
+                checkpoint,
+            } => {
+                // the checkpoint follows the acknowledged outputs; the state is a cache of
+                // the acknowledged changelog, so both are written at once
+                let checkpoint = checkpoint.map(|c| vec![c]).unwrap_or_default();
+                let (state, written) = tokio::join!(
+                    self.write_state(f.versions),
+                    produce(&self.producer, &checkpoint)
+                );
+                state?;
+                if let Err(e) = written {
+                    if !e.is_transient() {
+                        return Err(e);
+                    }
+                    tracing::warn!(component = "processor", error = %e, "replay checkpoint not written; the unit resumes from the previous one");
+                    cx.backoff.wait().await;
+                    replays.failed(&unit);
+                    return Ok(Landed::Failed {
+                        rewind: HashMap::new(),
+                    });
+                }
+                replays.landed(&unit, *progress);
+            }
         }
-        record_metrics(&f.stats);
-        add(totals, f.stats);
-        backoff.reset();
+        cx.backoff.reset();
         self.progress.touch();
-        Ok(true)
+        Ok(Landed::Done)
     }
 
     /// Standardizes, applies the version rule, produces and waits for the acks, then
@@ -865,12 +974,52 @@ async fn produce(producer: &Producer, out: &[Out]) -> Result<(), ProcessorError>
 struct InFlight {
     /// The produce (and, in exactly-once mode, the transaction's commit).
     task: tokio::task::JoinHandle<Result<(), ProcessorError>>,
-    /// The first offset of each of the batch's partitions: where a failure rewinds to.
-    first: HashMap<(String, i32), i64>,
-    /// The next offsets to consume after the batch.
-    next: HashMap<(String, i32), i64>,
+    /// What is done once the outputs are acknowledged.
+    landing: Landing,
     versions: Vec<(String, Version)>,
     stats: BatchStats,
+}
+
+impl InFlight {
+    fn is_replay(&self) -> bool {
+        matches!(self.landing, Landing::Replay { .. })
+    }
+}
+
+/// What a batch in flight does once its outputs are acknowledged.
+enum Landing {
+    /// A live batch: commit the consumed offsets.
+    Live {
+        /// The first offset of each of the batch's partitions: where a failure rewinds to.
+        first: HashMap<(String, i32), i64>,
+        /// The next offsets to consume after the batch.
+        next: HashMap<(String, i32), i64>,
+    },
+    /// A replay batch: its unit's progress after it, and (at-least-once) the checkpoint
+    /// record to write once the outputs are acknowledged (in exactly-once mode and in a
+    /// dry run it is among the outputs).
+    Replay {
+        unit: (String, i32),
+        progress: Box<ingot_model::replay::UnitProgress>,
+        checkpoint: Option<Out>,
+    },
+}
+
+/// The outcome of [`Processor::land`].
+enum Landed {
+    Done,
+    /// A transient failure: the offsets to consume again from (none for a replay batch).
+    Failed {
+        rewind: HashMap<(String, i32), i64>,
+    },
+}
+
+/// What landing a batch updates.
+struct LandCx<'a> {
+    consumer: &'a GroupConsumer,
+    assignment: &'a Assignment,
+    totals: &'a mut BatchStats,
+    backoff: &'a mut Backoff,
 }
 
 /// Exponential backoff between retries of a failed batch: 100 ms doubling to 5 s.

@@ -6,11 +6,14 @@
 //! batch at a time: a replay never reverts a newer live version, and the version rule
 //! (with mapping versions, rule 6) decides what a re-standardized event changes.
 //!
-//! The processor loop alternates: one replay batch, then whatever live batch is ready;
-//! live traffic waits at most one replay batch. A unit's checkpoint (next offset per
-//! topic-partition) and counts go to `ingot.replays` after each batch — in exactly-once
-//! mode inside the batch's transaction, otherwise after its outputs are acknowledged and
-//! its state written — so a replay interrupted by a crash or a rebalance resumes there.
+//! The processor loop alternates: one replay batch, then whatever live batch is ready,
+//! each planned while the other (or the unit's previous batch) is in flight, in the
+//! loop's two-deep pipeline ([`Processor::run`]); live traffic waits at most one replay
+//! batch. A unit's checkpoint (next offset per topic-partition) and counts go to
+//! `ingot.replays` after each batch — in exactly-once mode inside the batch's
+//! transaction, otherwise once its outputs are acknowledged (with its state write) — so a
+//! replay interrupted by a crash or a rebalance resumes there. A batch planned against a
+//! batch in flight that then fails is dropped and read again.
 //!
 //! A dry run plans the same batches with an overlay that outlives them and writes
 //! nothing but its progress; at the end of a unit it reads the current normalized records
@@ -38,7 +41,7 @@ const MAX_SCAN_PER_BATCH: usize = 5_000;
 pub(crate) struct Replays {
     book: Arc<Mutex<ReplayBook>>,
     tail: tokio::task::JoinHandle<()>,
-    running: HashMap<(String, i32), Unit>,
+    running: BTreeMap<(String, i32), Unit>,
     /// Units this instance finished (the tail may not have seen the record yet).
     finished: HashSet<(String, i32)>,
 }
@@ -62,9 +65,27 @@ impl Replays {
 /// One unit being run.
 struct Unit {
     spec: ReplaySpec,
+    /// The progress of the batches that landed (the last checkpoint written).
     progress: UnitProgress,
+    /// The progress after the unit's batch in flight, if one is.
+    inflight: Option<UnitProgress>,
+    /// Reads on from `inflight`, else from `progress` (`None`: opened on the next plan).
     reader: Option<Reader>,
     dry: Option<DryRun>,
+}
+
+impl Unit {
+    /// Where the next batch starts: after the batch in flight, else the last checkpoint.
+    fn base(&self) -> &UnitProgress {
+        self.inflight.as_ref().unwrap_or(&self.progress)
+    }
+}
+
+/// A replay batch planned, to be started by the processor loop.
+pub(crate) struct ReplayPlanned {
+    pub(crate) unit: (String, i32),
+    pub(crate) plan: crate::Plan,
+    pub(crate) landing: crate::Landing,
 }
 
 /// A dry run's memory: decisions so far (the overlay) and what would change.
@@ -113,7 +134,7 @@ impl Replays {
         Ok(Replays {
             book,
             tail,
-            running: HashMap::new(),
+            running: BTreeMap::new(),
             finished: HashSet::new(),
         })
     }
@@ -161,6 +182,7 @@ impl Replays {
                             report: None,
                             updated_at: Utc::now(),
                         }),
+                        inflight: None,
                         reader: None,
                         // a resumed dry run starts over: its overlay was in memory
                         dry: spec.dry_run.then(DryRun::default),
@@ -180,6 +202,76 @@ impl Replays {
     pub(crate) fn has_work(&mut self, owned: &HashSet<i32>) -> bool {
         self.refresh(owned);
         !self.running.is_empty()
+    }
+
+    /// Is a unit running (planned, or its last batch in flight)?
+    pub(crate) fn is_running(&self) -> bool {
+        !self.running.is_empty()
+    }
+
+    /// The unit whose batch is planned next: the first with batches left to plan.
+    fn next_unit(&self) -> Option<(String, i32)> {
+        self.running
+            .iter()
+            .find(|(_, u)| !u.base().done)
+            .map(|(k, _)| k.clone())
+    }
+
+    /// Is there a batch left to plan (not only a last batch in flight)?
+    pub(crate) fn can_plan(&self) -> bool {
+        self.next_unit().is_some()
+    }
+
+    /// Is the batch planned next a dry run's?
+    pub(crate) fn next_is_dry_run(&self) -> bool {
+        self.next_unit()
+            .and_then(|k| self.running.get(&k))
+            .is_some_and(|u| u.dry.is_some())
+    }
+
+    /// A batch of `unit` was started; its progress is where the next one starts.
+    pub(crate) fn started(&mut self, unit: &(String, i32), progress: UnitProgress) {
+        if let Some(u) = self.running.get_mut(unit) {
+            u.inflight = Some(progress);
+        }
+    }
+
+    /// A batch of `unit` landed with its checkpoint.
+    pub(crate) fn landed(&mut self, unit: &(String, i32), progress: UnitProgress) {
+        let Some(u) = self.running.get_mut(unit) else {
+            // cancelled or revoked while in flight: its checkpoint is written all the same
+            return;
+        };
+        u.inflight = None;
+        u.progress = progress;
+        if u.progress.done {
+            tracing::info!(component = "processor", replay = %u.spec.id, unit = unit.1, counts = ?u.progress.counts, "replay unit done");
+            self.running.remove(unit);
+            self.finished.insert(unit.clone());
+        }
+    }
+
+    /// A batch of `unit` was dropped or failed: its reader starts again from the last
+    /// batch started (a dry run starts over: its overlay holds the dropped decisions).
+    pub(crate) fn reset(&mut self, unit: &(String, i32)) {
+        let Some(u) = self.running.get_mut(unit) else {
+            return;
+        };
+        u.reader = None;
+        if let Some(d) = u.dry.as_mut() {
+            *d = DryRun::default();
+            u.inflight = None;
+            u.progress.cursors.clear();
+            u.progress.counts = ReplayCounts::default();
+        }
+    }
+
+    /// A batch of `unit` in flight failed: the unit goes back to its last checkpoint.
+    pub(crate) fn failed(&mut self, unit: &(String, i32)) {
+        if let Some(u) = self.running.get_mut(unit) {
+            u.inflight = None;
+        }
+        self.reset(unit);
     }
 }
 
@@ -237,39 +329,40 @@ fn dlq_source(m: &Message) -> Option<(String, i32, i64)> {
 }
 
 impl Processor {
-    /// Runs one batch of one replay unit this instance owns, if any. Returns whether it
-    /// did any work.
-    pub(crate) async fn replay_step(
+    /// Reads and plans the next batch of a replay unit this instance owns, if any, against
+    /// the state and `overlay` (the decisions of the batch in flight). The plan is
+    /// started by the processor loop, which tells [`Replays::started`]; a plan that is not
+    /// started must be followed by [`Replays::reset`] (its unit's reader moved on).
+    pub(crate) async fn replay_plan(
         &self,
         replays: &mut Replays,
         owned: &HashSet<i32>,
         restored: &mut HashSet<i32>,
-        consumer: &ingot_kafka::GroupConsumer,
-    ) -> Result<bool, ProcessorError> {
+        mut overlay: HashMap<String, Version>,
+    ) -> Result<Option<ReplayPlanned>, ProcessorError> {
         replays.refresh(owned);
-        let Some(k) = replays.running.keys().next().cloned() else {
-            return Ok(false);
+        let Some(k) = replays.next_unit() else {
+            return Ok(None);
         };
-        let unit = k.1;
-        if !restored.contains(&unit) {
-            self.state.restore_partition(&self.settings, unit).await?;
-            restored.insert(unit);
+        if !restored.contains(&k.1) {
+            self.state.restore_partition(&self.settings, k.1).await?;
+            restored.insert(k.1);
         }
         let Some(u) = replays.running.get_mut(&k) else {
-            return Ok(false);
+            return Ok(None);
         };
-        match self.replay_batch(u, consumer).await {
-            Ok(()) => {
-                if u.progress.done {
-                    tracing::info!(component = "processor", replay = %u.spec.id, unit, counts = ?u.progress.counts, "replay unit done");
-                    replays.running.remove(&k);
-                    replays.finished.insert(k);
-                }
-                Ok(true)
-            }
+        match self.replay_batch(u, &mut overlay).await {
+            Ok((plan, progress, checkpoint)) => Ok(Some(ReplayPlanned {
+                unit: k.clone(),
+                plan,
+                landing: crate::Landing::Replay {
+                    unit: k,
+                    progress: Box::new(progress),
+                    checkpoint,
+                },
+            })),
             Err(e) => {
-                // read again from the checkpoint next time
-                u.reader = None;
+                replays.reset(&k);
                 Err(e)
             }
         }
@@ -322,18 +415,21 @@ impl Processor {
         Ok(())
     }
 
-    /// Reads, plans, produces and checkpoints one batch of a unit.
+    /// Reads and plans one batch of a unit: its outputs, its progress after it, and (in
+    /// at-least-once mode) the checkpoint record to write once the outputs are
+    /// acknowledged; in exactly-once mode and in a dry run the checkpoint is among the
+    /// outputs.
     async fn replay_batch(
         &self,
         u: &mut Unit,
-        consumer: &ingot_kafka::GroupConsumer,
-    ) -> Result<(), ProcessorError> {
-        if u.progress.cursors.is_empty() {
+        live: &mut HashMap<String, Version>,
+    ) -> Result<(crate::Plan, UnitProgress, Option<crate::Out>), ProcessorError> {
+        if u.base().cursors.is_empty() {
             self.init_cursors(u).await?;
         }
         if u.reader.is_none() {
             let starts: Vec<(String, i32, i64)> = u
-                .progress
+                .base()
                 .cursors
                 .iter()
                 .filter(|(_, c)| c.next < c.end)
@@ -341,7 +437,7 @@ impl Processor {
                 .collect();
             u.reader = Some(Reader::new(&self.settings, &starts)?);
         }
-        let mut cursors = u.progress.cursors.clone();
+        let mut cursors = u.base().cursors.clone();
         let mut counts = ReplayCounts::default();
         let mut batch: Vec<Message> = Vec::new();
         // dead-letter redrive: an entry that fails again with the same reason stays where
@@ -415,10 +511,9 @@ impl Processor {
         }
         counts.read = batch.len() as u64;
         let done = cursors.values().all(|c| c.next >= c.end);
-        let mut scratch = HashMap::new();
         let (overlay, collect) = match u.dry.as_mut() {
             Some(d) => (&mut d.overlay, true),
-            None => (&mut scratch, false),
+            None => (live, false),
         };
         let mut plan = self
             .plan_batch(&batch, overlay, collect, Some(u.spec.created_at))
@@ -441,7 +536,7 @@ impl Processor {
         counts.dead_lettered = plan.stats.dead_lettered;
         counts.skipped = plan.stats.skipped;
 
-        let mut progress = u.progress.clone();
+        let mut progress = u.base().clone();
         progress.cursors = cursors;
         progress.counts.add(&counts);
         progress.updated_at = Utc::now();
@@ -473,33 +568,12 @@ impl Processor {
             value: Some(serde_json::to_vec(&progress).unwrap_or_default()),
             headers: Vec::new(),
         };
-        if self.cfg.exactly_once {
+        if self.cfg.exactly_once || u.dry.is_some() {
             plan.out.push(progress_out);
-            self.producer.begin_transaction()?;
-            let produced = async {
-                crate::produce(&self.producer, &plan.out).await?;
-                self.producer
-                    .commit_transaction(&HashMap::new(), consumer)
-                    .await
-                    .map_err(ProcessorError::from)
-            }
-            .await;
-            if let Err(e) = produced {
-                let _ = self.producer.abort_transaction().await;
-                return Err(e);
-            }
-            self.write_state(plan.versions).await?;
+            Ok((plan, progress, None))
         } else {
-            crate::produce(&self.producer, &plan.out).await?;
-            self.write_state(plan.versions).await?;
-            let only = crate::Plan {
-                out: vec![progress_out],
-                ..Default::default()
-            };
-            crate::produce(&self.producer, &only.out).await?;
+            Ok((plan, progress, Some(progress_out)))
         }
-        u.progress = progress;
-        Ok(())
     }
 
     /// The end of a dry-run unit: reads the current normalized records of the keys that
