@@ -21,49 +21,49 @@ use crate::sign::generate_secret;
 use crate::store::{Delivery, DeliveryStatus};
 use crate::ForwarderError;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{FromRef, Path, Query, State};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::Utc;
-use ingot_model::auth::Principal;
+use ingot_http::{ApiError, Caller};
+use ingot_model::auth::{Auth, Principal};
 use ingot_model::Secret;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::sync::Arc;
 
+/// The router's state: the forwarder's shared parts (`Arc<Shared>` is not a local type,
+/// so the `FromRef` impls that [`Caller`] and `State<Arc<Shared>>` need are on this wrapper).
+#[derive(Clone)]
+struct ApiState(Arc<Shared>);
+
+impl FromRef<ApiState> for Auth {
+    fn from_ref(s: &ApiState) -> Auth {
+        s.0.auth.clone()
+    }
+}
+
+impl FromRef<ApiState> for Arc<Shared> {
+    fn from_ref(s: &ApiState) -> Arc<Shared> {
+        s.0.clone()
+    }
+}
+
 type St = State<Arc<Shared>>;
 
-fn error(status: StatusCode, msg: impl Into<String>) -> Response {
-    (status, Json(json!({"error": msg.into()}))).into_response()
+/// A storage failure: 503 `storage unavailable, retry` (logged).
+fn internal(e: ForwarderError) -> ApiError {
+    ApiError::unavailable("webhook-endpoints-api", e)
 }
 
-fn not_found() -> Response {
-    error(StatusCode::NOT_FOUND, "not found")
-}
-
-fn internal(e: ForwarderError) -> Response {
-    tracing::error!(component = "webhook-endpoints-api", error = %e, "storage error");
-    error(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "storage unavailable, retry",
-    )
-}
-
-#[allow(clippy::result_large_err)] // the Err is the ready-made HTTP answer
-fn principal(s: &Shared, headers: &HeaderMap) -> Result<Arc<Principal>, Response> {
-    s.auth
-        .principal(headers.get("authorization").and_then(|v| v.to_str().ok()))
-        .ok_or_else(|| error(StatusCode::UNAUTHORIZED, "missing or unknown API key"))
-}
-
-#[allow(clippy::result_large_err)]
-fn owned(s: &Shared, who: &Principal, id: &str) -> Result<Endpoint, Response> {
+/// The endpoint `id` if the caller may see it, else 404.
+fn owned(s: &Shared, who: &Principal, id: &str) -> Result<Endpoint, ApiError> {
     s.endpoints
         .get(id)
         .filter(|e| who.may_see(&e.tenant_id, e.connection_ids.as_deref()))
-        .ok_or_else(not_found)
+        .ok_or(ApiError::NotFound)
 }
 
 /// An endpoint as the API shows it (no secrets).
@@ -112,7 +112,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/webhook-endpoints/{id}/deliveries", get(deliveries))
         .route("/v1/webhook-endpoints/{id}/replay", post(replay_range))
         .route("/v1/webhook-endpoints/{id}/test", post(test))
-        .with_state(shared)
+        .with_state(ApiState(shared))
 }
 
 /// Every route above, as `(method, path)`: kept in step with `openapi.json` by a test.
@@ -161,21 +161,19 @@ struct CreateBody {
 }
 
 /// Validates events and connections against the caller; returns the values to store.
-#[allow(clippy::result_large_err)]
 fn check_filters(
     who: &Principal,
     events: Option<Vec<String>>,
     connection_ids: Option<Vec<String>>,
-) -> Result<(Vec<String>, Option<Vec<String>>), Response> {
+) -> Result<(Vec<String>, Option<Vec<String>>), ApiError> {
     let events = events.unwrap_or_else(|| vec!["*".to_string()]);
     if events.is_empty() {
-        return Err(error(
-            StatusCode::BAD_REQUEST,
-            "events: give at least one event type, or omit it for all",
+        return Err(ApiError::BadRequest(
+            "events: give at least one event type, or omit it for all".into(),
         ));
     }
     for e in &events {
-        validate_event_pattern(e).map_err(|m| error(StatusCode::BAD_REQUEST, m))?;
+        validate_event_pattern(e).map_err(ApiError::BadRequest)?;
     }
     // a key limited to some connections subscribes only to those
     let connection_ids = match (&who.connections, connection_ids) {
@@ -189,9 +187,8 @@ fn check_filters(
             if c.iter().any(|x| !allowed.contains(x)) {
                 // the id is not echoed: the answer says nothing about connections the
                 // key may not read (as for replays)
-                return Err(error(
-                    StatusCode::BAD_REQUEST,
-                    "connection_ids: this API key may not read one of these connections",
+                return Err(ApiError::BadRequest(
+                    "connection_ids: this API key may not read one of these connections".into(),
                 ));
             }
             Some(c)
@@ -202,24 +199,14 @@ fn check_filters(
 
 async fn create(
     State(s): St,
-    headers: HeaderMap,
+    Caller(who): Caller,
     body: Result<Json<CreateBody>, JsonRejection>,
-) -> Response {
-    let who = match principal(&s, &headers) {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
-    let Json(b) = match body {
-        Ok(b) => b,
-        Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
-    };
-    if let Err(m) = check_url_resolving(&b.url, s.cfg.allow_insecure_urls).await {
-        return error(StatusCode::BAD_REQUEST, m);
-    }
-    let (events, connection_ids) = match check_filters(&who, b.events, b.connection_ids) {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
+) -> Result<Response, ApiError> {
+    let Json(b) = body?;
+    check_url_resolving(&b.url, s.cfg.allow_insecure_urls)
+        .await
+        .map_err(ApiError::BadRequest)?;
+    let (events, connection_ids) = check_filters(&who, b.events, b.connection_ids)?;
     let now = ingot_model::format_utc(&Utc::now());
     let secret = generate_secret();
     let e = Endpoint {
@@ -239,19 +226,13 @@ async fn create(
         updated_at: now,
     };
     let _g = s.endpoints.lock().await;
-    if let Err(err) = s.endpoints.put(&e.id, Some(&e)).await {
-        return internal(err);
-    }
+    s.endpoints.put(&e.id, Some(&e)).await.map_err(internal)?;
     let mut v = public(&e);
     v["secret"] = json!(secret);
-    (StatusCode::CREATED, Json(v)).into_response()
+    Ok((StatusCode::CREATED, Json(v)).into_response())
 }
 
-async fn list(State(s): St, headers: HeaderMap) -> Response {
-    let who = match principal(&s, &headers) {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
+async fn list(State(s): St, Caller(who): Caller) -> Json<Value> {
     let data: Vec<Value> = s
         .endpoints
         .all()
@@ -259,18 +240,15 @@ async fn list(State(s): St, headers: HeaderMap) -> Response {
         .filter(|e| who.may_see(&e.tenant_id, e.connection_ids.as_deref()))
         .map(public)
         .collect();
-    Json(json!({"data": data})).into_response()
+    Json(json!({"data": data}))
 }
 
-async fn get_one(State(s): St, headers: HeaderMap, Path(id): Path<String>) -> Response {
-    let who = match principal(&s, &headers) {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
-    match owned(&s, &who, &id) {
-        Ok(e) => Json(public(&e)).into_response(),
-        Err(r) => r,
-    }
+async fn get_one(
+    State(s): St,
+    Caller(who): Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(public(&owned(&s, &who, &id)?)))
 }
 
 /// Any subset of the fields; a field given as `null` is a 400 (it would otherwise read as
@@ -314,41 +292,27 @@ mod double_option {
 
 async fn patch(
     State(s): St,
-    headers: HeaderMap,
+    Caller(who): Caller,
     Path(id): Path<String>,
     body: Result<Json<PatchBody>, JsonRejection>,
-) -> Response {
-    let who = match principal(&s, &headers) {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
-    let Json(b) = match body {
-        Ok(b) => b,
-        Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
-    };
+) -> Result<Json<Value>, ApiError> {
+    let Json(b) = body?;
     if let Some(u) = &b.url {
-        if let Err(m) = check_url_resolving(u, s.cfg.allow_insecure_urls).await {
-            return error(StatusCode::BAD_REQUEST, m);
-        }
+        check_url_resolving(u, s.cfg.allow_insecure_urls)
+            .await
+            .map_err(ApiError::BadRequest)?;
     }
     let _g = s.endpoints.lock().await;
-    let mut e = match owned(&s, &who, &id) {
-        Ok(e) => e,
-        Err(r) => return r,
-    };
+    let mut e = owned(&s, &who, &id)?;
     if b.events.is_some() || b.connection_ids.is_some() {
         let conns = match b.connection_ids {
             Some(c) => c,
             None => e.connection_ids.clone(),
         };
         let events = b.events.or_else(|| Some(e.events.clone()));
-        match check_filters(&who, events, conns) {
-            Ok((ev, c)) => {
-                e.events = ev;
-                e.connection_ids = c;
-            }
-            Err(r) => return r,
-        }
+        let (ev, c) = check_filters(&who, events, conns)?;
+        e.events = ev;
+        e.connection_ids = c;
     }
     if let Some(u) = b.url {
         e.url = u;
@@ -369,41 +333,32 @@ async fn patch(
         // a fresh start for the continuous-failure rule
         let store = s.store.clone();
         let ep = id.clone();
-        if let Err(err) = blocking(move || store.clear_health(&ep)).await {
-            return internal(err);
-        }
+        blocking(move || store.clear_health(&ep))
+            .await
+            .map_err(internal)?;
     }
-    if let Err(err) = s.endpoints.put(&id, Some(&e)).await {
-        return internal(err);
-    }
-    Json(public(&e)).into_response()
+    s.endpoints.put(&id, Some(&e)).await.map_err(internal)?;
+    Ok(Json(public(&e)))
 }
 
-async fn delete(State(s): St, headers: HeaderMap, Path(id): Path<String>) -> Response {
-    let who = match principal(&s, &headers) {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
+async fn delete(
+    State(s): St,
+    Caller(who): Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
     let _g = s.endpoints.lock().await;
-    if let Err(r) = owned(&s, &who, &id) {
-        return r;
-    }
-    match s.endpoints.put(&id, None).await {
-        Ok(()) => StatusCode::NO_CONTENT.into_response(),
-        Err(e) => internal(e),
-    }
+    owned(&s, &who, &id)?;
+    s.endpoints.put(&id, None).await.map_err(internal)?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
-async fn rotate(State(s): St, headers: HeaderMap, Path(id): Path<String>) -> Response {
-    let who = match principal(&s, &headers) {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
+async fn rotate(
+    State(s): St,
+    Caller(who): Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     let _g = s.endpoints.lock().await;
-    let mut e = match owned(&s, &who, &id) {
-        Ok(e) => e,
-        Err(r) => return r,
-    };
+    let mut e = owned(&s, &who, &id)?;
     let now = Utc::now();
     let overlap = chrono::Duration::from_std(crate::config::secs(s.cfg.secret_overlap_secs))
         .unwrap_or(chrono::Duration::hours(24));
@@ -429,10 +384,10 @@ async fn rotate(State(s): St, headers: HeaderMap, Path(id): Path<String>) -> Res
     );
     e.secrets = secrets;
     e.updated_at = ingot_model::format_utc(&now);
-    if let Err(err) = s.endpoints.put(&id, Some(&e)).await {
-        return internal(err);
-    }
-    Json(json!({"id": id, "secret": secret, "previous_secret_expires_at": expires})).into_response()
+    s.endpoints.put(&id, Some(&e)).await.map_err(internal)?;
+    Ok(Json(
+        json!({"id": id, "secret": secret, "previous_secret_expires_at": expires}),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -448,60 +403,49 @@ struct DeliveriesQuery {
 
 async fn deliveries(
     State(s): St,
-    headers: HeaderMap,
+    Caller(who): Caller,
     Path(id): Path<String>,
     q: Result<Query<DeliveriesQuery>, QueryRejection>,
-) -> Response {
-    let who = match principal(&s, &headers) {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
-    if let Err(r) = owned(&s, &who, &id) {
-        return r;
-    }
-    let Query(q) = match q {
-        Ok(q) => q,
-        Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
-    };
+) -> Result<Json<Value>, ApiError> {
+    // the endpoint before the parameters: another tenant's id is a 404 whatever the query
+    owned(&s, &who, &id)?;
+    let Query(q) = q?;
     let status = match q.status.as_deref().map(|x| (x, DeliveryStatus::parse(x))) {
         None => None,
         Some((_, Some(st))) => Some(st),
         Some((x, None)) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                format!("status: {x:?} is not pending, delivered or failed"),
-            )
+            return Err(ApiError::BadRequest(format!(
+                "status: {x:?} is not pending, delivered or failed"
+            )))
         }
     };
     let limit = q.limit.unwrap_or(50);
     if !(1..=100).contains(&limit) {
-        return error(StatusCode::BAD_REQUEST, "limit: must be between 1 and 100");
+        return Err(ApiError::BadRequest(
+            "limit: must be between 1 and 100".into(),
+        ));
     }
     let before = match q.cursor.as_deref().map(str::parse::<u64>) {
         None => None,
         Some(Ok(c)) => Some(c),
         Some(Err(_)) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "cursor: not a cursor this API returned",
-            )
+            return Err(ApiError::BadRequest(
+                "cursor: not a cursor this API returned".into(),
+            ))
         }
     };
     let store = s.store.clone();
-    let page = blocking(move || {
+    let (data, next) = blocking(move || {
         store.list(&id, before, limit, 10_000, |d| {
             status.is_none_or(|st| d.status == st)
         })
     })
-    .await;
-    match page {
-        Ok((data, next)) => Json(json!({
-            "data": data.iter().map(delivery_view).collect::<Vec<_>>(),
-            "next_cursor": next.map(|n| n.to_string()),
-        }))
-        .into_response(),
-        Err(e) => internal(e),
-    }
+    .await
+    .map_err(internal)?;
+    Ok(Json(json!({
+        "data": data.iter().map(delivery_view).collect::<Vec<_>>(),
+        "next_cursor": next.map(|n| n.to_string()),
+    })))
 }
 
 #[derive(Deserialize)]
@@ -514,59 +458,43 @@ struct ReplayBody {
 
 async fn replay_range(
     State(s): St,
-    headers: HeaderMap,
+    Caller(who): Caller,
     Path(id): Path<String>,
     body: Result<Json<ReplayBody>, JsonRejection>,
-) -> Response {
-    let who = match principal(&s, &headers) {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
-    let e = match owned(&s, &who, &id) {
-        Ok(e) => e,
-        Err(r) => return r,
-    };
-    let Json(b) = match body {
-        Ok(b) => b,
-        Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
-    };
+) -> Result<Response, ApiError> {
+    let e = owned(&s, &who, &id)?;
+    let Json(b) = body?;
     let time = |name: &str, v: &str| {
-        ingot_model::parse_time(v, false)
-            .map_err(|_| format!("{name}: expected an RFC 3339 time, got {v:?}"))
+        ingot_model::parse_time(v, false).map_err(|_| {
+            ApiError::BadRequest(format!("{name}: expected an RFC 3339 time, got {v:?}"))
+        })
     };
-    let since = match time("since", &b.since) {
-        Ok(t) => t,
-        Err(m) => return error(StatusCode::BAD_REQUEST, m),
-    };
-    let until = match b.until.as_deref().map(|u| time("until", u)).transpose() {
-        Ok(t) => t.unwrap_or_else(Utc::now),
-        Err(m) => return error(StatusCode::BAD_REQUEST, m),
-    };
+    let since = time("since", &b.since)?;
+    let until = b
+        .until
+        .as_deref()
+        .map(|u| time("until", u))
+        .transpose()?
+        .unwrap_or_else(Utc::now);
     if until <= since {
-        return error(StatusCode::BAD_REQUEST, "until: must be after since");
+        return Err(ApiError::BadRequest("until: must be after since".into()));
     }
-    match replay(&s, &e, since, until).await {
-        Ok(n) => (StatusCode::ACCEPTED, Json(json!({"replayed": n}))).into_response(),
-        Err(err) => internal(err),
-    }
+    let n = replay(&s, &e, since, until).await.map_err(internal)?;
+    Ok((StatusCode::ACCEPTED, Json(json!({"replayed": n}))).into_response())
 }
 
-async fn test(State(s): St, headers: HeaderMap, Path(id): Path<String>) -> Response {
-    let who = match principal(&s, &headers) {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
-    let e = match owned(&s, &who, &id) {
-        Ok(e) => e,
-        Err(r) => return r,
-    };
+async fn test(
+    State(s): St,
+    Caller(who): Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let e = owned(&s, &who, &id)?;
     let (message_id, res) = send_test(&s, &e).await;
-    Json(json!({
+    Ok(Json(json!({
         "message_id": message_id,
         "delivered": res.success(),
         "status_code": res.status,
         "latency_ms": res.latency.as_millis() as u64,
         "error": res.error,
-    }))
-    .into_response()
+    })))
 }

@@ -27,6 +27,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
+use ingot_http::ApiError;
 use ingot_kafka::{AvroCodec, Producer};
 use ingot_model::{Provider, RawEvent, RecordKey};
 use serde_json::json;
@@ -117,15 +118,16 @@ pub fn router(state: IngestState, max_body_bytes: usize) -> Router {
         .with_state(state)
 }
 
-/// `{"status": msg}` on success, otherwise the error envelope every HTTP surface shares,
-/// `{"error": msg}`.
-fn reply(status: StatusCode, msg: &str) -> Response {
-    let key = if status.is_success() {
-        "status"
-    } else {
-        "error"
-    };
-    (status, Json(json!({ key: msg }))).into_response()
+/// 404 `unknown connection` (in the error envelope every HTTP surface shares,
+/// [`ApiError`]: `{"error": "<reason>"}`).
+fn unknown_connection() -> ApiError {
+    ApiError::Status(StatusCode::NOT_FOUND, "unknown connection".into())
+}
+
+/// 503 with `reason` (the cause is logged by the caller, with the connection): the 3PA
+/// retries.
+fn retry(reason: &str) -> ApiError {
+    ApiError::Status(StatusCode::SERVICE_UNAVAILABLE, reason.into())
 }
 
 async fn receive(
@@ -133,27 +135,30 @@ async fn receive(
     Path((provider, connection_id)): Path<(String, String)>,
     headers: HeaderMap,
     body: Bytes,
-) -> Response {
+) -> Result<Response, ApiError> {
     let Some(conn) = s.connections.get(&connection_id) else {
-        return reply(StatusCode::NOT_FOUND, "unknown connection");
+        return Err(unknown_connection());
     };
     if conn.provider.as_str() != provider {
-        return reply(StatusCode::NOT_FOUND, "unknown connection");
+        return Err(unknown_connection());
     }
     let verifier = providers::verifier_for(conn.provider);
     let accepted = match verifier.verify(&headers, &body, &conn.webhook_secrets) {
         Verdict::Ping => {
             metrics::counter!("ingot_ingest_pings_total", "provider" => provider_label(conn.provider)).increment(1);
-            return reply(StatusCode::OK, "ping acknowledged");
+            return Ok(Json(json!({"status": "ping acknowledged"})).into_response());
         }
         Verdict::Unauthorized(reason) => {
             tracing::warn!(component = "ingest", connection_id = %conn.id, reason, "webhook rejected");
             metrics::counter!("ingot_ingest_rejected_total", "provider" => provider_label(conn.provider), "reason" => "signature").increment(1);
-            return reply(StatusCode::UNAUTHORIZED, "invalid signature");
+            return Err(ApiError::Status(
+                StatusCode::UNAUTHORIZED,
+                "invalid signature".into(),
+            ));
         }
         Verdict::BadRequest(reason) => {
             tracing::warn!(component = "ingest", connection_id = %conn.id, reason, "webhook refused");
-            return reply(StatusCode::BAD_REQUEST, reason);
+            return Err(ApiError::BadRequest(reason.to_string()));
         }
         Verdict::Accepted(a) => a,
     };
@@ -191,10 +196,7 @@ async fn receive(
         Ok(v) => v,
         Err(e) => {
             tracing::error!(component = "ingest", error = %e, "raw event encoding failed");
-            return reply(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "schema registry unavailable, retry",
-            );
+            return Err(retry("schema registry unavailable, retry"));
         }
     };
     match s
@@ -208,10 +210,7 @@ async fn receive(
                     Some(sink) => {
                         if let Err(e) = sink(conn.id.clone(), change).await {
                             tracing::error!(component = "ingest", connection_id = %conn.id, ?change, error = %e, "connection change not recorded");
-                            return reply(
-                                StatusCode::SERVICE_UNAVAILABLE,
-                                "connection change not recorded, retry",
-                            );
+                            return Err(retry("connection change not recorded, retry"));
                         }
                         tracing::info!(component = "ingest", connection_id = %conn.id, ?change, "connection change recorded");
                     }
@@ -222,14 +221,11 @@ async fn receive(
             }
             metrics::counter!("ingot_ingest_accepted_total", "provider" => provider_label(conn.provider)).increment(1);
             tracing::debug!(component = "ingest", connection_id = %conn.id, %key, partition, offset, "raw event stored");
-            (StatusCode::OK, Json(json!({"status": "accepted", "raw_topic": topic, "raw_partition": partition, "raw_offset": offset}))).into_response()
+            Ok((StatusCode::OK, Json(json!({"status": "accepted", "raw_topic": topic, "raw_partition": partition, "raw_offset": offset}))).into_response())
         }
         Err(e) => {
             tracing::error!(component = "ingest", connection_id = %conn.id, error = %e, "raw event not acknowledged");
-            reply(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "storage unavailable, retry",
-            )
+            Err(retry(ingot_http::UNAVAILABLE))
         }
     }
 }

@@ -5,8 +5,10 @@
 //! - `GET /v1/{resource}?connection_id=&remote_id=&modified_after=&modified_before=&remote_updated_after=&remote_updated_before=&include_deleted=&include_remote_data=&limit=&cursor=`
 //!   → `{"data": [...], "next_cursor": "…" | null, "freshness": {...}}`, ordered by
 //!   (`modified_at`, `id`); times are RFC 3339, exclusive bounds; `limit` 1–500 (default 50);
-//! - `Authorization: Bearer <api key>`; a key belongs to one tenant and may be limited to
-//!   some connections;
+//! - `Authorization: Bearer <api key>` (the shared [`Caller`] extractor: 401 before any
+//!   parameter is read); a key belongs to one tenant and may be limited to some connections;
+//! - errors are the shared envelope [`ApiError`] (`{"error": "<reason>"}`): 400, 401, 404,
+//!   500;
 //! - `freshness` maps `normalized.<model>/<partition>` to the next offset the view will
 //!   apply: the view reflects everything before it.
 //!
@@ -18,19 +20,21 @@
 //! order), so answers are byte-identical to building them as values.
 
 use crate::view::{ListQuery, View};
-use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{FromRef, Path, Query, State};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::Router;
 use base64::Engine;
+use ingot_http::{ApiError, Caller};
 use ingot_model::Model;
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::sync::Arc;
 
+use ingot_model::auth::Auth;
 pub use ingot_model::auth::Tenant;
-use ingot_model::auth::{Auth, Principal};
 
 /// Shared state of the API.
 #[derive(Clone)]
@@ -91,11 +95,12 @@ impl ApiState {
         self.metrics = Some(render);
         self
     }
+}
 
-    fn principal(&self, headers: &HeaderMap) -> Result<Arc<Principal>, ApiError> {
-        self.auth
-            .principal(headers.get("authorization").and_then(|v| v.to_str().ok()))
-            .ok_or(ApiError::Unauthorized)
+/// The keys [`Caller`] checks.
+impl FromRef<ApiState> for Auth {
+    fn from_ref(s: &ApiState) -> Auth {
+        s.auth.clone()
     }
 }
 
@@ -111,32 +116,9 @@ fn json_body(body: Vec<u8>) -> Response {
         .into_response()
 }
 
-enum ApiError {
-    Unauthorized,
-    NotFound,
-    BadRequest(String),
-    Internal(String),
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let (status, msg) = match self {
-            ApiError::Unauthorized => (
-                StatusCode::UNAUTHORIZED,
-                "missing or unknown API key".to_string(),
-            ),
-            ApiError::NotFound => (StatusCode::NOT_FOUND, "not found".to_string()),
-            ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, m),
-            ApiError::Internal(m) => {
-                tracing::error!(component = "api", error = %m, "internal error");
-                (
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal error".to_string(),
-                )
-            }
-        };
-        (status, Json(json!({"error": msg}))).into_response()
-    }
+/// A failure of the view or of its blocking task: 500 `internal error` (logged).
+fn internal(e: impl std::fmt::Display) -> ApiError {
+    ApiError::internal("api", e)
 }
 
 /// The API's routes (without the webhook receiver, which ingest adds).
@@ -188,14 +170,13 @@ struct GetParams {
 
 async fn get_one(
     State(s): State<ApiState>,
-    headers: HeaderMap,
+    Caller(who): Caller,
     Path((resource, id)): Path<(String, String)>,
-    params: Result<Query<GetParams>, axum::extract::rejection::QueryRejection>,
+    params: Result<Query<GetParams>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let who = s.principal(&headers)?;
     let model = model(&resource)?;
     // after the key check, and in the JSON error envelope (axum's own is text/plain)
-    let Query(params) = params.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let Query(params) = params?;
     let view = s.view.clone();
     let body = tokio::task::spawn_blocking(move || {
         // the freshness first: the record read after it reflects at least those offsets
@@ -211,8 +192,8 @@ async fn get_one(
         Ok::<_, crate::ViewError>(Some(body))
     })
     .await
-    .map_err(|e| ApiError::Internal(e.to_string()))?
-    .map_err(|e| ApiError::Internal(e.to_string()))?
+    .map_err(internal)?
+    .map_err(internal)?
     .ok_or(ApiError::NotFound)?;
     Ok(json_body(body))
 }
@@ -263,13 +244,12 @@ fn decode_cursor(c: &str) -> Result<(i64, String), ApiError> {
 
 async fn list(
     State(s): State<ApiState>,
-    headers: HeaderMap,
+    Caller(who): Caller,
     Path(resource): Path<String>,
-    params: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
+    params: Result<Query<ListParams>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let who = s.principal(&headers)?;
     let model = model(&resource)?;
-    let Query(p) = params.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let Query(p) = params?;
     let limit = p.limit.unwrap_or(50);
     if !(1..=500).contains(&limit) {
         return Err(ApiError::BadRequest(
@@ -312,7 +292,7 @@ async fn list(
         Ok::<_, crate::ViewError>(body)
     })
     .await
-    .map_err(|e| ApiError::Internal(e.to_string()))?
-    .map_err(|e| ApiError::Internal(e.to_string()))?;
+    .map_err(internal)?
+    .map_err(internal)?;
     Ok(json_body(body))
 }

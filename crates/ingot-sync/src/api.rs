@@ -25,17 +25,21 @@
 //!   records of the current or last run), deletions_seen, last_error, progress_percent;
 //!   plus `connection_state` and `webhooks` as above;
 //! - `/v1/replays`: see [`crate::replays`].
+//!
+//! The key is the [`Caller`] extractor's (401 before anything else) and every error answer
+//! is the shared envelope [`ApiError`] (`{"error": "<reason>"}`).
 
 use crate::engine::{Engine, EngineError};
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRef, Path, State};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use ingot_http::{ApiError, Caller};
 use ingot_model::auth::{Auth, Principal};
 use ingot_model::ConnectionSpec;
 use serde_json::{json, Value};
-use std::sync::Arc;
 
 #[derive(Clone)]
 pub(crate) struct ApiState {
@@ -43,15 +47,10 @@ pub(crate) struct ApiState {
     pub(crate) auth: Auth,
 }
 
-pub(crate) fn error(status: StatusCode, msg: impl Into<String>) -> Response {
-    (status, Json(json!({"error": msg.into()}))).into_response()
-}
-
-#[allow(clippy::result_large_err)] // the Err is the ready-made HTTP answer
-pub(crate) fn principal(s: &ApiState, headers: &HeaderMap) -> Result<Arc<Principal>, Response> {
-    s.auth
-        .principal(headers.get("authorization").and_then(|v| v.to_str().ok()))
-        .ok_or_else(|| error(StatusCode::UNAUTHORIZED, "missing or unknown API key"))
+impl FromRef<ApiState> for Auth {
+    fn from_ref(s: &ApiState) -> Auth {
+        s.auth.clone()
+    }
 }
 
 /// A connection as the API shows it: no credentials, no webhook secrets; its state
@@ -75,24 +74,21 @@ fn public(s: &ApiState, spec: &ConnectionSpec) -> Value {
     })
 }
 
-#[allow(clippy::result_large_err)]
-fn owned(s: &ApiState, who: &Principal, id: &str) -> Result<ConnectionSpec, Response> {
+/// The connection `id` if the caller may read it, else 404.
+fn owned(s: &ApiState, who: &Principal, id: &str) -> Result<ConnectionSpec, ApiError> {
     s.engine
         .connection(id)
         .filter(|c| who.may_read(&c.tenant, &c.id))
-        .ok_or_else(|| error(StatusCode::NOT_FOUND, "not found"))
+        .ok_or(ApiError::NotFound)
 }
 
-fn engine_error(e: EngineError) -> Response {
-    match e {
-        EngineError::NotFound(_) => error(StatusCode::NOT_FOUND, "not found"),
-        EngineError::Invalid(m) => error(StatusCode::BAD_REQUEST, m),
-        other => {
-            tracing::error!(component = "connections-api", error = %other, "storage error");
-            error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "storage unavailable, retry",
-            )
+/// An engine error as answered: 404, 400 with the reason, or 503 (logged).
+impl From<EngineError> for ApiError {
+    fn from(e: EngineError) -> Self {
+        match e {
+            EngineError::NotFound(_) => ApiError::NotFound,
+            EngineError::Invalid(m) => ApiError::BadRequest(m),
+            other => ApiError::unavailable("connections-api", other),
         }
     }
 }
@@ -116,63 +112,44 @@ pub fn router(engine: Engine, auth: Auth) -> Router {
 
 async fn create(
     State(s): State<ApiState>,
-    headers: HeaderMap,
-    body: Result<Json<ConnectionSpec>, axum::extract::rejection::JsonRejection>,
-) -> Response {
-    let who = match principal(&s, &headers) {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
-    let Json(mut spec) = match body {
-        Ok(b) => b,
-        Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
-    };
+    Caller(who): Caller,
+    body: Result<Json<ConnectionSpec>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let Json(mut spec) = body?;
     if !spec.tenant.is_empty() && spec.tenant != who.tenant_id {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "tenant: a connection belongs to the caller's tenant; omit the field",
-        );
+        return Err(ApiError::BadRequest(
+            "tenant: a connection belongs to the caller's tenant; omit the field".into(),
+        ));
     }
     spec.tenant = who.tenant_id.clone();
     if !who.may_read(&who.tenant_id, &spec.id) {
         // checked before the id is looked up, so the answer says nothing about it
-        return error(
-            StatusCode::BAD_REQUEST,
-            "id: this API key is limited to some connections and may create only those",
-        );
+        return Err(ApiError::BadRequest(
+            "id: this API key is limited to some connections and may create only those".into(),
+        ));
     }
     if let Some(existing) = s.engine.connection(&spec.id) {
         if existing.as_requested() == spec {
-            return (StatusCode::OK, Json(public(&s, &existing))).into_response();
+            return Ok((StatusCode::OK, Json(public(&s, &existing))).into_response());
         }
-        return error(
-            StatusCode::CONFLICT,
-            "a connection with this id exists (configured or created earlier); DELETE it first or pick another id",
-        );
+        return Err(ApiError::Conflict(
+            "a connection with this id exists (configured or created earlier); DELETE it first or pick another id".into(),
+        ));
     }
-    if let Err(e) = spec.validate() {
-        return error(StatusCode::BAD_REQUEST, e.to_string());
-    }
+    spec.validate()
+        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let id = spec.id.clone();
-    match s.engine.upsert_connection(spec.clone()).await {
-        Ok(created) => {
-            let stored = s.engine.connection(&id).unwrap_or(spec);
-            let status = if created {
-                StatusCode::CREATED
-            } else {
-                StatusCode::OK
-            };
-            (status, Json(public(&s, &stored))).into_response()
-        }
-        Err(e) => engine_error(e),
-    }
+    let created = s.engine.upsert_connection(spec.clone()).await?;
+    let stored = s.engine.connection(&id).unwrap_or(spec);
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(public(&s, &stored))).into_response())
 }
 
-async fn list(State(s): State<ApiState>, headers: HeaderMap) -> Response {
-    let who = match principal(&s, &headers) {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
+async fn list(State(s): State<ApiState>, Caller(who): Caller) -> Json<Value> {
     let data: Vec<Value> = s
         .engine
         .connections()
@@ -180,98 +157,74 @@ async fn list(State(s): State<ApiState>, headers: HeaderMap) -> Response {
         .filter(|c| who.may_read(&c.tenant, &c.id))
         .map(|c| public(&s, c))
         .collect();
-    Json(json!({"data": data})).into_response()
+    Json(json!({"data": data}))
 }
 
 async fn get_one(
     State(s): State<ApiState>,
-    headers: HeaderMap,
+    Caller(who): Caller,
     Path(id): Path<String>,
-) -> Response {
-    let who = match principal(&s, &headers) {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
-    match owned(&s, &who, &id) {
-        Ok(c) => Json(json!({"data": public(&s, &c)})).into_response(),
-        Err(r) => r,
-    }
+) -> Result<Json<Value>, ApiError> {
+    let c = owned(&s, &who, &id)?;
+    Ok(Json(json!({"data": public(&s, &c)})))
 }
 
-async fn delete(State(s): State<ApiState>, headers: HeaderMap, Path(id): Path<String>) -> Response {
-    let who = match principal(&s, &headers) {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
-    if let Err(r) = owned(&s, &who, &id) {
-        return r;
-    }
-    match s.engine.delete_connection(&id).await {
-        Ok(d) if d.subscriptions_error.is_none() => StatusCode::NO_CONTENT.into_response(),
+async fn delete(
+    State(s): State<ApiState>,
+    Caller(who): Caller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    owned(&s, &who, &id)?;
+    let d = s.engine.delete_connection(&id).await?;
+    Ok(match d.subscriptions_error {
+        None => StatusCode::NO_CONTENT.into_response(),
         // deleted, but some of ingot's subscriptions may still exist at the 3PA
-        Ok(d) => (
+        Some(e) => (
             StatusCode::OK,
             Json(json!({
                 "deleted": true,
                 "subscriptions_removed": d.subscriptions_removed,
-                "warning": format!("some webhook subscriptions could not be removed from the 3PA (remove them there): {}", d.subscriptions_error.unwrap_or_default()),
+                "warning": format!("some webhook subscriptions could not be removed from the 3PA (remove them there): {e}"),
             })),
         )
             .into_response(),
-        Err(e) => engine_error(e),
-    }
+    })
 }
 
-async fn resync(State(s): State<ApiState>, headers: HeaderMap, Path(id): Path<String>) -> Response {
-    let who = match principal(&s, &headers) {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
-    if let Err(r) = owned(&s, &who, &id) {
-        return r;
-    }
-    match s.engine.resync(&id).await {
-        Ok(()) => (
-            StatusCode::ACCEPTED,
-            Json(json!({"status": "historical sync restarted"})),
-        )
-            .into_response(),
-        Err(e) => engine_error(e),
-    }
+async fn resync(
+    State(s): State<ApiState>,
+    Caller(who): Caller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    owned(&s, &who, &id)?;
+    s.engine.resync(&id).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"status": "historical sync restarted"})),
+    )
+        .into_response())
 }
 
 async fn reconcile(
     State(s): State<ApiState>,
-    headers: HeaderMap,
+    Caller(who): Caller,
     Path(id): Path<String>,
-) -> Response {
-    let who = match principal(&s, &headers) {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
-    if let Err(r) = owned(&s, &who, &id) {
-        return r;
-    }
+) -> Result<Response, ApiError> {
+    owned(&s, &who, &id)?;
     match s.engine.reconcile_now(&id) {
-        Ok(run) => (StatusCode::ACCEPTED, Json(json!({ "run": run }))).into_response(),
-        Err(EngineError::Invalid(m)) => error(StatusCode::CONFLICT, m),
-        Err(e) => engine_error(e),
+        Ok(run) => Ok((StatusCode::ACCEPTED, Json(json!({ "run": run }))).into_response()),
+        // not yet reconcilable (no cursor, not synced): the state, not the request
+        Err(EngineError::Invalid(m)) => Err(ApiError::Conflict(m)),
+        Err(e) => Err(e.into()),
     }
 }
 
 async fn sync_status(
     State(s): State<ApiState>,
-    headers: HeaderMap,
+    Caller(who): Caller,
     Path(id): Path<String>,
-) -> Response {
-    let who = match principal(&s, &headers) {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
-    let conn = match owned(&s, &who, &id) {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
+) -> Result<Json<Value>, ApiError> {
+    let conn = owned(&s, &who, &id)?;
     let models: serde_json::Map<String, Value> = s
         .engine
         .status(&id)
@@ -283,12 +236,11 @@ async fn sync_status(
             )
         })
         .collect();
-    Json(json!({
+    Ok(Json(json!({
         "connection_id": id,
         "connection_state": if conn.disconnected.is_some() { "disconnected" } else { "active" },
         "disconnected": conn.disconnected,
         "models": models,
         "webhooks": s.engine.webhooks_view(&conn),
-    }))
-    .into_response()
+    })))
 }

@@ -13,13 +13,18 @@
 //!   (per model: `changed`, `fields` {field: records}, `samples` [{record_key, changes:
 //!   [{field, old, new}]}]).
 //! - `POST /v1/replays/{id}/cancel` → `202`.
+//!
+//! Errors are the shared envelope ([`ApiError`]): 401 (the [`Caller`] extractor, before
+//! the body), 400, 404, 503 when the control topic cannot be read or written.
 
-use crate::api::{error, principal, ApiState};
+use crate::api::ApiState;
+use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, Utc};
+use ingot_http::{ApiError, Caller};
 use ingot_kafka::{KafkaError, KafkaSettings, Producer};
 use ingot_model::auth::Principal;
 use ingot_model::replay::{ReplayBook, ReplaySource, ReplaySpec, ReplayStatus, REPLAYS_TOPIC};
@@ -86,30 +91,20 @@ fn may_see(who: &Principal, spec: &ReplaySpec) -> bool {
             .is_none_or(|c| spec.connection_ids.iter().all(|id| c.contains(id)))
 }
 
-fn storage_error(e: KafkaError) -> Response {
-    tracing::error!(component = "replays", error = %e, "replay control topic");
-    error(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "storage unavailable, retry",
-    )
+/// The control topic unavailable: 503 `storage unavailable, retry` (logged).
+fn storage_error(e: KafkaError) -> ApiError {
+    ApiError::unavailable("replays", format!("replay control topic: {e}"))
 }
 
 pub(crate) async fn create(
     State(s): State<ApiState>,
-    headers: HeaderMap,
-    body: Result<Json<ReplayRequest>, axum::extract::rejection::JsonRejection>,
-) -> Response {
-    let who = match principal(&s, &headers) {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
-    let Json(req) = match body {
-        Ok(b) => b,
-        Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
-    };
+    Caller(who): Caller,
+    body: Result<Json<ReplayRequest>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let Json(req) = body?;
     if let (Some(a), Some(b)) = (req.since, req.until) {
         if a > b {
-            return error(StatusCode::BAD_REQUEST, "since is after until");
+            return Err(ApiError::BadRequest("since is after until".into()));
         }
     }
     let mine: Vec<String> = s
@@ -124,21 +119,18 @@ pub(crate) async fn create(
     } else {
         if let Some(at) = req.connection_ids.iter().position(|id| !mine.contains(id)) {
             // by position, not by id: an answer never repeats another tenant's identifiers
-            return error(
+            return Err(ApiError::Status(
                 StatusCode::NOT_FOUND,
                 format!("connection_ids[{at}]: no such connection for this key"),
-            );
+            ));
         }
         req.connection_ids
     };
     if connection_ids.is_empty() {
-        return error(StatusCode::BAD_REQUEST, "no connection to replay");
+        return Err(ApiError::BadRequest("no connection to replay".into()));
     }
     let kafka = s.engine.kafka();
-    let units = match units(kafka) {
-        Ok(n) => n,
-        Err(e) => return storage_error(e),
-    };
+    let units = units(kafka).map_err(storage_error)?;
     let mut spec = ReplaySpec::new(req.source, units);
     spec.tenant_id = Some(who.tenant_id.clone());
     spec.connection_ids = connection_ids;
@@ -147,82 +139,66 @@ pub(crate) async fn create(
     spec.until = req.until;
     spec.dry_run = req.dry_run;
     spec.reason_contains = req.reason_contains;
-    if let Err(e) = submit(kafka, &spec).await {
-        return storage_error(e);
-    }
+    submit(kafka, &spec).await.map_err(storage_error)?;
     let status = ReplayStatus::of(&spec, []);
-    (StatusCode::ACCEPTED, Json(status)).into_response()
+    Ok((StatusCode::ACCEPTED, Json(status)).into_response())
 }
 
-pub(crate) async fn list(State(s): State<ApiState>, headers: HeaderMap) -> Response {
-    let who = match principal(&s, &headers) {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
-    let book = match read_book(s.engine.kafka()).await {
-        Ok(b) => b,
-        Err(e) => return storage_error(e),
-    };
+pub(crate) async fn list(
+    State(s): State<ApiState>,
+    Caller(who): Caller,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let book = read_book(s.engine.kafka()).await.map_err(storage_error)?;
     let data: Vec<ReplayStatus> = book
         .specs
         .values()
         .filter(|spec| may_see(&who, spec))
         .filter_map(|spec| book.status(&spec.id))
         .collect();
-    Json(serde_json::json!({ "data": data })).into_response()
+    Ok(Json(serde_json::json!({ "data": data })))
 }
 
-/// The replay `id` if the caller may see it (else the ready answer: 401, 404, 503), with
-/// the book it was read from.
-#[allow(clippy::result_large_err)] // the Err is the ready-made HTTP answer
+/// The replay `id` if the caller may see it (else 404, or 503 when the book cannot be
+/// read), with the book it was read from.
 async fn visible(
     s: &ApiState,
-    headers: &HeaderMap,
+    who: &Principal,
     id: &str,
-) -> Result<(ReplayBook, ReplaySpec), Response> {
-    let who = principal(s, headers)?;
+) -> Result<(ReplayBook, ReplaySpec), ApiError> {
     let book = read_book(s.engine.kafka()).await.map_err(storage_error)?;
     let spec = book
         .specs
         .get(id)
-        .filter(|spec| may_see(&who, spec))
+        .filter(|spec| may_see(who, spec))
         .cloned()
-        .ok_or_else(|| error(StatusCode::NOT_FOUND, "not found"))?;
+        .ok_or(ApiError::NotFound)?;
     Ok((book, spec))
 }
 
 pub(crate) async fn get_one(
     State(s): State<ApiState>,
-    headers: HeaderMap,
+    Caller(who): Caller,
     Path(id): Path<String>,
-) -> Response {
-    match visible(&s, &headers, &id).await {
-        Ok((book, spec)) => match book.status(&spec.id) {
-            Some(st) => Json(st).into_response(),
-            None => error(StatusCode::NOT_FOUND, "not found"),
-        },
-        Err(r) => r,
-    }
+) -> Result<Json<ReplayStatus>, ApiError> {
+    let (book, spec) = visible(&s, &who, &id).await?;
+    book.status(&spec.id).map(Json).ok_or(ApiError::NotFound)
 }
 
 pub(crate) async fn cancel(
     State(s): State<ApiState>,
-    headers: HeaderMap,
+    Caller(who): Caller,
     Path(id): Path<String>,
-) -> Response {
-    let (book, mut spec) = match visible(&s, &headers, &id).await {
-        Ok(found) => found,
-        Err(r) => return r,
-    };
+) -> Result<Response, ApiError> {
+    let (book, mut spec) = visible(&s, &who, &id).await?;
     spec.cancelled = true;
-    if let Err(e) = submit(s.engine.kafka(), &spec).await {
-        return storage_error(e);
-    }
+    submit(s.engine.kafka(), &spec)
+        .await
+        .map_err(storage_error)?;
     let mut status = book
         .status(&id)
         .unwrap_or_else(|| ReplayStatus::of(&spec, []));
     if !status.finished() {
         status.state = ingot_model::replay::ReplayState::Cancelled;
     }
-    (StatusCode::ACCEPTED, Json(status)).into_response()
+    Ok((StatusCode::ACCEPTED, Json(status)).into_response())
 }

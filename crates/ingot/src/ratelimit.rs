@@ -6,16 +6,17 @@
 //! (0: off), a GCRA bucket from the `governor` crate holding a minute's worth of burst,
 //! keyed by the SHA-256 digest of the bearer key (the key itself is kept nowhere). Over
 //! the limit: `429` with `Retry-After` (whole seconds, at least 1) and the error envelope
-//! `{"error": …}`. Requests without a configured key are not counted here (the routes
-//! answer them `401`), so unknown keys cannot grow the limiter's table.
+//! `{"error": …}` (`ingot_http::ApiError::TooManyRequests`). Requests without a configured
+//! key are not counted here (the routes answer them `401`), so unknown keys cannot grow the
+//! limiter's table.
 
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use ingot_http::ApiError;
 use ingot_model::auth::Auth;
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -62,16 +63,10 @@ pub async fn limit(State(limits): State<KeyLimits>, req: Request, next: Next) ->
             .and_then(|v| v.to_str().ok());
         if let Err(secs) = limits.check(authorization) {
             metrics::counter!("ingot_api_rate_limited_total").increment(1);
-            let mut r = (
-                StatusCode::TOO_MANY_REQUESTS,
-                Json(serde_json::json!({
-                    "error": format!("rate limit exceeded for this API key: retry after {secs} s")
-                })),
-            )
-                .into_response();
-            r.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
-            return r;
+            return ApiError::TooManyRequests {
+                retry_after_secs: secs,
+            }
+            .into_response();
         }
     }
     next.run(req).await
