@@ -57,6 +57,12 @@ fi
 
 target_dir="$HOME/.cache/ingot/fuzz-target"
 cd fuzz
+# the fuzz targets are a workspace of their own: lint them as the main one is
+if ! rustup run nightly cargo clippy --version >/dev/null 2>&1; then
+  rustup component add clippy --toolchain nightly
+fi
+cargo +nightly clippy --target-dir "$target_dir/clippy" --all-targets -q -- -D warnings
+echo "fuzz: targets pass clippy"
 for target in mappings stored_values; do
   echo "fuzz: $target for ${seconds} s"
   log="$cache/$target.log"

@@ -411,8 +411,8 @@ impl Processor {
             if batch.is_empty() {
                 // an idle poll lands the batch in flight, unless it is a replay batch
                 // the next replay batch is about to be planned against
-                let replay_next = inflight.as_ref().is_some_and(InFlight::is_replay)
-                    && replays.can_plan();
+                let replay_next =
+                    inflight.as_ref().is_some_and(InFlight::is_replay) && replays.can_plan();
                 if !replay_next {
                     if let Some(f) = inflight.take() {
                         self.land_or_rewind(f, &mut replays, &mut cx).await?;

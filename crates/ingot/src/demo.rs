@@ -10,6 +10,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub const API_KEY: &str = "test-api-key";
+/// A second key of the demo's tenant, limited to the connection [`CONNECTION`]: it sees
+/// nothing of the connections made later (404), as DESIGN §6's connection-scoped keys.
+pub const LIMITED_API_KEY: &str = "test-limited-key";
 pub const SECRET: &str = "test-secret-not-real";
 pub const CONNECTION: &str = "shop-1";
 pub const SHOP: &str = "demo.myshopify.com";
@@ -26,6 +29,9 @@ data_dir = "{}"
 [[tenants]]
 id = "acme"
 api_keys = ["{API_KEY}"]
+[[tenants.limited_keys]]
+key = "{LIMITED_API_KEY}"
+connections = ["{CONNECTION}"]
 [[connections]]
 id = "{CONNECTION}"
 tenant = "acme"
@@ -428,6 +434,9 @@ async fn run_edited(
     );
     println!(
         "   curl -s -H 'Authorization: Bearer {API_KEY}' '{base}/v1/orders?connection_id={STORE_CONNECTION}&limit=2'"
+    );
+    println!(
+        "   # a key limited to {CONNECTION}: its orders, and 404 for {STORE_CONNECTION}\n   curl -s -H 'Authorization: Bearer {LIMITED_API_KEY}' '{base}/v1/orders?limit=1'\n   curl -s -H 'Authorization: Bearer {LIMITED_API_KEY}' '{base}/v1/connections/{STORE_CONNECTION}'"
     );
     if !exit {
         println!("\n   serving until Ctrl-C");
