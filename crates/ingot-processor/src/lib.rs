@@ -329,8 +329,12 @@ impl Processor {
                     .await
                 {
                     Ok(None) => {}
-                    Ok(Some(planned)) => {
-                        let unit = planned.unit.clone();
+                    Ok(Some(replay::ReplayPlanned {
+                        unit,
+                        plan,
+                        landing,
+                        progress,
+                    })) => {
                         let landed = match inflight.take() {
                             Some(f) => self.land_or_rewind(f, &mut replays, &mut cx).await?,
                             None => true,
@@ -339,15 +343,9 @@ impl Processor {
                             // planned against decisions that did not land: read again
                             replays.reset(&unit);
                         } else {
-                            let progress = match &planned.landing {
-                                Landing::Replay { progress, .. } => Some(progress.as_ref().clone()),
-                                Landing::Live { .. } => None,
-                            };
-                            match self.start(planned.plan, planned.landing, &consumer) {
+                            match self.start(plan, landing, &consumer) {
                                 Ok(f) => {
-                                    if let Some(p) = progress {
-                                        replays.started(&unit, p);
-                                    }
+                                    replays.started(&unit, progress);
                                     inflight = Some(f);
                                 }
                                 Err(e) if e.is_transient() => {

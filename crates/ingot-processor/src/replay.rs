@@ -86,6 +86,8 @@ pub(crate) struct ReplayPlanned {
     pub(crate) unit: (String, i32),
     pub(crate) plan: crate::Plan,
     pub(crate) landing: crate::Landing,
+    /// The unit's progress once the batch lands (for [`Replays::started`]).
+    pub(crate) progress: UnitProgress,
 }
 
 /// A dry run's memory: decisions so far (the overlay) and what would change.
@@ -357,9 +359,10 @@ impl Processor {
                 plan,
                 landing: crate::Landing::Replay {
                     unit: k,
-                    progress: Box::new(progress),
+                    progress: Box::new(progress.clone()),
                     checkpoint,
                 },
+                progress,
             })),
             Err(e) => {
                 replays.reset(&k);
