@@ -1097,7 +1097,7 @@ async fn unusable_normalized_records_are_dead_lettered_and_forwarding_goes_on() 
         .unwrap();
     let good = infra
         .codec
-        .encode_record(Model::Order, order("shop-1", "acme", "2", "open").to_json())
+        .encode_record(&order("shop-1", "acme", "2", "open"))
         .await
         .unwrap();
     let (kp, ko) = infra

@@ -35,7 +35,7 @@ async fn a_poison_pill_is_dead_lettered_and_the_view_goes_on() {
         .unwrap();
     let (k2, r2) = order("2");
     let good = codec
-        .encode_record(Model::Order, r2.to_json())
+        .encode_record(&r2)
         .await
         .unwrap();
     let (kp, ko) = producer
@@ -106,7 +106,7 @@ async fn a_poison_pill_is_dead_lettered_and_the_view_goes_on() {
     let task = tokio::spawn(Materializer::new(view.clone(), kafka.clone(), codec.clone()).run(rx));
     let (k3, r3) = order("3");
     let v3 = codec
-        .encode_record(Model::Order, r3.to_json())
+        .encode_record(&r3)
         .await
         .unwrap();
     producer

@@ -25,10 +25,16 @@ pub struct RecordMeta {
     /// `<provider>/<n>`: the mapping that produced this version.
     pub mapping_version: String,
     pub raw_topic: String,
+    /// A `long` in the Avro schemas: serialized as i64, so the schema-aware writer takes it.
+    #[serde(serialize_with = "i32_as_i64")]
     pub raw_partition: i32,
     pub raw_offset: i64,
     /// The 3PA object as received (JSON text); served only on request.
     pub remote_data: Option<String>,
+}
+
+fn i32_as_i64<S: serde::Serializer>(v: &i32, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_i64(i64::from(*v))
 }
 
 /// A postal address.
@@ -213,8 +219,10 @@ impl RecordData {
     /// SHA-256 of the canonical JSON of the standardized fields (metadata excluded): the
     /// content hash of the version rule. Field order is the struct's, so it is canonical.
     pub fn content_hash(&self) -> [u8; 32] {
-        let bytes = serde_json::to_vec(self).expect("record data serializes");
-        Sha256::digest(bytes).into()
+        let mut hasher = Sha256::new();
+        // the JSON is hashed as it is written: no buffer of the whole record
+        serde_json::to_writer(&mut hasher, self).expect("record data serializes");
+        hasher.finalize().into()
     }
 
     pub fn to_json(&self) -> serde_json::Value {
@@ -242,15 +250,30 @@ pub struct NormalizedRecord {
     pub data: RecordData,
 }
 
+/// The flat form: the metadata's fields, then the model's, in declaration order — the
+/// order of `schemas/<model>.avsc`, so a schema-aware Avro writer takes each field as it
+/// comes (no field is buffered) and `serde_json` gets the API's record object.
+impl Serialize for NormalizedRecord {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Flat<'a> {
+            #[serde(flatten)]
+            meta: &'a RecordMeta,
+            #[serde(flatten)]
+            data: &'a RecordData,
+        }
+        Flat {
+            meta: &self.meta,
+            data: &self.data,
+        }
+        .serialize(s)
+    }
+}
+
 impl NormalizedRecord {
     /// Flat JSON object: metadata fields first, then the model's fields.
     pub fn to_json(&self) -> serde_json::Value {
-        let mut obj = serde_json::to_value(&self.meta).expect("meta serializes");
-        let map = obj.as_object_mut().expect("meta is an object");
-        if let serde_json::Value::Object(fields) = self.data.to_json() {
-            map.extend(fields);
-        }
-        obj
+        serde_json::to_value(self).expect("record serializes")
     }
 
     /// Reads the flat JSON form back (unknown fields are ignored, so old readers accept

@@ -8,7 +8,31 @@ use std::str::FromStr;
 
 /// Parses the payload bytes as a JSON object.
 pub fn parse_object(payload: &[u8]) -> Result<serde_json::Map<String, Value>, StandardizeError> {
-    match serde_json::from_slice::<Value>(payload) {
+    object(serde_json::from_slice::<Value>(payload))
+}
+
+/// Parses the payload bytes as a JSON object, keeping only the object members whose key
+/// `keep` accepts, at every depth; the others are checked as JSON and skipped, never
+/// built. A mapping that reads only keys `keep` accepts gets the same output as from
+/// [`parse_object`] (the same parser: the same errors for the same bad input), without
+/// building the tree of everything it does not read (a Shopify order's `*_set` money
+/// objects, `properties`, `duties`, …: about half of a webhook body).
+pub fn parse_object_keeping(
+    payload: &[u8],
+    keep: fn(&str) -> bool,
+) -> Result<serde_json::Map<String, Value>, StandardizeError> {
+    use serde::de::DeserializeSeed;
+    let mut de = serde_json::Deserializer::from_slice(payload);
+    let parsed = Kept(keep)
+        .deserialize(&mut de)
+        .and_then(|v| de.end().map(|()| v));
+    object(parsed)
+}
+
+fn object(
+    parsed: Result<Value, serde_json::Error>,
+) -> Result<serde_json::Map<String, Value>, StandardizeError> {
+    match parsed {
         Ok(Value::Object(map)) => Ok(map),
         Ok(other) => Err(StandardizeError::MalformedPayload(format!(
             "expected a JSON object, got {}",
@@ -17,6 +41,95 @@ pub fn parse_object(payload: &[u8]) -> Result<serde_json::Map<String, Value>, St
         Err(e) => Err(StandardizeError::MalformedPayload(format!(
             "invalid JSON: {e}"
         ))),
+    }
+}
+
+/// A JSON value built like `serde_json::Value`'s own visitor builds it, except that
+/// object members whose key is not kept are skipped ([`serde::de::IgnoredAny`]).
+#[derive(Clone, Copy)]
+struct Kept(fn(&str) -> bool);
+
+/// An object key: `Some` when kept. Keys arrive borrowed (or from the parser's scratch
+/// buffer for escaped ones), so a skipped key is never allocated.
+struct KeptKey(fn(&str) -> bool);
+
+impl<'de> serde::de::DeserializeSeed<'de> for KeptKey {
+    type Value = Option<String>;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl serde::de::Visitor<'_> for KeptKey {
+    type Value = Option<String>;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an object key")
+    }
+    fn visit_str<E: serde::de::Error>(self, k: &str) -> Result<Self::Value, E> {
+        Ok((self.0)(k).then(|| k.to_string()))
+    }
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for Kept {
+    type Value = Value;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Kept {
+    type Value = Value;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("any valid JSON value")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::Number(v.into()))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::Number(v.into()))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_string()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(self)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(64));
+        while let Some(v) = seq.next_element_seed(self)? {
+            items.push(v);
+        }
+        Ok(Value::Array(items))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut out = serde_json::Map::new();
+        while let Some(key) = map.next_key_seed(KeptKey(self.0))? {
+            match key {
+                Some(k) => {
+                    let v = map.next_value_seed(self)?;
+                    out.insert(k, v);
+                }
+                None => {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(Value::Object(out))
     }
 }
 

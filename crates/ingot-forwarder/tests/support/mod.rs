@@ -300,7 +300,7 @@ pub async fn produce(infra: &Infra, rec: &NormalizedRecord) -> (i32, i64) {
     let key = RecordKey::new(&rec.meta.connection_id, model, &rec.meta.remote_id).to_string();
     let value = infra
         .codec
-        .encode_record(model, rec.to_json())
+        .encode_record(rec)
         .await
         .unwrap();
     let hs = headers_for(&rec.meta, "upsert");

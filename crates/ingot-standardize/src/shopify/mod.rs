@@ -64,10 +64,11 @@ impl Mapping for ShopifyMapping {
         let Some((model, op)) = route_topic(&event.topic) else {
             return Ok(Outcome::Skip("unmapped topic"));
         };
-        let mut obj = common::parse_object(&event.payload)?;
-        if op == RawOp::Upsert && event.topic.ends_with("/graphql") {
-            obj = graphql::to_rest(model, &obj);
-        }
+        let obj = if op == RawOp::Upsert && event.topic.ends_with("/graphql") {
+            graphql::to_rest(model, &common::parse_object(&event.payload)?)
+        } else {
+            common::parse_object_keeping(&event.payload, rest_key)?
+        };
         let record = match op {
             RawOp::Delete => Standardized::Delete {
                 model,
@@ -78,6 +79,33 @@ impl Mapping for ShopifyMapping {
         };
         Ok(Outcome::Record(record))
     }
+}
+
+/// Whether the REST / webhook mapping reads object members named `k`, at any depth: the
+/// payload is parsed keeping only those ([`common::parse_object_keeping`]), so the tree of
+/// what no field comes from (`price_set`, `presentment_money`, `properties`, `duties`, …)
+/// is never built. A test holds this list to the mapping's source (every key literal in
+/// `mod.rs`, `order.rs`, `customer.rs`, `product.rs` and `common.rs` is here) and to its
+/// output (every Shopify fixture standardizes the same as from the whole tree).
+fn rest_key(k: &str) -> bool {
+    matches!(
+        k,
+        "accepts_marketing" | "address1" | "address2" | "admin_graphql_api_id" | "amount"
+            | "barcode" | "billing_address" | "body_html" | "cancelled_at" | "city"
+            | "closed_at" | "code" | "company" | "compare_at_price" | "contact_email"
+            | "country" | "country_code" | "created_at" | "currency" | "customer"
+            | "default_address" | "discount_allocations" | "discount_codes" | "email"
+            | "email_marketing_consent" | "financial_status" | "first_name"
+            | "fulfillment_status" | "handle" | "id" | "inventory_quantity" | "kind"
+            | "last_name" | "line_items" | "name" | "note" | "option1" | "option2" | "option3"
+            | "options" | "order_number" | "orders_count" | "phone" | "position" | "price"
+            | "product_id" | "product_type" | "province" | "province_code" | "quantity" | "rate"
+            | "refunds" | "shipping_address" | "shipping_lines" | "shop_money" | "sku" | "state"
+            | "status" | "subtotal_price" | "tags" | "tax_lines" | "title" | "total_discount"
+            | "total_discounts" | "total_price" | "total_shipping_price_set" | "total_spent"
+            | "total_tax" | "transactions" | "type" | "updated_at" | "values" | "variant_gids"
+            | "variant_id" | "variants" | "vendor" | "zip"
+    )
 }
 
 /// The model and operation of a Shopify topic: `orders/create` → (Order, Upsert),
@@ -245,6 +273,7 @@ fn address(v: Option<&Value>) -> Option<Address> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn routes_webhook_rest_and_graphql_topics() {
@@ -325,6 +354,83 @@ mod tests {
             remote_id(&obj, "Order"),
             Err(StandardizeError::InvalidField { .. })
         ));
+    }
+
+    /// Every key literal of the REST mapping's source is a kept key (or a known value
+    /// word: a status, a topic, a field name in an error): a mapping that starts reading a
+    /// new key fails here until [`rest_key`] keeps it.
+    #[test]
+    fn rest_key_keeps_every_key_the_mapping_reads() {
+        const VALUE_WORDS: &[&str] = &[
+            "active", "archived", "authorized", "cancelled", "closed", "create", "customers",
+            "declined", "delete", "disabled", "draft", "edited", "enabled", "expired",
+            "failure", "fulfilled", "graphql", "invited", "not_subscribed", "open", "order",
+            "orders", "paid", "partial", "partially_fulfilled", "partially_paid",
+            "partially_refunded", "pending", "products", "received_at", "refund", "refunded",
+            "rest", "restocked", "sale", "subscribed", "success", "unfulfilled", "unknown",
+            "unlisted", "update", "updated", "voided", "null", "none", "true", "false",
+        ];
+        let sources = [
+            include_str!("mod.rs"),
+            include_str!("order.rs"),
+            include_str!("customer.rs"),
+            include_str!("product.rs"),
+            include_str!("../common.rs"),
+        ];
+        let mut seen = 0;
+        for src in sources {
+            // the code, not its tests
+            let code = src.split("#[cfg(test)]").next().unwrap();
+            for lit in code.split('"').skip(1).step_by(2) {
+                let is_word = lit.starts_with(|c: char| c.is_ascii_lowercase())
+                    && lit.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+                if !is_word || VALUE_WORDS.contains(&lit) {
+                    continue;
+                }
+                seen += 1;
+                assert!(rest_key(lit), "{lit:?} is read by the mapping: add it to rest_key");
+            }
+        }
+        // the scan sees the mapping's keys (not an empty split)
+        assert!(seen > 100, "{seen}");
+        assert!(!rest_key("price_set") && !rest_key("presentment_money"));
+    }
+
+    /// The kept tree standardizes exactly as the whole tree, for an order with members the
+    /// mapping never reads at every depth, and the same bad input gives the same error.
+    #[test]
+    fn the_kept_tree_standardizes_like_the_whole_tree() {
+        let money = json!({"shop_money": {"amount": "9.00", "currency_code": "USD"},
+                           "presentment_money": {"amount": "12.00", "currency_code": "CAD"}});
+        let order = json!({
+            "id": 820982911946154508u64, "admin_graphql_api_id": "gid://shopify/Order/820982911946154508",
+            "name": "#1001", "updated_at": "2026-11-20T10:30:00-05:00", "created_at": "2026-11-20T10:00:00-05:00",
+            "cancelled_at": null, "closed_at": null, "currency": "USD", "financial_status": "paid",
+            "fulfillment_status": null, "tags": "a, b", "total_price": "19.00", "subtotal_price": "9.00",
+            "total_tax": "0.00", "total_discounts": "0.00", "total_shipping_price_set": money,
+            "price_set": money, "client_details": {"browser_ip": "1.2.3.4", "id": 7},
+            "customer": {"id": 7, "email": "a@example.com", "marketing": {"state": "x", "id": 1}},
+            "line_items": [{"id": 1, "price": "9.00", "quantity": 1, "price_set": money,
+                "properties": [{"name": "gift", "value": "yes"}], "tax_lines": [{"price": "0.00", "price_set": money}],
+                "discount_allocations": [{"amount": "1.00", "amount_set": money}], "duties": []}],
+            "shipping_lines": [{"id": 5, "title": "Std", "price": "10.00", "discounted_price_set": money}],
+            "refunds": [{"transactions": [{"kind": "refund", "status": "success", "amount": "2.00", "receipt": {"id": 1}}]}],
+            "billing_address": {"address1": "1 Road", "zip": "40202", "latitude": 1.5}
+        });
+        let bytes = serde_json::to_vec(&order).unwrap();
+        let whole = upsert(Model::Order, &common::parse_object(&bytes).unwrap(), "shop-1");
+        let kept = common::parse_object_keeping(&bytes, rest_key).unwrap();
+        assert!(!kept.contains_key("price_set") && !kept.contains_key("client_details"));
+        assert_eq!(upsert(Model::Order, &kept, "shop-1"), whole);
+        assert!(whole.is_ok());
+        for bad in [&b"{\"id\": 1,"[..], b"[1]", b"{\"price_set\": {]}", b"{} x"] {
+            assert_eq!(
+                common::parse_object_keeping(bad, rest_key).map(|_| ()),
+                common::parse_object(bad).map(|_| ()),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
     }
 
     #[test]
