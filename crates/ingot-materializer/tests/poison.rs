@@ -34,10 +34,7 @@ async fn a_poison_pill_is_dead_lettered_and_the_view_goes_on() {
         .await
         .unwrap();
     let (k2, r2) = order("2");
-    let good = codec
-        .encode_record(&r2)
-        .await
-        .unwrap();
+    let good = codec.encode_record(&r2).await.unwrap();
     let (kp, ko) = producer
         .send(&topic, b"no-slashes-here", Some(&good), &[])
         .await
@@ -105,10 +102,7 @@ async fn a_poison_pill_is_dead_lettered_and_the_view_goes_on() {
     let (stop, rx) = watch::channel(false);
     let task = tokio::spawn(Materializer::new(view.clone(), kafka.clone(), codec.clone()).run(rx));
     let (k3, r3) = order("3");
-    let v3 = codec
-        .encode_record(&r3)
-        .await
-        .unwrap();
+    let v3 = codec.encode_record(&r3).await.unwrap();
     producer
         .send(&topic, k3.as_bytes(), Some(&v3), &[])
         .await

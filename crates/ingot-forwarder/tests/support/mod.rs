@@ -298,11 +298,7 @@ fn headers_for(meta: &RecordMeta, op: &str) -> Vec<(&'static str, String)> {
 pub async fn produce(infra: &Infra, rec: &NormalizedRecord) -> (i32, i64) {
     let model = rec.data.model();
     let key = RecordKey::new(&rec.meta.connection_id, model, &rec.meta.remote_id).to_string();
-    let value = infra
-        .codec
-        .encode_record(rec)
-        .await
-        .unwrap();
+    let value = infra.codec.encode_record(rec).await.unwrap();
     let hs = headers_for(&rec.meta, "upsert");
     let hs: Vec<(&str, &[u8])> = hs.iter().map(|(k, v)| (*k, v.as_bytes())).collect();
     infra
