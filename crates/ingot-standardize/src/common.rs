@@ -22,6 +22,16 @@ pub fn parse_object_keeping(
     keep: fn(&str) -> bool,
 ) -> Result<serde_json::Map<String, Value>, StandardizeError> {
     use serde::de::DeserializeSeed;
+    // simd-json first (SIMD structural scan, about twice serde_json's rate here); on any
+    // error the same bytes go through serde_json, so a bad payload gets exactly
+    // serde_json's error, and what only serde_json reads (an integer beyond u64, read as
+    // a float) reads as before
+    let mut buf = payload.to_vec();
+    if let Ok(mut de) = simd_json::Deserializer::from_slice(&mut buf) {
+        if let Ok(v) = Kept(keep).deserialize(&mut de) {
+            return object(Ok(v));
+        }
+    }
     let mut de = serde_json::Deserializer::from_slice(payload);
     let parsed = Kept(keep)
         .deserialize(&mut de)
