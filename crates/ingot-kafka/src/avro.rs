@@ -109,7 +109,8 @@ fn record_writers() -> &'static HashMap<Model, GenericDatumWriter<'static>> {
 #[derive(Clone)]
 pub struct AvroCodec {
     encoder: Arc<AvroEncoder>,
-    decoder: Arc<AvroDecoder>,
+    /// Also read by `avro_decode.rs` (the writer schemas of normalized values).
+    pub(crate) decoder: Arc<AvroDecoder>,
     pub schemas: Arc<Schemas>,
     /// The registry's id of each model's schema, once registered or looked up.
     record_ids: Arc<Mutex<HashMap<Model, u32>>>,

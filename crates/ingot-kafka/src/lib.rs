@@ -15,10 +15,12 @@
 //!   [`Capabilities`] says the broker has them.
 
 mod avro;
+mod avro_decode;
 mod client;
 mod topology;
 
 pub use avro::{AvroCodec, SchemaError, Schemas};
+pub use avro_decode::{wire_schema_id, FlatDecoder, FlatRecord, Scalar};
 pub use client::{
     create_consumer, create_group_consumer, group_metadata, header_str, Assignment, Capabilities,
     GroupConsumer, KafkaError, KafkaSettings, Message, OutgoingRecord, Producer, Reader,

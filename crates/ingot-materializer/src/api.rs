@@ -20,6 +20,7 @@
 //! order), so answers are byte-identical to building them as values.
 
 use crate::view::{ListQuery, View};
+use crate::ReadFrom;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{FromRef, Path, Query, State};
 use axum::http::{header, HeaderValue, StatusCode};
@@ -177,22 +178,30 @@ async fn get_one(
     let model = model(&resource)?;
     // after the key check, and in the JSON error envelope (axum's own is text/plain)
     let Query(params) = params?;
-    let view = s.view.clone();
-    let body = tokio::task::spawn_blocking(move || {
+    let include_remote_data = params.include_remote_data;
+    let read = move |view: &View, from: ReadFrom| {
         // the freshness first: the record read after it reflects at least those offsets
         let freshness = view.freshness_json();
         let mut body = Vec::with_capacity(4096);
         body.extend_from_slice(b"{\"data\":");
-        if !view.read_one(&who, model, &id, params.include_remote_data, &mut body)? {
+        if !view.read_one(&who, model, &id, include_remote_data, from, &mut body)? {
             return Ok(None);
         }
         body.extend_from_slice(b",\"freshness\":");
         body.extend_from_slice(&freshness);
         body.push(b'}');
         Ok::<_, crate::ViewError>(Some(body))
-    })
-    .await
-    .map_err(internal)?
+    };
+    // in place when the rows are in memory (no I/O: a few µs); else on a blocking thread
+    let body = match read(&s.view, ReadFrom::Memory) {
+        Err(crate::ViewError::Store(ingot_store::StoreError::NotInMemory)) => {
+            let view = s.view.clone();
+            tokio::task::spawn_blocking(move || read(&view, ReadFrom::Anywhere))
+                .await
+                .map_err(internal)?
+        }
+        done => done,
+    }
     .map_err(internal)?
     .ok_or(ApiError::NotFound)?;
     Ok(json_body(body))

@@ -20,4 +20,5 @@ pub mod api;
 mod view;
 
 pub use api::{router, ApiState, Readiness, Tenant};
+pub use ingot_store::ReadFrom;
 pub use view::{unusable, Entry, ListQuery, Materializer, Page, View, ViewError};

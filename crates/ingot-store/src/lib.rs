@@ -4,7 +4,9 @@
 //!
 //! Invariants:
 //! - a [`Batch`] is applied atomically (all or nothing) and survives a process crash once
-//!   [`Store::write`] returns (write-ahead log on);
+//!   [`Store::write`] returns (write-ahead log on); one written by [`Store::write_unlogged`]
+//!   may be lost in a crash, whole, with every unlogged one after it, and in a store opened
+//!   with [`StoreOptions::atomic_flush`] what survives is the state after some batch;
 //! - keys iterate in byte order; callers build big-endian keys for ordered scans;
 //! - a [`PrefixIter`] is bounded by its prefix inside RocksDB (`iterate_upper_bound`):
 //!   it can never return, or step over, a key outside the prefix;
@@ -90,11 +92,23 @@ pub struct MemoryUsage {
     pub keys: u64,
 }
 
-fn db_options() -> Options {
+/// How a store is opened ([`Store::open_versioned_with`]); the default is what
+/// [`Store::open`] and [`Store::open_versioned`] use.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StoreOptions {
+    /// RocksDB's `atomic_flush`: the memtables of every column family are flushed
+    /// together, so after a crash the batches written by [`Store::write_unlogged`] are
+    /// there up to some batch and none after it (never a batch in part, or one column
+    /// family ahead of another).
+    pub atomic_flush: bool,
+}
+
+fn db_options(options: StoreOptions) -> Options {
     let mut opts = Options::default();
     opts.create_if_missing(true);
     opts.create_missing_column_families(true);
     opts.set_write_buffer_manager(&memory().write_buffers);
+    opts.set_atomic_flush(options.atomic_flush);
     opts
 }
 
@@ -110,6 +124,15 @@ fn cf_options() -> Options {
     let mut opts = Options::default();
     opts.set_block_based_table_factory(&table);
     opts.set_write_buffer_size(16 << 20);
+    // values of 1 KiB and more (records, remote_data) in blob files (RocksDB's integrated
+    // BlobDB): compactions move their keys and references, not their bytes, which cut
+    // the write amplification of a rebuild (docs/figures.md). Old blobs are collected as
+    // compactions pass; blobs are cached in the shared cache.
+    opts.set_enable_blob_files(true);
+    opts.set_min_blob_size(1024);
+    opts.set_blob_compression_type(rocksdb::DBCompressionType::Lz4);
+    opts.set_enable_blob_gc(true);
+    opts.set_blob_cache(&memory().cache);
     opts
 }
 
@@ -120,6 +143,21 @@ pub enum StoreError {
     Rocks(#[from] rocksdb::Error),
     #[error("unknown column family {0}")]
     UnknownColumnFamily(String),
+    /// A [`ReadFrom::Memory`] read needs the disk: read again from
+    /// [`ReadFrom::Anywhere`] (on a blocking thread).
+    #[error("not in memory: the read needs the disk")]
+    NotInMemory,
+}
+
+/// Where a point read may look.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadFrom {
+    /// Memtables, the block cache, the OS page cache, the disk: the read may block on I/O.
+    Anywhere,
+    /// Memtables and the block cache only (RocksDB's `kBlockCacheTier`): the read never
+    /// does I/O, so an async task may run it in place; when the answer (a value, or that
+    /// there is none) is not all in memory it fails with [`StoreError::NotInMemory`].
+    Memory,
 }
 
 /// A key and its value.
@@ -194,7 +232,19 @@ impl Store {
         column_families: &[&str],
         format: &[u8],
     ) -> Result<(Self, Opened), StoreError> {
+        Self::open_versioned_with(path, column_families, format, StoreOptions::default())
+    }
+
+    /// [`Store::open_versioned`] with `options`.
+    pub fn open_versioned_with(
+        path: &Path,
+        column_families: &[&str],
+        format: &[u8],
+        options: StoreOptions,
+    ) -> Result<(Self, Opened), StoreError> {
         let existing = DB::list_cf(&Options::default(), path).unwrap_or_default();
+        // no database there: the one opened below is new, its column families empty
+        let new = !path.join("CURRENT").exists();
         let mut names: Vec<String> = column_families.iter().map(|s| s.to_string()).collect();
         for e in &existing {
             if e != "default" && !names.contains(e) {
@@ -204,17 +254,20 @@ impl Store {
         let cfs = names
             .iter()
             .map(|name| ColumnFamilyDescriptor::new(name, cf_options()));
-        let mut db = DB::open_cf_descriptors(&db_options(), path, cfs)?;
+        let mut db = DB::open_cf_descriptors(&db_options(options), path, cfs)?;
         let found = db.get(FORMAT_KEY)?;
         let opened = if found.as_deref() == Some(format) {
             Opened::Same
         } else {
             let had_data = found.is_some() || existing.iter().any(|e| e != "default");
-            for name in &names {
-                db.drop_cf(name)?;
-            }
-            for name in column_families {
-                db.create_cf(name, &cf_options())?;
+            // a new database's column families were just created empty
+            if !new {
+                for name in &names {
+                    db.drop_cf(name)?;
+                }
+                for name in column_families {
+                    db.create_cf(name, &cf_options())?;
+                }
             }
             let mut wo = WriteOptions::default();
             wo.set_sync(true);
@@ -233,7 +286,7 @@ impl Store {
         let cfs = column_families
             .iter()
             .map(|name| ColumnFamilyDescriptor::new(*name, cf_options()));
-        let db = DB::open_cf_descriptors(&db_options(), path, cfs)?;
+        let db = DB::open_cf_descriptors(&db_options(StoreOptions::default()), path, cfs)?;
         Ok(Store { db: Arc::new(db) })
     }
 
@@ -269,6 +322,19 @@ impl Store {
         Ok(())
     }
 
+    /// Flushes the memtables of `column_families` in one flush and waits for it (atomic
+    /// across them in a store opened with [`StoreOptions::atomic_flush`]).
+    pub fn flush_together(&self, column_families: &[&str]) -> Result<(), StoreError> {
+        let cfs = column_families
+            .iter()
+            .map(|name| self.cf(name))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut opts = rocksdb::FlushOptions::default();
+        opts.set_wait(true);
+        self.db.flush_cfs_opt(&cfs, &opts)?;
+        Ok(())
+    }
+
     fn cf(&self, name: &str) -> Result<&rocksdb::ColumnFamily, StoreError> {
         self.db
             .cf_handle(name)
@@ -276,7 +342,20 @@ impl Store {
     }
 
     pub fn get(&self, cf: &str, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.db.get_cf(self.cf(cf)?, key)?)
+        self.get_from(cf, key, ReadFrom::Anywhere)
+    }
+
+    /// [`Store::get`] from `from`.
+    ///
+    /// Errors: [`StoreError::NotInMemory`] when `from` is [`ReadFrom::Memory`] and the
+    /// answer needs a read from disk.
+    pub fn get_from(
+        &self,
+        cf: &str,
+        key: &[u8],
+        from: ReadFrom,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        self.get_with_from(cf, key, from, <[u8]>::to_vec)
     }
 
     /// Calls `f` with the value of `key`, read in place (no copy), if there is one.
@@ -286,7 +365,30 @@ impl Store {
         key: &[u8],
         f: impl FnOnce(&[u8]) -> T,
     ) -> Result<Option<T>, StoreError> {
-        Ok(self.db.get_pinned_cf(self.cf(cf)?, key)?.map(|v| f(&v)))
+        self.get_with_from(cf, key, ReadFrom::Anywhere, f)
+    }
+
+    /// [`Store::get_with`] from `from`.
+    ///
+    /// Errors: [`StoreError::NotInMemory`] as [`Store::get_from`].
+    pub fn get_with_from<T>(
+        &self,
+        cf: &str,
+        key: &[u8],
+        from: ReadFrom,
+        f: impl FnOnce(&[u8]) -> T,
+    ) -> Result<Option<T>, StoreError> {
+        let mut opts = ReadOptions::default();
+        if from == ReadFrom::Memory {
+            opts.set_read_tier(rocksdb::ReadTier::BlockCache);
+        }
+        match self.db.get_pinned_cf_opt(self.cf(cf)?, key, &opts) {
+            Ok(v) => Ok(v.map(|v| f(&v))),
+            Err(e) if from == ReadFrom::Memory && e.kind() == rocksdb::ErrorKind::Incomplete => {
+                Err(StoreError::NotInMemory)
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// A consistent view of the database as of now, for reads that must agree with each
@@ -313,9 +415,30 @@ impl Store {
             .collect()
     }
 
-    /// Applies the batch atomically.
+    /// Applies the batch atomically, through the write-ahead log: it survives a process
+    /// crash once this returns.
     pub fn write(&self, batch: Batch) -> Result<(), StoreError> {
-        let mut wb = WriteBatch::default();
+        self.write_with(batch, false)
+    }
+
+    /// Applies the batch atomically without the write-ahead log (it is not copied to the
+    /// log: the cheaper write of a store rebuilt from elsewhere). It is on disk once its
+    /// memtables are flushed (when they fill, at [`Store::flush_together`], or when the
+    /// store closes); a crash before that loses it, and every unlogged batch after it.
+    /// Before a logged write follows unlogged ones, [`Store::flush_together`] them, or a
+    /// crash could keep the later batch without the earlier ones.
+    pub fn write_unlogged(&self, batch: Batch) -> Result<(), StoreError> {
+        self.write_with(batch, true)
+    }
+
+    fn write_with(&self, batch: Batch, unlogged: bool) -> Result<(), StoreError> {
+        // sized once: a batch of large values is not copied again as it grows
+        let bytes: usize = batch
+            .ops
+            .iter()
+            .map(|(_, k, v)| k.len() + v.as_ref().map_or(0, Vec::len) + 16)
+            .sum();
+        let mut wb = WriteBatch::with_capacity_bytes(bytes + 12);
         for (cf, key, value) in &batch.ops {
             let handle = self.cf(cf)?;
             match value {
@@ -325,6 +448,7 @@ impl Store {
         }
         let mut opts = WriteOptions::default();
         opts.set_sync(false);
+        opts.disable_wal(unlogged);
         self.db.write_opt(wb, &opts)?;
         Ok(())
     }
@@ -460,6 +584,36 @@ pub fn decode_offset(bytes: &[u8]) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn memory_reads_never_touch_the_disk_and_say_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path(), &["data"]).unwrap();
+        // large values go to blob files (min_blob_size 1 KiB), small ones stay in the table
+        let (small, large) = (b"small".to_vec(), vec![7u8; 4096]);
+        let mut b = Batch::new();
+        b.put("data", b"s".to_vec(), small.clone());
+        b.put("data", b"l".to_vec(), large.clone());
+        s.write(b).unwrap();
+        // in the memtable: found in memory
+        let mem = |k: &[u8]| s.get_from("data", k, ReadFrom::Memory);
+        assert_eq!(mem(b"s").unwrap(), Some(small.clone()));
+        assert_eq!(mem(b"l").unwrap(), Some(large.clone()));
+        s.flush(&["data"]).unwrap();
+        // flushed to files nobody has read yet: not in the block (or blob) cache
+        for k in [&b"s"[..], b"l"] {
+            assert!(matches!(mem(k), Err(StoreError::NotInMemory)), "{k:?}");
+        }
+        // read from anywhere, then cached: memory reads find them
+        assert_eq!(s.get("data", b"s").unwrap(), Some(small.clone()));
+        assert_eq!(s.get("data", b"l").unwrap(), Some(large.clone()));
+        assert_eq!(mem(b"s").unwrap(), Some(small));
+        assert_eq!(
+            s.get_with_from("data", b"l", ReadFrom::Memory, <[u8]>::len)
+                .unwrap(),
+            Some(4096)
+        );
+    }
 
     #[test]
     fn batch_is_atomic_and_survives_reopen() {

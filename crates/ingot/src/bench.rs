@@ -42,6 +42,10 @@ pub struct BenchArgs {
     pub queries_only: bool,
     /// Only the processor core figure, then return (for a profiler).
     pub core_only: bool,
+    /// Only the materializer rebuild figure and its plain-read baseline, then return (for
+    /// a profiler): the raw events go through the processor once, unmeasured, to fill
+    /// `normalized.order`.
+    pub rebuild_only: bool,
     /// Only the history figures, at these stored-history sizes (records).
     pub history: Vec<usize>,
 }
@@ -257,6 +261,15 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         None,
     );
 
+    if args.rebuild_only {
+        fill_normalized(&kafka, &codec, &dir, runs, records).await?;
+        rebuild(&cfg, &infra, &kafka, &dir, runs).await?;
+        drop(producer);
+        drop(infra);
+        let _ = std::fs::remove_dir_all(&dir);
+        return Ok(());
+    }
+
     if !args.queries_only {
         // 1. processor core, no broker: the same events as messages, planned in batches of 500
         {
@@ -390,70 +403,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             }
         }
 
-        // 4. materializer rebuild vs a plain read of the same topic; the rebuild ends when
-        // the view has applied the last record of every partition (not at readiness, which
-        // counts an EOF of any topic's partition p: see docs/figures.md)
-        let read = kafka.read_all("normalized.order").await?;
-        let total = read.len();
-        let mut last: BTreeMap<i32, i64> = BTreeMap::new();
-        for m in &read {
-            let at = last.entry(m.partition).or_insert(m.offset);
-            *at = (*at).max(m.offset);
-        }
-        drop(read);
-        let mut plain = Vec::new();
-        for sample in 0..=runs {
-            let t = Instant::now();
-            let n = kafka.read_all("normalized.order").await?.len();
-            anyhow::ensure!(n == total, "plain read got {n} of {total}");
-            if sample > 0 {
-                plain.push(total as f64 / t.elapsed().as_secs_f64());
-            }
-        }
-        let plain = Rates(plain);
-        row(
-            &format!("baseline: plain read of normalized.order ({total} records)"),
-            &plain,
-            None,
-        );
-        let mut mat = Vec::new();
-        for sample in 0..=runs {
-            let mut c = cfg.clone();
-            c.storage.data_dir = dir.join(format!("mat-{sample}"));
-            let t = Instant::now();
-            let m = app::start(
-                &c,
-                &infra,
-                Stages {
-                    materializer: true,
-                    ..Stages::NONE
-                },
-                None,
-            )
-            .await?;
-            let view = m.view.clone().expect("view");
-            wait_until("the materializer", || {
-                let applied = view.freshness();
-                Ok(last.iter().all(|(&p, &offset)| {
-                    applied
-                        .get(&("normalized.order".to_string(), p))
-                        .is_some_and(|&next| next > offset)
-                }))
-            })
-            .await?;
-            let took = t.elapsed();
-            drop(view);
-            m.stop().await?;
-            if sample > 0 {
-                mat.push(total as f64 / took.as_secs_f64());
-            }
-        }
-        row(
-            "materializer: rebuild the view from normalized.order",
-            &Rates(mat),
-            Some(&plain),
-        );
-        memory(&dir, runs)?;
+        rebuild(&cfg, &infra, &kafka, &dir, runs).await?;
     }
 
     // 5. webhook → queryable, sequential; the processor group first catches up with the
@@ -774,6 +724,108 @@ async fn history(
         );
     }
     running.stop().await?;
+    Ok(())
+}
+
+/// The materializer rebuild figure beside its baseline, then the memory figures: a plain
+/// read of `normalized.order`, and a view rebuilt from it in a fresh data directory per
+/// sample (`mat-<sample>`).
+async fn rebuild(
+    cfg: &crate::config::Config,
+    infra: &Infra,
+    kafka: &ingot_kafka::KafkaSettings,
+    dir: &std::path::Path,
+    runs: usize,
+) -> anyhow::Result<()> {
+    // 4. materializer rebuild vs a plain read of the same topic; the rebuild ends when
+    // the view has applied the last record of every partition (not at readiness, which
+    // counts an EOF of any topic's partition p: see docs/figures.md)
+    let read = kafka.read_all("normalized.order").await?;
+    let total = read.len();
+    let mut last: BTreeMap<i32, i64> = BTreeMap::new();
+    for m in &read {
+        let at = last.entry(m.partition).or_insert(m.offset);
+        *at = (*at).max(m.offset);
+    }
+    drop(read);
+    let mut plain = Vec::new();
+    for sample in 0..=runs {
+        let t = Instant::now();
+        let n = kafka.read_all("normalized.order").await?.len();
+        anyhow::ensure!(n == total, "plain read got {n} of {total}");
+        if sample > 0 {
+            plain.push(total as f64 / t.elapsed().as_secs_f64());
+        }
+    }
+    let plain = Rates(plain);
+    row(
+        &format!("baseline: plain read of normalized.order ({total} records)"),
+        &plain,
+        None,
+    );
+    let mut mat = Vec::new();
+    for sample in 0..=runs {
+        let mut c = cfg.clone();
+        c.storage.data_dir = dir.join(format!("mat-{sample}"));
+        let t = Instant::now();
+        let m = app::start(
+            &c,
+            infra,
+            Stages {
+                materializer: true,
+                ..Stages::NONE
+            },
+            None,
+        )
+        .await?;
+        let view = m.view.clone().expect("view");
+        wait_until("the materializer", || {
+            let applied = view.freshness();
+            Ok(last.iter().all(|(&p, &offset)| {
+                applied
+                    .get(&("normalized.order".to_string(), p))
+                    .is_some_and(|&next| next > offset)
+            }))
+        })
+        .await?;
+        let took = t.elapsed();
+        drop(view);
+        m.stop().await?;
+        if sample > 0 {
+            mat.push(total as f64 / took.as_secs_f64());
+        }
+    }
+    row(
+        "materializer: rebuild the view from normalized.order",
+        &Rates(mat),
+        Some(&plain),
+    );
+    memory(dir, runs)
+}
+
+/// Runs the at-least-once processor (state `proc-false-<runs>`, which the memory figure
+/// reads) over the raw events already produced until `normalized.order` holds `records`
+/// more records: the input of [`rebuild`] for `--rebuild-only`.
+async fn fill_normalized(
+    kafka: &ingot_kafka::KafkaSettings,
+    codec: &ingot_kafka::AvroCodec,
+    dir: &std::path::Path,
+    runs: usize,
+    records: usize,
+) -> anyhow::Result<()> {
+    let mut pc = ProcessorConfig::new(dir.join(format!("proc-false-{runs}")));
+    pc.group_id = "bench-rebuild-fill".into();
+    pc.exactly_once = false;
+    let p = Processor::open(pc, kafka.clone(), codec.clone()).await?;
+    let start = sum_end(kafka, "normalized.order")?;
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(p.run(rx));
+    wait_until("the processor", || {
+        Ok(sum_end(kafka, "normalized.order")? - start >= records as i64)
+    })
+    .await?;
+    let _ = tx.send(true);
+    task.await??;
     Ok(())
 }
 

@@ -63,10 +63,15 @@ enum Command {
         /// under a profiler (`perf record -g -- ingot bench --core-only`).
         #[arg(long, conflicts_with = "queries_only")]
         core_only: bool,
+        /// Only the materializer rebuild figure and its plain-read baseline (the raw events
+        /// go through the processor once, unmeasured), then exit: what to run under a
+        /// profiler (`perf record -g -- ingot bench --rebuild-only`).
+        #[arg(long, conflicts_with_all = ["queries_only", "core_only"])]
+        rebuild_only: bool,
         /// Only the history figures: grow the stored history to each of these record
         /// counts (customers, ≈ 1 KB) and measure, at each, raw → queryable for a probe of
         /// `--records` orders, point GETs and the view's memory.
-        #[arg(long, value_delimiter = ',', conflicts_with_all = ["queries_only", "core_only"])]
+        #[arg(long, value_delimiter = ',', conflicts_with_all = ["queries_only", "core_only", "rebuild_only"])]
         history: Vec<usize>,
     },
     /// Show a connection's sync status as progress bars (per model).
@@ -343,6 +348,7 @@ async fn main() -> anyhow::Result<()> {
             kafka,
             queries_only,
             core_only,
+            rebuild_only,
             history,
         } => {
             ingot::bench::run(ingot::bench::BenchArgs {
@@ -352,6 +358,7 @@ async fn main() -> anyhow::Result<()> {
                 kafka,
                 queries_only,
                 core_only,
+                rebuild_only,
                 history,
             })
             .await
