@@ -239,11 +239,12 @@ impl AvroCodec {
 
 #[cfg(test)]
 #[allow(deprecated)] // to_avro_datum / from_avro_datum: the plain datum codec is what we test against
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use ingot_model::*;
 
-    fn meta() -> RecordMeta {
+    /// A record's metadata (the cases share it), with `remote_data`.
+    pub(crate) fn meta(remote_data: Option<&str>) -> RecordMeta {
         RecordMeta {
             id: "8d8b2c0e-0000-5000-8000-000000000000".into(),
             remote_id: "820982911946154508".into(),
@@ -258,20 +259,19 @@ mod tests {
             raw_topic: "raw.shopify".into(),
             raw_partition: 2,
             raw_offset: 41,
-            remote_data: Some("{\"id\":1}".into()),
+            remote_data: remote_data.map(str::to_string),
         }
     }
 
-    /// Every model, fully populated, fits its schema and comes back equal.
-    #[test]
-    fn every_model_fits_its_schema_and_round_trips() {
-        let schemas = Schemas::builtin().unwrap();
+    /// A record of every model: populated (escapes, negative and extreme numbers,
+    /// empty strings), then with only the required fields.
+    pub(crate) fn records() -> Vec<RecordData> {
         let addr = Address {
-            line1: Some("151 Example Street".into()),
+            line1: Some("151 \"Example\" Street\n".into()),
             country_code: Some("CA".into()),
             ..Default::default()
         };
-        let records = [
+        vec![
             RecordData::Order(Order {
                 order_number: Some("#1001".into()),
                 status: "open".into(),
@@ -279,12 +279,20 @@ mod tests {
                 fulfillment_status: "unfulfilled".into(),
                 currency: Some("USD".into()),
                 billing_address: Some(addr.clone()),
-                line_items: vec![LineItem {
-                    remote_id: Some("1".into()),
-                    quantity: 2,
-                    unit_price: Some("9.99".into()),
-                    ..Default::default()
-                }],
+                line_items: vec![
+                    LineItem {
+                        remote_id: Some("1".into()),
+                        quantity: 2,
+                        unit_price: Some("9.99".into()),
+                        ..Default::default()
+                    },
+                    LineItem {
+                        remote_id: Some("2".into()),
+                        quantity: -7,
+                        name: Some("Tab\tand \u{1}control".into()),
+                        ..Default::default()
+                    },
+                ],
                 discounts: vec![Discount {
                     code: Some("X".into()),
                     amount: Some("1.00".into()),
@@ -298,7 +306,7 @@ mod tests {
                     rate: Some("0.06".into()),
                     ..Default::default()
                 }],
-                tags: vec!["Léon".into()],
+                tags: vec!["Léon".into(), String::new()],
                 total_price: Some("404.95".into()),
                 ..Default::default()
             }),
@@ -306,7 +314,7 @@ mod tests {
                 email: Some("bob@example.com".into()),
                 status: "active".into(),
                 accepts_marketing: Some(true),
-                orders_count: Some(3),
+                orders_count: Some(i64::MIN),
                 default_address: Some(addr),
                 ..Default::default()
             }),
@@ -328,10 +336,22 @@ mod tests {
                 }],
                 ..Default::default()
             }),
-        ];
-        for data in records {
+            RecordData::Order(Order::default()),
+            RecordData::Customer(Customer::default()),
+            RecordData::Product(Product::default()),
+        ]
+    }
+
+    /// Every model, populated and bare, fits its schema and comes back equal.
+    #[test]
+    fn every_model_fits_its_schema_and_round_trips() {
+        let schemas = Schemas::builtin().unwrap();
+        for data in records() {
             let model = data.model();
-            let rec = NormalizedRecord { meta: meta(), data };
+            let rec = NormalizedRecord {
+                meta: meta(Some("{\"id\":1}")),
+                data,
+            };
             let avro = schemas.model_value(model, rec.to_json()).unwrap();
             let schema = &schemas.models[&model];
             let bytes = apache_avro::to_avro_datum(schema, avro).unwrap();
@@ -355,7 +375,10 @@ mod tests {
             RecordData::Product(Product::default()),
         ] {
             let model = data.model();
-            let rec = NormalizedRecord { meta: meta(), data };
+            let rec = NormalizedRecord {
+                meta: meta(Some("{\"id\":1}")),
+                data,
+            };
             let generic = apache_avro::to_avro_datum(
                 &schemas.models[&model],
                 schemas.model_value(model, rec.to_json()).unwrap(),
@@ -367,7 +390,7 @@ mod tests {
         // a record that does not fit the writer's schema (a customer's fields against the
         // order schema) is an error, not a panic
         let misfit = NormalizedRecord {
-            meta: meta(),
+            meta: meta(Some("{\"id\":1}")),
             data: RecordData::Customer(Customer {
                 first_name: Some("Ada".into()),
                 ..Default::default()

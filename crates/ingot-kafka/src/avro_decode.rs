@@ -669,6 +669,7 @@ impl Compiler<'_> {
 #[allow(deprecated)] // to_avro_datum: the plain datum writer is what we test against
 mod tests {
     use super::*;
+    use crate::avro::tests::{meta, records};
     use crate::avro::Schemas;
     use apache_avro::types::Value as AvroValue;
     use ingot_model::*;
@@ -746,102 +747,6 @@ mod tests {
         }
         // the mutations reach both outcomes
         assert!(accepted > 0);
-    }
-
-    fn meta(remote_data: Option<&str>) -> RecordMeta {
-        RecordMeta {
-            id: "8d8b2c0e-0000-5000-8000-000000000000".into(),
-            remote_id: "820982911946154508".into(),
-            connection_id: "shop-1".into(),
-            tenant_id: "acme".into(),
-            provider: "shopify".into(),
-            remote_created_at: Some("2022-01-01T00:00:00Z".into()),
-            remote_updated_at: "2022-01-02T00:00:00Z".into(),
-            remote_deleted: false,
-            modified_at: "2026-01-01T00:00:00Z".into(),
-            mapping_version: "shopify/1".into(),
-            raw_topic: "raw.shopify".into(),
-            raw_partition: 2,
-            raw_offset: 41,
-            remote_data: remote_data.map(str::to_string),
-        }
-    }
-
-    fn records() -> Vec<RecordData> {
-        let addr = Address {
-            line1: Some("151 \"Example\" Street\n".into()),
-            country_code: Some("CA".into()),
-            ..Default::default()
-        };
-        vec![
-            RecordData::Order(Order {
-                order_number: Some("#1001".into()),
-                status: "open".into(),
-                payment_status: "paid".into(),
-                fulfillment_status: "unfulfilled".into(),
-                currency: Some("USD".into()),
-                billing_address: Some(addr.clone()),
-                line_items: vec![
-                    LineItem {
-                        remote_id: Some("1".into()),
-                        quantity: 2,
-                        unit_price: Some("9.99".into()),
-                        ..Default::default()
-                    },
-                    LineItem {
-                        remote_id: Some("2".into()),
-                        quantity: -7,
-                        name: Some("Tab\tand \u{1}control".into()),
-                        ..Default::default()
-                    },
-                ],
-                discounts: vec![Discount {
-                    code: Some("X".into()),
-                    amount: Some("1.00".into()),
-                    kind: None,
-                }],
-                shipping_lines: vec![ShippingLine {
-                    title: Some("Std".into()),
-                    ..Default::default()
-                }],
-                tax_lines: vec![TaxLine {
-                    rate: Some("0.06".into()),
-                    ..Default::default()
-                }],
-                tags: vec!["Léon".into(), String::new()],
-                total_price: Some("404.95".into()),
-                ..Default::default()
-            }),
-            RecordData::Customer(Customer {
-                email: Some("bob@example.com".into()),
-                status: "active".into(),
-                accepts_marketing: Some(true),
-                orders_count: Some(i64::MIN),
-                default_address: Some(addr),
-                ..Default::default()
-            }),
-            RecordData::Product(Product {
-                name: Some("Shirt\u{2028}😀".into()),
-                status: "active".into(),
-                options: vec![ProductOption {
-                    name: "Size".into(),
-                    values: vec!["S".into()],
-                }],
-                variants: vec![ProductVariant {
-                    remote_id: "1".into(),
-                    inventory_quantity: Some(5),
-                    options: vec![VariantOption {
-                        name: "Size".into(),
-                        value: "S".into(),
-                    }],
-                    ..Default::default()
-                }],
-                ..Default::default()
-            }),
-            RecordData::Order(Order::default()),
-            RecordData::Customer(Customer::default()),
-            RecordData::Product(Product::default()),
-        ]
     }
 
     /// Every model's records, with a JSON, a non-JSON and no `remote_data`, decode to the
