@@ -56,6 +56,11 @@ const COLUMN_FAMILIES: &[&str] = &[
 /// Messages per batch at most (one RocksDB write batch, one decode task).
 const MAX_BATCH: usize = 1000;
 
+/// A backlog's unlogged batches are flushed at least this often: a crash during a long
+/// backlog re-consumes at most this much of it, and what it applied (tombstones included)
+/// is on disk long before the topics' compaction could drop it (`delete.retention.ms`).
+const UNLOGGED_FOR_AT_MOST: Duration = Duration::from_secs(10);
+
 /// The view's format marker. A view written in another format (or before markers
 /// existed) is emptied at open and rebuilt from the normalized topics.
 pub const FORMAT: &[u8] = b"ingot-view/2 tenant-keyed, split remote_data";
@@ -618,7 +623,7 @@ impl View {
     /// for); nothing to do if there are none.
     pub fn flush_unlogged(&self) -> Result<(), ViewError> {
         if self.unlogged.load(Ordering::Acquire) {
-            self.store.flush_together(COLUMN_FAMILIES)?;
+            self.store.flush(COLUMN_FAMILIES)?;
             self.unlogged.store(false, Ordering::Release);
         }
         Ok(())
@@ -1015,7 +1020,8 @@ impl Materializer {
     ///
     /// A backlog (a full batch waiting: a rebuild, a restart's catch-up, a burst) is
     /// applied without the write-ahead log ([`View::apply_unlogged`]) until the consumer
-    /// runs dry, then flushed; batches of live traffic are applied with it.
+    /// runs dry, then flushed (and every [`UNLOGGED_FOR_AT_MOST`] while it lasts); batches
+    /// of live traffic are applied with it.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) -> Result<(), ViewError> {
         // the loop drains the prefetch queue (64 MiB by default: a few thousand records of
         // ≈ 10 KB) faster than librdkafka's default back-off of 1 s refills it once full,
@@ -1058,6 +1064,7 @@ impl Materializer {
         let mut writing: Option<Writing> = None;
         // batches are applied unlogged since the last full one, until the consumer runs dry
         let mut backlog = false;
+        let mut backlog_since = std::time::Instant::now();
         // a decoder per writer schema (registry id) met
         let mut decoders: HashMap<u32, Arc<FlatDecoder>> = HashMap::new();
         loop {
@@ -1116,7 +1123,11 @@ impl Materializer {
                     _ => break,
                 }
             }
-            backlog |= batch.len() == MAX_BATCH;
+            let full = batch.len() == MAX_BATCH;
+            if full && !backlog {
+                backlog_since = std::time::Instant::now();
+            }
+            backlog |= full;
             // the writer schemas of the batch's values, from the registry once per id
             let pills: Vec<Option<String>> = batch.iter().map(unusable).collect();
             let mut refused = HashMap::new();
@@ -1150,6 +1161,12 @@ impl Materializer {
             // the previous batch is written while this one was decoded; it lands first
             if let Some(w) = writing.take() {
                 w.land(&self, &mut not_eof).await?;
+            }
+            // a long backlog is made durable as it goes, not only once it ends
+            if backlog && backlog_since.elapsed() >= UNLOGGED_FOR_AT_MOST {
+                self.flush_backlog(&mut backlog).await?;
+                backlog = full;
+                backlog_since = std::time::Instant::now();
             }
             // dead letters are acknowledged before the offsets that pass them are written;
             // a re-delivery of an offset already passed is not dead-lettered twice

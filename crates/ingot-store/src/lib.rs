@@ -313,18 +313,10 @@ impl Store {
         Ok(usage)
     }
 
-    /// Flushes every memtable of `column_families` to disk (benchmarks, to measure what
-    /// stays in memory once the data is on disk).
+    /// Flushes every memtable of `column_families` to disk in one flush and waits for it
+    /// (atomic across them in a store opened with [`StoreOptions::atomic_flush`]): what
+    /// [`Store::write_unlogged`] wrote is then durable.
     pub fn flush(&self, column_families: &[&str]) -> Result<(), StoreError> {
-        for name in column_families {
-            self.db.flush_cf(self.cf(name)?)?;
-        }
-        Ok(())
-    }
-
-    /// Flushes the memtables of `column_families` in one flush and waits for it (atomic
-    /// across them in a store opened with [`StoreOptions::atomic_flush`]).
-    pub fn flush_together(&self, column_families: &[&str]) -> Result<(), StoreError> {
         let cfs = column_families
             .iter()
             .map(|name| self.cf(name))
@@ -423,9 +415,9 @@ impl Store {
 
     /// Applies the batch atomically without the write-ahead log (it is not copied to the
     /// log: the cheaper write of a store rebuilt from elsewhere). It is on disk once its
-    /// memtables are flushed (when they fill, at [`Store::flush_together`], or when the
+    /// memtables are flushed (when they fill, at [`Store::flush`], or when the
     /// store closes); a crash before that loses it, and every unlogged batch after it.
-    /// Before a logged write follows unlogged ones, [`Store::flush_together`] them, or a
+    /// Before a logged write follows unlogged ones, [`Store::flush`] them, or a
     /// crash could keep the later batch without the earlier ones.
     pub fn write_unlogged(&self, batch: Batch) -> Result<(), StoreError> {
         self.write_with(batch, true)
