@@ -2520,6 +2520,22 @@ async fn every_openapi_path_keeps_tenants_and_connections_apart() {
         .unwrap();
     let paths = doc["paths"].as_object().expect("paths");
     assert!(paths.len() >= 14, "{:?}", paths.keys());
+    // no path parameter may be empty: `/v1/connections/{id}/reconcile` with id "" is sent by
+    // clients as `/v1/connections/reconcile`, another route (a 405 no operation documents)
+    for (path, ops) in paths {
+        for (method, op) in ops.as_object().unwrap() {
+            for p in op["parameters"].as_array().into_iter().flatten() {
+                if p["in"] != "path" {
+                    continue;
+                }
+                let s = &p["schema"];
+                let non_empty = s["minLength"].as_u64().is_some_and(|n| n >= 1)
+                    || s["enum"].is_array()
+                    || s["format"] == "uuid";
+                assert!(non_empty, "{method} {path}: {p} can be empty");
+            }
+        }
+    }
     // one (dry-run) replay per tenant, to look for with the other callers' keys
     let mut replay_of = std::collections::HashMap::new();
     for (key, body) in [
