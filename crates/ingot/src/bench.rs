@@ -10,8 +10,8 @@
 //! | materializer rebuild of the view from `normalized.order` | a plain read of the same topic |
 //! | webhook → queryable over loopback, sequential | – (p50/p90/p99/max) |
 //! | webhook → signed change webhook received by a local endpoint (the same webhooks) | – (p50/p90/p99/max) |
-//! | `GET /v1/orders/{id}` requests/s (4 concurrent clients, keep-alive) | a bare axum route serving the same response bytes |
-//! | range pages (`GET /v1/orders?limit=100&cursor=…`) pages/s | a bare axum route serving the same page bytes |
+//! | `GET /v1/orders/{id}` requests/s (4 concurrent clients, keep-alive), p50/p99/max latency | a bare axum route serving the same response bytes |
+//! | range pages (`GET /v1/orders?limit=100&cursor=…`, and `limit=500`) pages/s and rows/s, latency | a bare axum route serving the same page bytes |
 //! | the first page of a small tenant (10 orders) beside a big one | a bare axum route serving the same page bytes |
 //! | webhook ingest: signed deliveries from 32 concurrent senders, webhooks/s answered 200 (after the acknowledged produce) | – |
 //!
@@ -496,15 +496,13 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             continue;
         }
         lat.sort();
-        let pct =
-            |p: f64| lat[((lat.len() as f64 - 1.0) * p).round() as usize].as_secs_f64() * 1000.0;
         println!(
             "{what} over loopback, {} sequential webhooks: p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
             lat.len(),
-            pct(0.5),
-            pct(0.9),
-            pct(0.99),
-            pct(1.0)
+            ms_at(&lat, 0.5),
+            ms_at(&lat, 0.9),
+            ms_at(&lat, 0.99),
+            ms_at(&lat, 1.0)
         );
     }
     // 6. the query API beside a bare axum route serving the same bytes
@@ -715,7 +713,7 @@ async fn history(
             .iter()
             .map(|id| format!("{base}/v1/orders/{id}"))
             .collect();
-        let gets = load(&urls, API_KEY, QUERY_REQUESTS, QUERY_CLIENTS).await?;
+        let (gets, _) = load(&urls, API_KEY, QUERY_REQUESTS, QUERY_CLIENTS).await?;
         let m = view.memory(false)?;
         let per_million = m.table_readers as f64 * 1e6 / m.keys.max(1) as f64 / 1e6;
         println!(
@@ -1035,9 +1033,26 @@ async fn ingest_rates(base_url: &str, n: usize, runs: usize) -> anyhow::Result<R
     Ok(Rates(rates))
 }
 
-/// `requests` GETs of `urls` (cycled) from `clients` concurrent keep-alive clients;
-/// requests/s. Every answer must be a 200.
-async fn load(urls: &[String], key: &str, requests: usize, clients: usize) -> anyhow::Result<f64> {
+/// The `p` quantile (0..=1) of sorted latencies `lat`, in milliseconds.
+fn ms_at(lat: &[Duration], p: f64) -> f64 {
+    lat[((lat.len() as f64 - 1.0) * p).round() as usize].as_secs_f64() * 1000.0
+}
+
+/// Query samples: requests/s per sample, and every request's latency (sorted).
+struct Load {
+    rates: Rates,
+    latencies: Vec<Duration>,
+}
+
+/// `requests` GETs of `urls` (cycled) from `clients` concurrent keep-alive clients:
+/// requests/s, and each request's latency (send → last body byte). Every answer must be
+/// a 200.
+async fn load(
+    urls: &[String],
+    key: &str,
+    requests: usize,
+    clients: usize,
+) -> anyhow::Result<(f64, Vec<Duration>)> {
     let client = reqwest::Client::new();
     let t = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
@@ -1048,30 +1063,60 @@ async fn load(urls: &[String], key: &str, requests: usize, clients: usize) -> an
             .map(|i| urls[i % urls.len()].clone())
             .collect();
         tasks.spawn(async move {
+            let mut lat = Vec::with_capacity(mine.len());
             for u in mine {
+                let sent = Instant::now();
                 let r = client.get(&u).bearer_auth(&key).send().await?;
                 anyhow::ensure!(r.status() == 200, "{u}: {}", r.status());
                 r.bytes().await?;
+                lat.push(sent.elapsed());
             }
-            anyhow::Ok(())
+            anyhow::Ok(lat)
         });
     }
+    let mut latencies = Vec::with_capacity(requests);
     while let Some(r) = tasks.join_next().await {
-        r??;
+        latencies.extend(r??);
     }
-    Ok(requests as f64 / t.elapsed().as_secs_f64())
+    Ok((requests as f64 / t.elapsed().as_secs_f64(), latencies))
 }
 
 /// Samples of [`load`]: `runs` after a warm-up.
-async fn load_rates(urls: &[String], key: &str, runs: usize) -> anyhow::Result<Rates> {
+async fn load_rates(urls: &[String], key: &str, runs: usize) -> anyhow::Result<Load> {
     let mut rates = Vec::new();
+    let mut latencies = Vec::new();
     for sample in 0..=runs {
-        let r = load(urls, key, QUERY_REQUESTS, QUERY_CLIENTS).await?;
+        let (r, lat) = load(urls, key, QUERY_REQUESTS, QUERY_CLIENTS).await?;
         if sample > 0 {
             rates.push(r);
+            latencies.extend(lat);
         }
     }
-    Ok(Rates(rates))
+    latencies.sort();
+    Ok(Load {
+        rates: Rates(rates),
+        latencies,
+    })
+}
+
+/// A query figure's row: requests/s (and rows/s for pages of `rows`) beside its baseline,
+/// then the latency of the figure's own requests.
+fn query_row(what: &str, l: &Load, baseline: Option<&Load>, rows: usize) {
+    let ratio = baseline
+        .map(|b| format!("{:.2}×", l.rates.median() / b.rates.median()))
+        .unwrap_or_else(|| "–".into());
+    let rows_per_s = if rows > 1 {
+        format!("{:.0}", l.rates.median() * rows as f64)
+    } else {
+        "–".into()
+    };
+    println!(
+        "| {what:<58} | {} | {ratio:>6} | {rows_per_s:>8} | {:>6.2} | {:>6.2} | {:>6.2} |",
+        l.rates.show(),
+        ms_at(&l.latencies, 0.5),
+        ms_at(&l.latencies, 0.99),
+        ms_at(&l.latencies, 1.0),
+    );
 }
 
 /// A bare axum server answering every `path → body` of `routes` (the query string is
@@ -1097,6 +1142,45 @@ async fn bare_axum(
         let _ = axum::serve(listener, app).await;
     });
     Ok((base, task))
+}
+
+/// The body of `GET url` as `key`, which must answer 200.
+async fn fetch(
+    client: &reqwest::Client,
+    url: String,
+    key: &str,
+) -> anyhow::Result<axum::body::Bytes> {
+    let r = client.get(&url).bearer_auth(key).send().await?;
+    anyhow::ensure!(r.status() == 200, "{url}: {}", r.status());
+    Ok(r.bytes().await?)
+}
+
+/// Every page of tenant acme's orders at `limit`, by following the cursors: each page's
+/// URL and body, and the ids in order.
+async fn every_page(
+    client: &reqwest::Client,
+    base: &str,
+    limit: usize,
+) -> anyhow::Result<(Vec<(String, axum::body::Bytes)>, Vec<String>)> {
+    let mut pages = Vec::new();
+    let mut ids = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let url = match &cursor {
+            Some(c) => format!("{base}/v1/orders?limit={limit}&cursor={c}"),
+            None => format!("{base}/v1/orders?limit={limit}"),
+        };
+        let body = fetch(client, url.clone(), API_KEY).await?;
+        let v: serde_json::Value = serde_json::from_slice(&body)?;
+        for r in v["data"].as_array().into_iter().flatten() {
+            ids.push(r["id"].as_str().unwrap_or_default().to_string());
+        }
+        pages.push((url, body));
+        match v["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_string()),
+            None => return Ok((pages, ids)),
+        }
+    }
 }
 
 /// The query figures against the running API, each beside a bare axum route serving the
@@ -1150,34 +1234,11 @@ async fn queries(
             .all(|(p, end)| v.next_offset("normalized.order", *p).unwrap_or(0) >= *end - marker))
     })
     .await?;
-    let fetch = |url: String, key: &'static str| {
-        let client = client.clone();
-        async move {
-            let r = client.get(&url).bearer_auth(key).send().await?;
-            anyhow::ensure!(r.status() == 200, "{url}: {}", r.status());
-            anyhow::Ok(r.bytes().await?)
-        }
-    };
-    // every page of the big tenant (limit 100), by following the cursors
-    let mut pages = Vec::new();
-    let mut cursor: Option<String> = None;
-    let mut ids = Vec::new();
-    loop {
-        let url = match &cursor {
-            Some(c) => format!("{base}/v1/orders?limit=100&cursor={c}"),
-            None => format!("{base}/v1/orders?limit=100"),
-        };
-        let body = fetch(url.clone(), API_KEY).await?;
-        let v: serde_json::Value = serde_json::from_slice(&body)?;
-        for r in v["data"].as_array().into_iter().flatten() {
-            ids.push(r["id"].as_str().unwrap_or_default().to_string());
-        }
-        pages.push((url, body));
-        match v["next_cursor"].as_str() {
-            Some(c) => cursor = Some(c.to_string()),
-            None => break,
-        }
-    }
+    let fetch = |url: String, key: &'static str| fetch(&client, url, key);
+    // every page of the big tenant, by following the cursors: at limit 100 (which also
+    // gives the ids), and at the API's largest page, 500
+    let (pages, ids) = every_page(&client, &base, 100).await?;
+    let (pages_500, _) = every_page(&client, &base, 500).await?;
     let one = fetch(format!("{base}/v1/orders/{}", ids[0]), API_KEY).await?;
     let one_rd = fetch(
         format!("{base}/v1/orders/{}?include_remote_data=true", ids[0]),
@@ -1189,68 +1250,87 @@ async fn queries(
         "
 query API: {} orders of tenant acme and {SMALL_ORDERS} of tenant {SMALL_TENANT};
 {QUERY_REQUESTS} requests per sample from {QUERY_CLIENTS} concurrent keep-alive clients, {runs} samples after a warm-up;
-record {} bytes ({} with remote_data), page of 100 ≈ {} bytes
+record {} bytes ({} with remote_data), page of 100 ≈ {} bytes, of 500 ≈ {} bytes;
+latency: each request's, send → last body byte, over every sample
 ",
         ids.len(),
         one.len(),
         one_rd.len(),
-        pages[0].1.len()
+        pages[0].1.len(),
+        pages_500[0].1.len()
     );
-    println!("| figure (requests/s) | min | median | max | × baseline |");
-    println!("|---|---|---|---|---|");
+    println!(
+        "| figure (requests/s) | min | median | max | × baseline | rows/s | p50 ms | p99 ms | max ms |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|");
     let (bare, bare_task) = bare_axum(vec![
         ("/one".into(), one.clone()),
         ("/one-rd".into(), one_rd.clone()),
         ("/page".into(), pages[0].1.clone()),
+        ("/page-500".into(), pages_500[0].1.clone()),
         ("/small".into(), small_body.clone()),
     ])
     .await?;
-    let b = load_rates(&[format!("{bare}/one")], API_KEY, runs).await?;
-    row("baseline: bare axum, the same record bytes", &b, None);
     let gets: Vec<String> = ids
         .iter()
         .take(1000)
         .map(|id| format!("{base}/v1/orders/{id}"))
         .collect();
-    row(
-        "GET /v1/orders/{id}",
-        &load_rates(&gets, API_KEY, runs).await?,
-        Some(&b),
-    );
-    let b = load_rates(&[format!("{bare}/one-rd")], API_KEY, runs).await?;
-    row(
-        "baseline: bare axum, the same bytes with remote_data",
-        &b,
-        None,
-    );
     let gets_rd: Vec<String> = gets
         .iter()
         .map(|u| format!("{u}?include_remote_data=true"))
         .collect();
-    row(
-        "GET /v1/orders/{id}?include_remote_data=true",
-        &load_rates(&gets_rd, API_KEY, runs).await?,
-        Some(&b),
-    );
-    let b = load_rates(&[format!("{bare}/page")], API_KEY, runs).await?;
-    row("baseline: bare axum, a page of 100 (same bytes)", &b, None);
-    let page_urls: Vec<String> = pages.iter().map(|(u, _)| u.clone()).collect();
-    row(
-        &format!("range pages of 100, every page of acme ({})", pages.len()),
-        &load_rates(&page_urls, API_KEY, runs).await?,
-        Some(&b),
-    );
-    let b = load_rates(&[format!("{bare}/small")], SMALL_KEY, runs).await?;
-    row(
-        &format!("baseline: bare axum, the small tenant's page ({SMALL_ORDERS})"),
-        &b,
-        None,
-    );
-    row(
-        &format!("the small tenant's first page, beside acme's {}", ids.len()),
-        &load_rates(&[small_page], SMALL_KEY, runs).await?,
-        Some(&b),
-    );
+    let urls = |pages: &[(String, axum::body::Bytes)]| -> Vec<String> {
+        pages.iter().map(|(u, _)| u.clone()).collect()
+    };
+    // (figure, its URLs, its key, rows per answer; the baseline's name, its bare route)
+    let figures = [
+        (
+            "GET /v1/orders/{id}".to_string(),
+            gets,
+            API_KEY,
+            1,
+            "the same record bytes".to_string(),
+            "/one",
+        ),
+        (
+            "GET /v1/orders/{id}?include_remote_data=true".to_string(),
+            gets_rd,
+            API_KEY,
+            1,
+            "the same bytes with remote_data".to_string(),
+            "/one-rd",
+        ),
+        (
+            format!("range pages of 100, every page of acme ({})", pages.len()),
+            urls(&pages),
+            API_KEY,
+            100,
+            "a page of 100 (same bytes)".to_string(),
+            "/page",
+        ),
+        (
+            format!("range pages of 500, every page of acme ({})", pages_500.len()),
+            urls(&pages_500),
+            API_KEY,
+            500,
+            "a page of 500 (same bytes)".to_string(),
+            "/page-500",
+        ),
+        (
+            format!("the small tenant's first page, beside acme's {}", ids.len()),
+            vec![small_page],
+            SMALL_KEY,
+            SMALL_ORDERS,
+            format!("the small tenant's page ({SMALL_ORDERS})"),
+            "/small",
+        ),
+    ];
+    for (what, urls, key, rows, baseline, route) in figures {
+        let b = load_rates(&[format!("{bare}{route}")], key, runs).await?;
+        query_row(&format!("baseline: bare axum, {baseline}"), &b, None, rows);
+        query_row(&what, &load_rates(&urls, key, runs).await?, Some(&b), rows);
+    }
     bare_task.abort();
     Ok(())
 }
