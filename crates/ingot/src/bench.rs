@@ -1310,7 +1310,10 @@ latency: each request's, send → last body byte, over every sample
             "/page",
         ),
         (
-            format!("range pages of 500, every page of acme ({})", pages_500.len()),
+            format!(
+                "range pages of 500, every page of acme ({})",
+                pages_500.len()
+            ),
             urls(&pages_500),
             API_KEY,
             500,
