@@ -3170,6 +3170,183 @@ async fn a_replay_resumes_after_its_processor_is_killed_with_sigkill() {
     }
 }
 
+/// A normalized order of [`CONN`] with remote id `id`, as the processor writes it.
+fn normalized_order(id: u64) -> (String, ingot_model::NormalizedRecord) {
+    use ingot_model::{NormalizedRecord, Order, RecordData, RecordMeta};
+    let key = RecordKey::new(CONN, Model::Order, id.to_string());
+    let rec = NormalizedRecord {
+        meta: RecordMeta {
+            id: key.record_id(),
+            remote_id: id.to_string(),
+            connection_id: CONN.into(),
+            tenant_id: "acme".into(),
+            provider: "shopify".into(),
+            remote_created_at: None,
+            remote_updated_at: "2026-11-20T15:00:00Z".into(),
+            remote_deleted: false,
+            modified_at: "2026-11-20T15:00:01Z".into(),
+            mapping_version: "shopify/1".into(),
+            raw_topic: "raw.shopify".into(),
+            raw_partition: 0,
+            raw_offset: 0,
+            remote_data: None,
+        },
+        data: RecordData::Order(Order {
+            order_number: Some(format!("#{id}")),
+            status: "open".into(),
+            payment_status: "paid".into(),
+            fulfillment_status: "unfulfilled".into(),
+            ..Default::default()
+        }),
+    };
+    (key.to_string(), rec)
+}
+
+/// Produces the normalized orders `ids` (8 senders at once), acknowledged.
+async fn produce_normalized_orders(h: &Harness, ids: std::ops::Range<u64>) {
+    let infra = h.infra.as_ref().unwrap();
+    let codec = ingot_kafka::AvroCodec::new(&infra.registry_url).unwrap();
+    let producer = ingot_kafka::Producer::new(h.kafka()).unwrap();
+    let ids: Vec<u64> = ids.collect();
+    let mut senders = tokio::task::JoinSet::new();
+    for chunk in ids.chunks(ids.len().div_ceil(8)) {
+        let (chunk, codec, producer) = (chunk.to_vec(), codec.clone(), producer.clone());
+        senders.spawn(async move {
+            for id in chunk {
+                let (key, rec) = normalized_order(id);
+                let value = codec.encode_record(&rec).await.unwrap();
+                producer
+                    .send("normalized.order", key.as_bytes(), Some(&value), &[])
+                    .await
+                    .unwrap();
+            }
+        });
+    }
+    while let Some(r) = senders.join_next().await {
+        r.unwrap();
+    }
+}
+
+/// The view's `freshness` (next offset per `normalized.<model>/<partition>`) as an
+/// `ingot materialize` child at `base` serves it; `None` while it does not answer.
+async fn served_freshness(client: &reqwest::Client, base: &str) -> Option<Value> {
+    let r = client
+        .get(format!("{base}/v1/orders?limit=1"))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .ok()?;
+    let v: Value = r.json().await.ok()?;
+    Some(v["freshness"].clone())
+}
+
+/// The materializer writes a backlog's batches without the write-ahead log. Killed with
+/// SIGKILL in the middle of one, it must not dead-letter a poison pill of that backlog a
+/// second time when it starts again: the batch that passes the pill is durable once the
+/// pill's dead letter is acknowledged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_materializer_killed_in_a_backlog_dead_letters_its_pill_once() {
+    let _serial = serial();
+    let h = Harness::start_stages(ingot_sync::SyncSettings::default(), 3600, Stages::NONE).await;
+    let topic = Model::Order.normalized_topic();
+    // the backlog: 8 000 orders, a value that is no Avro at all, 20 000 orders
+    produce_normalized_orders(&h, 1..8_001).await;
+    let producer = ingot_kafka::Producer::new(h.kafka()).unwrap();
+    let pill_key = RecordKey::new(CONN, Model::Order, "pill").to_string();
+    let (pp, po) = producer
+        .send(&topic, pill_key.as_bytes(), Some(b"not avro at all"), &[])
+        .await
+        .unwrap();
+    produce_normalized_orders(&h, 8_001..28_001).await;
+    let total: i64 = 28_001;
+
+    let dir = h.data_dir().join("children");
+    std::fs::create_dir_all(&dir).unwrap();
+    let listen = format!("127.0.0.1:{}", free_port());
+    let base = format!("http://{listen}");
+    let cfg = h.config_file("materializer", &dir.join("m"), &listen);
+    let cfg = cfg.to_str().unwrap().to_string();
+    let client = reqwest::Client::new();
+    let passed = |f: &Value| f[format!("{topic}/{pp}")].as_i64().unwrap_or(0);
+    let applied = |f: &Value| -> i64 {
+        f.as_object()
+            .map(|o| o.values().filter_map(Value::as_i64).sum())
+            .unwrap_or(0)
+    };
+
+    // 1. killed as soon as the view has passed the pill
+    let mut child = spawn_ingot(
+        &["materialize", "--no-sync", "-c", &cfg],
+        &dir.join("m1.log"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let at_kill = loop {
+        if let Some(f) = served_freshness(&client, &base).await {
+            if passed(&f) > po {
+                kill9(&mut child);
+                break f;
+            }
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the materializer exited"
+        );
+        assert!(Instant::now() < deadline, "the view never passed the pill");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    };
+    assert!(
+        applied(&at_kill) < total,
+        "killed in the middle of the backlog, not after it: {at_kill}"
+    );
+
+    // 2. started again, it reads the rest of the backlog
+    let mut child = spawn_ingot(
+        &["materialize", "--no-sync", "-c", &cfg],
+        &dir.join("m2.log"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let end = loop {
+        if let Some(f) = served_freshness(&client, &base).await {
+            if applied(&f) == total {
+                break f;
+            }
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the materializer exited"
+        );
+        assert!(Instant::now() < deadline, "the view never reached the end");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let last = client
+        .get(format!("{base}/v1/orders/{}", order_id(28_000)))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(last.status(), 200, "the last order is served: {end}");
+    kill9(&mut child);
+
+    let source = ingot_model::dlq::source(&topic, pp, po);
+    let dlq = h.kafka().read_all(ingot_model::dlq::TOPIC).await.unwrap();
+    let letters: Vec<_> = dlq
+        .iter()
+        .filter(|m| m.header(ingot_model::dlq::HEADER_SOURCE) == Some(source.as_str()))
+        .collect();
+    println!(
+        "killed at {} of {total} records applied ({at_kill}); dead letters of {source}: {}",
+        applied(&at_kill),
+        letters.len()
+    );
+    let offsets: Vec<i64> = letters.iter().map(|m| m.offset).collect();
+    assert_eq!(
+        letters.len(),
+        1,
+        "the pill is dead-lettered once, not at raw.dlq offsets {offsets:?}"
+    );
+    assert_eq!(letters[0].value.as_deref(), Some(&b"not avro at all"[..]));
+}
+
 /// `ingot replay` as an operator runs it: the command reaches the running processor
 /// through the broker, follows the replay to its end and prints the counts; its config
 /// comes from `-c`, `$INGOT_CONFIG` or `./ingot.toml`.

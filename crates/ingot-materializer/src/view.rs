@@ -1175,6 +1175,13 @@ impl Materializer {
                     .next_offset(&m.topic, m.partition)
                     .is_none_or(|n| m.offset >= n)
             });
+            // a pill met in a backlog: what came before it is made durable first, and the
+            // batch that passes it is written with the log, so a crash after the pill's
+            // acknowledgement does not dead-letter it again (only a crash between the two
+            // can: at-least-once, as in live traffic)
+            if !dead.is_empty() {
+                self.flush_backlog(&mut backlog).await?;
+            }
             self.dead_letter(&producer, &dead).await?;
             let view = self.view.clone();
             let unlogged = backlog;
