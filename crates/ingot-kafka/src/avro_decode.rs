@@ -7,7 +7,10 @@
 //! `serde_json::Map`'s order at every depth, strings escaped by `serde_json`. It accepts
 //! and refuses the same datums as that path, `apache_avro`'s leniencies at the end of the
 //! input included (a boolean, a union or a string's bytes missing there read as `null`),
-//! and ignores bytes after the datum as it does. Schemas using types it does not
+//! and ignores bytes after the datum as it does, with one exception: a datum with more
+//! array items than [`ITEMS_PER_BYTE`] per byte of it is refused (only items that take no
+//! bytes, `null`s or arrays of them, can reach that; `apache_avro` would build every item,
+//! and arrays of such arrays multiply without bound). Schemas using types it does not
 //! transcode (floats, bytes, fixed, maps, decimals, uuids, durations) are decoded through
 //! that generic path, so the result is the same for every schema.
 //!
@@ -243,9 +246,16 @@ enum Seen<'a> {
     Other,
 }
 
+/// Array items a datum may hold per byte of it ([`FlatDecoder::decode`] refuses more):
+/// an item of ingot's schemas takes at least one byte, so only a hostile datum (items of
+/// no bytes, nested) comes near it.
+pub const ITEMS_PER_BYTE: usize = 8;
+
 struct Input<'a> {
     buf: &'a [u8],
     pos: usize,
+    /// Array items this datum may still hold.
+    items_left: usize,
 }
 
 impl<'a> Input<'a> {
@@ -341,7 +351,11 @@ impl FlatDecoder {
             return self.decode_generic(datum);
         };
         let rec = &self.records[root];
-        let mut input = Input { buf: datum, pos: 0 };
+        let mut input = Input {
+            buf: datum,
+            pos: 0,
+            items_left: datum.len().max(1).saturating_mul(ITEMS_PER_BYTE),
+        };
         let mut values = Vec::with_capacity(datum.len().min(1 << 16));
         let mut ranges = Vec::with_capacity(rec.fields.len());
         let mut cut = None;
@@ -533,6 +547,12 @@ impl FlatDecoder {
                         })
                         .ok_or_else(|| Fail::Bad(format!("array block {raw} at {at}")))?;
                     while count < total {
+                        input.items_left = input.items_left.checked_sub(1).ok_or_else(|| {
+                            Fail::Bad(format!(
+                                "more array items than {ITEMS_PER_BYTE} per byte of a {}-byte datum, at {at}",
+                                input.buf.len()
+                            ))
+                        })?;
                         if count > 0 {
                             put(&mut out, b",");
                         }
@@ -908,6 +928,36 @@ mod tests {
         let datum = [3, 4, 2, 1, 2, 4, 0];
         assert_eq!(d.decode(&datum).unwrap().json, br#"{"xs":[1,-1,2]}"#);
         agree_on_mutations(&d, &schema, &datum, 2000);
+    }
+
+    /// Arrays of arrays of `null` (items of no bytes): ten bytes would ask for 10¹² items
+    /// as JSON text; the decoder refuses them with a reason, and takes a datum within the
+    /// bound.
+    #[test]
+    fn items_of_no_bytes_are_bounded_by_the_datums_size() {
+        let schema = Schema::parse_str(
+            r#"{"type": "record", "name": "R", "fields": [
+                {"name": "xs", "type": {"type": "array", "items": {"type": "array", "items": "null"}}}]}"#,
+        )
+        .unwrap();
+        let d = FlatDecoder::new(&schema, CUT, FIELDS).unwrap();
+        assert!(d.root.is_some(), "null and arrays are transcoded");
+        // zig-zag varints: a block of 1 000 000 inner arrays, each a block of 1 000 000
+        // nulls, then the ends
+        let million = [0x80, 0x89, 0x7a];
+        let datum = [&million[..], &million[..], &[0], &[0]].concat();
+        let err = d.decode(&datum).unwrap_err().to_string();
+        assert!(
+            err.contains("more array items than 8 per byte of a 8-byte datum"),
+            "{err}"
+        );
+        // 2 inner arrays of 3 nulls, 6 bytes: 8 items, within 48
+        let datum = [4, 6, 0, 6, 0, 0];
+        assert_eq!(
+            d.decode(&datum).unwrap().json,
+            br#"{"xs":[[null,null,null],[null,null,null]]}"#
+        );
+        assert!(agree(&d, &schema, &datum));
     }
 
     #[test]
