@@ -3227,17 +3227,40 @@ async fn produce_normalized_orders(h: &Harness, ids: std::ops::Range<u64>) {
     }
 }
 
-/// The view's `freshness` (next offset per `normalized.<model>/<partition>`) as an
-/// `ingot materialize` child at `base` serves it; `None` while it does not answer.
-async fn served_freshness(client: &reqwest::Client, base: &str) -> Option<Value> {
-    let r = client
-        .get(format!("{base}/v1/orders?limit=1"))
-        .bearer_auth(KEY)
-        .send()
-        .await
-        .ok()?;
-    let v: Value = r.json().await.ok()?;
-    Some(v["freshness"].clone())
+/// Polls the view's `freshness` (next offset per `normalized.<model>/<partition>`) as the
+/// `ingot materialize` child at `base` serves it, every `every`, until `done` holds of it
+/// (2 min at most, failing if the child exits); returns it.
+async fn wait_served_freshness(
+    child: &mut std::process::Child,
+    base: &str,
+    every: Duration,
+    what: &str,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let served = match client
+            .get(format!("{base}/v1/orders?limit=1"))
+            .bearer_auth(KEY)
+            .send()
+            .await
+        {
+            Ok(r) => r.json::<Value>().await.ok(),
+            Err(_) => None,
+        };
+        if let Some(f) = served.map(|v| v["freshness"].clone()) {
+            if done(&f) {
+                return f;
+            }
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the materializer exited"
+        );
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(every).await;
+    }
 }
 
 /// The materializer writes a backlog's batches without the write-ahead log. Killed with
@@ -3279,21 +3302,15 @@ async fn a_materializer_killed_in_a_backlog_dead_letters_its_pill_once() {
         &["materialize", "--no-sync", "-c", &cfg],
         &dir.join("m1.log"),
     );
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let at_kill = loop {
-        if let Some(f) = served_freshness(&client, &base).await {
-            if passed(&f) > po {
-                kill9(&mut child);
-                break f;
-            }
-        }
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "the materializer exited"
-        );
-        assert!(Instant::now() < deadline, "the view never passed the pill");
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    };
+    let at_kill = wait_served_freshness(
+        &mut child,
+        &base,
+        Duration::from_millis(2),
+        "the view to pass the pill",
+        |f| passed(f) > po,
+    )
+    .await;
+    kill9(&mut child);
     assert!(
         applied(&at_kill) < total,
         "killed in the middle of the backlog, not after it: {at_kill}"
@@ -3304,20 +3321,14 @@ async fn a_materializer_killed_in_a_backlog_dead_letters_its_pill_once() {
         &["materialize", "--no-sync", "-c", &cfg],
         &dir.join("m2.log"),
     );
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let end = loop {
-        if let Some(f) = served_freshness(&client, &base).await {
-            if applied(&f) == total {
-                break f;
-            }
-        }
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "the materializer exited"
-        );
-        assert!(Instant::now() < deadline, "the view never reached the end");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let end = wait_served_freshness(
+        &mut child,
+        &base,
+        Duration::from_millis(20),
+        "the view to reach the end",
+        |f| applied(f) == total,
+    )
+    .await;
     let last = client
         .get(format!("{base}/v1/orders/{}", order_id(28_000)))
         .bearer_auth(KEY)
