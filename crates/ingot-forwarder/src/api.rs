@@ -20,14 +20,14 @@ use crate::http::check_url_resolving;
 use crate::sign::generate_secret;
 use crate::store::{Delivery, DeliveryStatus};
 use crate::ForwarderError;
-use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{FromRef, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::Utc;
-use ingot_http::{ApiError, Caller};
+use ingot_http::{ApiError, Caller, JsonObject};
 use ingot_model::auth::{Auth, Principal};
 use ingot_model::Secret;
 use serde::Deserialize;
@@ -200,9 +200,9 @@ fn check_filters(
 async fn create(
     State(s): St,
     Caller(who): Caller,
-    body: Result<Json<CreateBody>, JsonRejection>,
+    body: Result<JsonObject<CreateBody>, ApiError>,
 ) -> Result<Response, ApiError> {
-    let Json(b) = body?;
+    let JsonObject(b) = body?;
     check_url_resolving(&b.url, s.cfg.allow_insecure_urls)
         .await
         .map_err(ApiError::BadRequest)?;
@@ -294,9 +294,9 @@ async fn patch(
     State(s): St,
     Caller(who): Caller,
     Path(id): Path<String>,
-    body: Result<Json<PatchBody>, JsonRejection>,
+    body: Result<JsonObject<PatchBody>, ApiError>,
 ) -> Result<Json<Value>, ApiError> {
-    let Json(b) = body?;
+    let JsonObject(b) = body?;
     if let Some(u) = &b.url {
         check_url_resolving(u, s.cfg.allow_insecure_urls)
             .await
@@ -460,10 +460,10 @@ async fn replay_range(
     State(s): St,
     Caller(who): Caller,
     Path(id): Path<String>,
-    body: Result<Json<ReplayBody>, JsonRejection>,
+    body: Result<JsonObject<ReplayBody>, ApiError>,
 ) -> Result<Response, ApiError> {
     let e = owned(&s, &who, &id)?;
-    let Json(b) = body?;
+    let JsonObject(b) = body?;
     let time = |name: &str, v: &str| {
         ingot_model::parse_time(v, false).map_err(|_| {
             ApiError::BadRequest(format!("{name}: expected an RFC 3339 time, got {v:?}"))

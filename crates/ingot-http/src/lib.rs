@@ -6,6 +6,8 @@
 //!   [`ApiError::Unauthorized`] (401) before any parameter or body is looked at (axum runs
 //!   the parts extractors, in argument order, before the body extractor: a handler takes
 //!   `Caller` right after `State`);
+//! - [`JsonObject`], the one body extractor: a JSON object deserialized into the route's
+//!   type, anything else a 400 in the envelope;
 //! - [`ApiError`], the one error envelope: every non-2xx answer is `{"error": "<reason>"}`
 //!   with `content-type: application/json`.
 //!
@@ -13,7 +15,7 @@
 //! (`Principal::may_read`, `Principal::may_see`) stay with the handlers.
 
 use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{FromRef, FromRequestParts};
+use axum::extract::{FromRef, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -136,8 +138,6 @@ impl std::error::Error for ApiError {}
 
 /// A body that is not the JSON the route takes (syntax, type, missing content type): 400
 /// with axum's reason, in the envelope (axum's own answer is `text/plain`, 415 or 422).
-/// A handler takes `Result<Json<T>, JsonRejection>` and applies `?` after its key and
-/// path checks.
 impl From<JsonRejection> for ApiError {
     fn from(e: JsonRejection) -> Self {
         ApiError::BadRequest(e.body_text())
@@ -204,6 +204,40 @@ where
     }
 }
 
+/// A request body that is a JSON object (`content-type: application/json`), deserialized
+/// into `T`. A handler takes `Result<JsonObject<T>, ApiError>` and applies `?` after its
+/// key and path checks.
+///
+/// Errors, each [`ApiError::BadRequest`] (400): no JSON content type, a syntax error (axum's
+/// reasons); `the body must be a JSON object` for any other JSON value — serde's derived
+/// structs also read a JSON array, by position, which no route documents; and
+/// `<path>: <what is wrong>` when the object does not fit `T` (unknown or missing
+/// fields, wrong types).
+pub struct JsonObject<T>(pub T);
+
+impl<T, S> FromRequest<S> for JsonObject<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let Json(object) =
+            Json::<serde_json::Map<String, serde_json::Value>>::from_request(req, state)
+                .await
+                .map_err(|e| match e {
+                    JsonRejection::JsonDataError(_) => {
+                        ApiError::BadRequest("the body must be a JSON object".into())
+                    }
+                    e => e.into(),
+                })?;
+        serde_path_to_error::deserialize(serde_json::Value::Object(object))
+            .map(JsonObject)
+            .map_err(|e| ApiError::BadRequest(e.to_string()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -227,6 +261,24 @@ mod tests {
         who.tenant_id.clone()
     }
 
+    /// A body whose fields are all optional: the shape serde also reads from `[]`.
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Patch {
+        #[serde(default)]
+        name: Option<String>,
+        #[serde(default)]
+        count: Option<u32>,
+    }
+
+    async fn patch(
+        Caller(_): Caller,
+        body: Result<JsonObject<Patch>, ApiError>,
+    ) -> Result<String, ApiError> {
+        let JsonObject(p) = body?;
+        Ok(format!("{:?} {:?}", p.name, p.count))
+    }
+
     async fn limited(Caller(_): Caller) -> Result<String, ApiError> {
         Err(ApiError::TooManyRequests {
             retry_after_secs: 7,
@@ -245,6 +297,7 @@ mod tests {
         let app = Router::new()
             .route("/whoami", get(whoami))
             .route("/limited", get(limited))
+            .route("/patch", axum::routing::patch(patch))
             .with_state(state);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -259,6 +312,59 @@ mod tests {
             "the envelope is JSON"
         );
         r.json().await.unwrap()
+    }
+
+    /// Only a JSON object reaches the handler; everything else is a 400 with its reason.
+    #[tokio::test]
+    async fn a_body_must_be_a_json_object() {
+        let base = serve().await;
+        let http = reqwest::Client::new();
+        let send = |text: &'static str, json: bool| {
+            let mut r = http
+                .patch(format!("{base}/patch"))
+                .bearer_auth("k-acme")
+                .body(text);
+            if json {
+                r = r.header(header::CONTENT_TYPE, "application/json");
+            }
+            r.send()
+        };
+        for (text, answer) in [
+            ("{}", "None None"),
+            (r#"{"name": "a", "count": 2}"#, r#"Some("a") Some(2)"#),
+        ] {
+            let r = send(text, true).await.unwrap();
+            assert_eq!(r.status(), 200, "{text}");
+            assert_eq!(r.text().await.unwrap(), answer);
+        }
+        for text in ["[]", r#"["a", 2]"#, r#""a""#, "1", "null", "true"] {
+            let r = send(text, true).await.unwrap();
+            assert_eq!(r.status(), 400, "{text}");
+            assert_eq!(
+                body(r).await["error"],
+                "the body must be a JSON object",
+                "{text}"
+            );
+        }
+        for (text, json, reason) in [
+            (r#"{"name": 1}"#, true, "name: invalid type: integer `1`"),
+            (r#"{"nme": "a"}"#, true, "unknown field `nme`"),
+            (
+                r#"{"name": "#,
+                true,
+                "Failed to parse the request body as JSON",
+            ),
+            (
+                "{}",
+                false,
+                "Expected request with `Content-Type: application/json`",
+            ),
+        ] {
+            let r = send(text, json).await.unwrap();
+            assert_eq!(r.status(), 400, "{text}");
+            let got = body(r).await["error"].as_str().unwrap().to_string();
+            assert!(got.contains(reason), "{text}: {got}");
+        }
     }
 
     #[tokio::test]

@@ -30,13 +30,12 @@
 //! is the shared envelope [`ApiError`] (`{"error": "<reason>"}`).
 
 use crate::engine::{Engine, EngineError};
-use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRef, Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use ingot_http::{ApiError, Caller};
+use ingot_http::{ApiError, Caller, JsonObject};
 use ingot_model::auth::{Auth, Principal};
 use ingot_model::ConnectionSpec;
 use serde_json::{json, Value};
@@ -113,9 +112,9 @@ pub fn router(engine: Engine, auth: Auth) -> Router {
 async fn create(
     State(s): State<ApiState>,
     Caller(who): Caller,
-    body: Result<Json<ConnectionSpec>, JsonRejection>,
+    body: Result<JsonObject<ConnectionSpec>, ApiError>,
 ) -> Result<Response, ApiError> {
-    let Json(mut spec) = body?;
+    let JsonObject(mut spec) = body?;
     if !spec.tenant.is_empty() && spec.tenant != who.tenant_id {
         return Err(ApiError::BadRequest(
             "tenant: a connection belongs to the caller's tenant; omit the field".into(),

@@ -18,13 +18,12 @@
 //! the body), 400, 404, 503 when the control topic cannot be read or written.
 
 use crate::api::ApiState;
-use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, Utc};
-use ingot_http::{ApiError, Caller};
+use ingot_http::{ApiError, Caller, JsonObject};
 use ingot_kafka::{KafkaError, KafkaSettings, Producer};
 use ingot_model::auth::Principal;
 use ingot_model::replay::{ReplayBook, ReplaySource, ReplaySpec, ReplayStatus, REPLAYS_TOPIC};
@@ -99,9 +98,9 @@ fn storage_error(e: KafkaError) -> ApiError {
 pub(crate) async fn create(
     State(s): State<ApiState>,
     Caller(who): Caller,
-    body: Result<Json<ReplayRequest>, JsonRejection>,
+    body: Result<JsonObject<ReplayRequest>, ApiError>,
 ) -> Result<Response, ApiError> {
-    let Json(req) = body?;
+    let JsonObject(req) = body?;
     if let (Some(a), Some(b)) = (req.since, req.until) {
         if a > b {
             return Err(ApiError::BadRequest("since is after until".into()));
