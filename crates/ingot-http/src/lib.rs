@@ -208,12 +208,30 @@ where
 /// into `T`. A handler takes `Result<JsonObject<T>, ApiError>` and applies `?` after its
 /// key and path checks.
 ///
-/// Errors, each [`ApiError::BadRequest`] (400): no JSON content type, a syntax error (axum's
-/// reasons); `the body must be a JSON object` for any other JSON value — serde's derived
-/// structs also read a JSON array, by position, which no route documents; and
-/// `<path>: <what is wrong>` when the object does not fit `T` (unknown or missing
-/// fields, wrong types).
+/// Errors, each [`ApiError::BadRequest`] (400) unless said: no JSON content type (axum's
+/// reason); a body over the route's limit (413, axum's reason); `the body must be a JSON
+/// object` for any other JSON value — serde's derived structs also read a JSON array, by
+/// position, which no route documents; a syntax error, and `<path>: <what is wrong>`
+/// when the object does not fit `T` (unknown, missing or repeated fields, wrong types),
+/// with serde_json's line and column.
 pub struct JsonObject<T>(pub T);
+
+/// `content-type` is `application/json` or `application/<anything>+json` (parameters
+/// such as `charset` ignored), as axum's `Json` requires.
+fn is_json(headers: &axum::http::HeaderMap) -> bool {
+    let Some(ct) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = ct.split(';').next().unwrap_or_default().trim();
+    let Some((kind, sub)) = essence.split_once('/') else {
+        return false;
+    };
+    let sub = sub.to_ascii_lowercase();
+    kind.eq_ignore_ascii_case("application") && (sub == "json" || sub.ends_with("+json"))
+}
 
 impl<T, S> FromRequest<S> for JsonObject<T>
 where
@@ -223,18 +241,36 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let Json(object) =
-            Json::<serde_json::Map<String, serde_json::Value>>::from_request(req, state)
-                .await
-                .map_err(|e| match e {
-                    JsonRejection::JsonDataError(_) => {
-                        ApiError::BadRequest("the body must be a JSON object".into())
-                    }
-                    e => e.into(),
-                })?;
-        serde_path_to_error::deserialize(serde_json::Value::Object(object))
-            .map(JsonObject)
-            .map_err(|e| ApiError::BadRequest(e.to_string()))
+        if !is_json(req.headers()) {
+            return Err(ApiError::BadRequest(
+                "Expected request with `Content-Type: application/json`".into(),
+            ));
+        }
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|e| ApiError::Status(e.status(), e.body_text()))?;
+        if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            return Err(ApiError::BadRequest(
+                "the body must be a JSON object".into(),
+            ));
+        }
+        // axum's reasons, the field's path first (serde_json reports some wrong types,
+        // such as `null` for an enum, as syntax)
+        let syntax = |e: &dyn std::fmt::Display| {
+            ApiError::BadRequest(format!("Failed to parse the request body as JSON: {e}"))
+        };
+        let mut de = serde_json::Deserializer::from_slice(&bytes);
+        let t = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+            if e.inner().is_data() {
+                ApiError::BadRequest(format!(
+                    "Failed to deserialize the JSON body into the target type: {e}"
+                ))
+            } else {
+                syntax(&e)
+            }
+        })?;
+        de.end().map_err(|e| syntax(&e))?;
+        Ok(JsonObject(t))
     }
 }
 
@@ -349,6 +385,12 @@ mod tests {
         for (text, json, reason) in [
             (r#"{"name": 1}"#, true, "name: invalid type: integer `1`"),
             (r#"{"nme": "a"}"#, true, "unknown field `nme`"),
+            (
+                r#"{"name": "a", "name": "b"}"#,
+                true,
+                "duplicate field `name`",
+            ),
+            (r#"{"name": "a"} x"#, true, "trailing characters"),
             (
                 r#"{"name": "#,
                 true,

@@ -930,7 +930,7 @@ mod tests {
         agree_on_mutations(&d, &schema, &datum, 2000);
     }
 
-    /// Arrays of arrays of `null` (items of no bytes): ten bytes would ask for 10¹² items
+    /// Arrays of arrays of `null` (items of no bytes): eight bytes would ask for 10¹² items
     /// as JSON text; the decoder refuses them with a reason, and takes a datum within the
     /// bound.
     #[test]
