@@ -43,16 +43,25 @@ for run in "test-api-key:$examples:the tenant's key" "test-limited-key:$limited_
   IFS=: read -r key n who <<<"$run"
   export INGOT_ST_API_KEY="$key"
   report="$HOME/.cache/ingot/schemathesis-$key.log"
-  echo "schemathesis: as $who, $n examples per operation"
+  seed="${INGOT_ST_SEED:-$(date +%s)}"
+  echo "schemathesis: as $who, $n examples per operation, seed $seed (INGOT_ST_SEED=$seed repeats it)"
+  # bounded: a request unanswered for 20 s is a failure reported with the request, and
+  # the whole run is stopped after 10 min (it takes about one) with the seed to repeat it
   set +e
-  "$venv/bin/schemathesis" --config-file scripts/schemathesis.toml run \
-    "http://127.0.0.1:$port/openapi.json" --max-examples "$n" \
-    --workers 2 --seed "${INGOT_ST_SEED:-$(date +%s)}" --no-color >"$report" 2>&1
+  timeout --kill-after=10 600 "$venv/bin/schemathesis" --config-file scripts/schemathesis.toml run \
+    "http://127.0.0.1:$port/openapi.json" --max-examples "$n" --request-timeout 20 \
+    --workers 2 --seed "$seed" --no-color >"$report" 2>&1
   status=$?
   set -e
+  if [ "$status" -eq 124 ] || [ "$status" -eq 137 ]; then
+    tail -60 "$report"
+    echo "schemathesis: STOPPED as $who after 10 min (seed $seed; the report: $report; the demo's log follows)"
+    tail -40 "$log"
+    exit 1
+  fi
   if [ "$status" -ne 0 ]; then
     cat "$report"
-    echo "schemathesis: FAILED as $who (exit $status; the report: $report)"
+    echo "schemathesis: FAILED as $who (exit $status, seed $seed; the report: $report)"
     exit "$status"
   fi
   sed -n '/SUMMARY/,$p' "$report"

@@ -3748,7 +3748,8 @@ async fn woocommerce_subscriptions_are_created_deliver_heal_and_leave_with_the_c
         .post_json(
             "/v1/connections",
             &json!({"id": "ns-sub", "provider": "netsuite", "base_url": "http://127.0.0.1:9",
-                    "credentials": {"access_token": "t"}, "poll_interval_secs": 900}),
+                    "credentials": {"access_token": "t"}, "poll_interval_secs": 900,
+                    "timezone": "America/Los_Angeles"}),
         )
         .await;
     assert_eq!(s, 201, "{ns}");

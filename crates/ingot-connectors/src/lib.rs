@@ -90,6 +90,10 @@ pub enum ConnectorError {
     /// This connector cannot list that model or has no deletion feed for it.
     #[error("unsupported: {0}")]
     Unsupported(String),
+    /// The connection's settings cannot serve the call (a NetSuite connection without
+    /// its account's time zone). Needs a human: fix the connection.
+    #[error("the connection's settings: {0}")]
+    Misconfigured(String),
     /// The listing stopped advancing: the 3PA served nothing past the last continuation
     /// (it ignores its paging or filter parameters, or a continuation came back again).
     /// Retrying would loop, so the run fails instead.

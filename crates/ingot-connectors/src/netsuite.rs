@@ -374,13 +374,13 @@ impl NetSuiteConnector {
 
     fn tz(&self) -> Result<Tz, ConnectorError> {
         let name = self.config.timezone.as_deref().ok_or_else(|| {
-            ConnectorError::Unsupported(
+            ConnectorError::Misconfigured(
                 "the NetSuite connector needs config.timezone (the account's IANA time zone)"
                     .into(),
             )
         })?;
         name.parse::<Tz>().map_err(|_| {
-            ConnectorError::Unsupported(format!("unknown time zone {name:?} in config.timezone"))
+            ConnectorError::Misconfigured(format!("unknown time zone {name:?} in config.timezone"))
         })
     }
 

@@ -34,7 +34,8 @@ pub struct ConnectionSpec {
     /// Reconciliation poll interval in seconds (default 43200 = 12 h; NetSuite 900).
     #[serde(default)]
     pub poll_interval_secs: Option<u64>,
-    /// The 3PA account's IANA time zone where its API needs local times.
+    /// The 3PA account's IANA time zone where its API needs local times. Required for a
+    /// synced NetSuite connection (SuiteQL dates carry no offset).
     #[serde(default)]
     pub timezone: Option<String>,
     /// Records per page to request.
@@ -375,10 +376,20 @@ impl ConnectionSpec {
                 ));
             }
         }
-        if let Some(tz) = &self.timezone {
-            if tz.parse::<chrono_tz::Tz>().is_err() {
+        match &self.timezone {
+            Some(tz) if tz.parse::<chrono_tz::Tz>().is_err() => {
                 problems.push(format!("timezone {tz:?} is not an IANA time zone"));
             }
+            // SuiteQL filters and answers dates in the account's time zone, without an
+            // offset (DESIGN.md, "Sync": NetSuite account timezone): a synced NetSuite
+            // connection can neither ask nor read its dates without it
+            None if self.provider == Provider::NetSuite && !self.sync_disabled => {
+                problems.push(
+                    "timezone (the account's IANA time zone, e.g. \"America/New_York\") is required for provider netsuite unless sync_disabled"
+                        .into(),
+                );
+            }
+            _ => {}
         }
         if let Some(api) = &self.api {
             if !matches!(api.as_str(), "graphql" | "rest") {
@@ -597,10 +608,19 @@ mod tests {
             );
         }
         let edges = spec(serde_json::json!({
-            "id": "n", "provider": "netsuite", "base_url": "http://x",
+            "id": "n", "provider": "netsuite", "base_url": "http://x", "timezone": "UTC",
             "history_days": 3650, "poll_interval_secs": 2_592_000,
         }));
         assert_eq!(edges.validate(), Ok(()));
+        let no_zone =
+            spec(serde_json::json!({"id": "n", "provider": "netsuite", "base_url": "http://x"}));
+        assert_eq!(
+            no_zone.validate().unwrap_err().to_string(),
+            "timezone (the account's IANA time zone, e.g. \"America/New_York\") is required for provider netsuite unless sync_disabled"
+        );
+        let not_synced =
+            spec(serde_json::json!({"id": "n", "provider": "netsuite", "sync_disabled": true}));
+        assert_eq!(not_synced.validate(), Ok(()));
         let nowhere = spec(serde_json::json!({"id": "w", "provider": "woocommerce"}));
         assert_eq!(
             nowhere.validate().unwrap_err().to_string(),

@@ -1163,7 +1163,7 @@ impl Engine {
                 }
             }
         }
-        while bf.windows_done < bf.windows_total {
+        'windows: while bf.windows_done < bf.windows_total {
             let start = from + self.inner.settings.window * bf.windows_done as i32;
             let end = (start + self.inner.settings.window).min(to);
             let window = Window {
@@ -1177,7 +1177,14 @@ impl Engine {
             loop {
                 let page = match connector.list(model, &window, bf.page.as_ref()).await {
                     Ok(p) => p,
-                    Err(ConnectorError::Unsupported(_)) => break,
+                    // the connector lists no such model: no window has anything to list
+                    // (leaving only this window's loop, as before, retried the same window
+                    // forever without yielding: two calls of it held both runtime workers)
+                    Err(ConnectorError::Unsupported(_)) => {
+                        bf.windows_done = bf.windows_total;
+                        bf.page = None;
+                        break 'windows;
+                    }
                     Err(e) => {
                         status.backfill = Some(bf.clone());
                         return self
