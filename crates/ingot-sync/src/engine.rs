@@ -1175,6 +1175,9 @@ impl Engine {
                 listing.tokens.insert(t.0.clone());
             }
             loop {
+                // a connector may answer at once (an error before any request): every
+                // page loop gives the runtime back now and then, whatever it answers
+                tokio::task::coop::consume_budget().await;
                 let page = match connector.list(model, &window, bf.page.as_ref()).await {
                     Ok(p) => p,
                     // the connector lists no such model: no window has anything to list
@@ -1411,6 +1414,7 @@ impl Engine {
         let mut page = None;
         let mut listing = Listing::default();
         loop {
+            tokio::task::coop::consume_budget().await;
             let p = match connector.deletions(model, &window, page.as_ref()).await {
                 Ok(p) => p,
                 Err(ConnectorError::Unsupported(_)) => return Ok(()),
@@ -1459,6 +1463,7 @@ impl Engine {
         let mut page = None;
         let mut listing = Listing::default();
         loop {
+            tokio::task::coop::consume_budget().await;
             let p = match connector.list(model, &window, page.as_ref()).await {
                 Ok(p) => p,
                 Err(ConnectorError::Unsupported(_)) => break,
