@@ -1986,10 +1986,18 @@ async fn a_replay_applies_a_changed_mapping_to_history_and_its_dry_run_says_so_f
     assert_eq!(r.status().as_u16(), 404);
 
     // 1. the dry run: what would change, and nothing written
+    // (a list that repeats itself is kept once: the processor matches every raw event
+    // it reads against these lists)
     let dry = h
-        .replay(KEY, json!({"connection_ids": [CONN], "dry_run": true}))
+        .replay(
+            KEY,
+            json!({"connection_ids": [CONN, CONN, CONN], "models": ["order", "customer", "order"],
+                   "dry_run": true}),
+        )
         .await;
     assert_eq!(dry["dry_run"], true);
+    assert_eq!(dry["connection_ids"], json!([CONN]), "{dry}");
+    assert_eq!(dry["models"], json!(["order", "customer"]), "{dry}");
     // every raw event of shop-1 is read: 3 orders and a customer (+ the customer inside
     // each order is not a separate raw event)
     assert_eq!(dry["counts"]["read"], 4, "{dry}");

@@ -161,6 +161,9 @@ struct CreateBody {
 }
 
 /// Validates events and connections against the caller; returns the values to store.
+/// Connections one endpoint may name in its filter.
+pub const MAX_CONNECTION_IDS: usize = 1000;
+
 fn check_filters(
     who: &Principal,
     events: Option<Vec<String>>,
@@ -174,6 +177,18 @@ fn check_filters(
     }
     for e in &events {
         validate_event_pattern(e).map_err(ApiError::BadRequest)?;
+    }
+    // the forwarder matches every change against these lists: each item once
+    let events = ingot_http::each_once(events);
+    let connection_ids = connection_ids.map(ingot_http::each_once);
+    if let Some(c) = connection_ids
+        .as_ref()
+        .filter(|c| c.len() > MAX_CONNECTION_IDS)
+    {
+        return Err(ApiError::BadRequest(format!(
+            "connection_ids: {} connections; at most {MAX_CONNECTION_IDS} (omit it for all)",
+            c.len()
+        )));
     }
     // a key limited to some connections subscribes only to those
     let connection_ids = match (&who.connections, connection_ids) {

@@ -87,7 +87,35 @@ async fn changes_arrive_signed_in_order_with_the_api_record_and_per_tenant() {
         json!({"url": format!("{}/a", rx.url), "events": ["order.*"], "description": "orders"}),
     )
     .await;
-    let (c, c_secret) = create_endpoint(r, "acme-key", json!({"url": format!("{}/c", rx.url), "events": ["customer.created"], "connection_ids": ["shop-1"]})).await;
+    // filters are kept with each item once (every change is matched against them), and
+    // an endpoint names at most MAX_CONNECTION_IDS connections
+    let many: Vec<String> = (0..=ingot_forwarder::api::MAX_CONNECTION_IDS)
+        .map(|i| format!("shop-{i}"))
+        .collect();
+    let (st, v) = api(
+        r,
+        "POST",
+        "/v1/webhook-endpoints",
+        "acme-key",
+        Some(json!({"url": rx.url, "connection_ids": many})),
+    )
+    .await;
+    assert_eq!(st, 400, "{v}");
+    assert_eq!(
+        v["error"],
+        "connection_ids: 1001 connections; at most 1000 (omit it for all)"
+    );
+    let (c, c_secret) = create_endpoint(r, "acme-key", json!({"url": format!("{}/c", rx.url), "events": ["customer.created", "customer.created"], "connection_ids": ["shop-1", "shop-1"]})).await;
+    let (_, shown) = api(
+        r,
+        "GET",
+        &format!("/v1/webhook-endpoints/{c}"),
+        "acme-key",
+        None,
+    )
+    .await;
+    assert_eq!(shown["events"], json!(["customer.created"]), "{shown}");
+    assert_eq!(shown["connection_ids"], json!(["shop-1"]), "{shown}");
     let (g, g_secret) =
         create_endpoint(r, "globex-key", json!({"url": format!("{}/g", rx.url)})).await;
     assert!(a_secret.starts_with("whsec_"));

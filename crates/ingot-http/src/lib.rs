@@ -204,6 +204,17 @@ where
     }
 }
 
+/// The items of a list a request gave (connection ids, event types, models), each once,
+/// in the order first given. Such lists filter every record a stage reads, so a list that
+/// repeats itself would cost its length on each of them.
+pub fn each_once<T: Eq + std::hash::Hash + Clone>(items: Vec<T>) -> Vec<T> {
+    let mut seen = std::collections::HashSet::with_capacity(items.len());
+    items
+        .into_iter()
+        .filter(|i| seen.insert(i.clone()))
+        .collect()
+}
+
 /// A request body that is a JSON object (`content-type: application/json`), deserialized
 /// into `T`. A handler takes `Result<JsonObject<T>, ApiError>` and applies `?` after its
 /// key and path checks.
@@ -488,5 +499,14 @@ mod tests {
             // the inner error is never answered
             assert!(!e.to_string().contains("broker down"));
         }
+    }
+
+    #[test]
+    fn each_once_keeps_the_first_of_each_in_order() {
+        assert_eq!(
+            each_once(vec!["b", "a", "b", "c", "a"]),
+            vec!["b", "a", "c"]
+        );
+        assert_eq!(each_once(Vec::<u8>::new()), Vec::<u8>::new());
     }
 }

@@ -53,12 +53,17 @@ pub fn verifier_for(provider: Provider) -> &'static dyn WebhookVerifier {
 }
 
 /// True when `signature_b64` is base64(HMAC-SHA256(secret, body)) for one of `secrets`.
-/// The comparison is constant-time (`Mac::verify_slice`).
+/// The comparison is constant-time (`Mac::verify_slice`). A signature that does not
+/// decode to a SHA-256 output (32 bytes) is refused before the body is hashed: anyone can
+/// send one, and each secret hashes the whole body.
 pub fn verify_hmac_base64(signature_b64: &str, body: &[u8], secrets: &[Secret]) -> bool {
     let Ok(expected) = base64::engine::general_purpose::STANDARD.decode(signature_b64.trim())
     else {
         return false;
     };
+    if expected.len() != 32 {
+        return false;
+    }
     secrets.iter().any(|secret| {
         let mut mac = Hmac::<Sha256>::new_from_slice(secret.expose().as_bytes())
             .expect("hmac takes any key length");
@@ -299,6 +304,16 @@ mod tests {
             assert!(
                 verify_hmac_base64(sig, &body, &["test-secret-not-real".into()]),
                 "vector for {file}"
+            );
+            // the same signature cut short is refused (before any hashing)
+            let short = base64::engine::general_purpose::STANDARD.encode(
+                &base64::engine::general_purpose::STANDARD
+                    .decode(sig)
+                    .unwrap()[..31],
+            );
+            assert!(
+                !verify_hmac_base64(&short, &body, &["test-secret-not-real".into()]),
+                "a 31-byte signature for {file}"
             );
             checked += 1;
         }

@@ -331,6 +331,9 @@ pub const HISTORY_DAYS: std::ops::RangeInclusive<u32> = 1..=3650;
 pub const POLL_INTERVAL_SECS: std::ops::RangeInclusive<u64> = 1..=2_592_000;
 /// Records per page a connection may ask a 3PA for.
 pub const PAGE_SIZE: std::ops::RangeInclusive<u32> = 1..=1000;
+/// Webhook signing secrets a connection may carry (old and new during a rotation, with
+/// room to spare): every unauthenticated delivery that fails is hashed with each of them.
+pub const MAX_WEBHOOK_SECRETS: usize = 8;
 
 /// Why a connection was refused: every problem found, each a sentence for the caller.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -375,6 +378,16 @@ impl ConnectionSpec {
                     PAGE_SIZE.end()
                 ));
             }
+        }
+        if self.webhook_secrets.len() > MAX_WEBHOOK_SECRETS {
+            problems.push(format!(
+                "webhook_secrets holds {} secrets; at most {MAX_WEBHOOK_SECRETS}",
+                self.webhook_secrets.len()
+            ));
+        }
+        if self.webhook_secrets.iter().any(|s| s.expose().is_empty()) {
+            // an HMAC keyed with nothing is one anybody can compute
+            problems.push("webhook_secrets must not contain an empty secret".into());
         }
         match &self.timezone {
             Some(tz) if tz.parse::<chrono_tz::Tz>().is_err() => {
@@ -621,6 +634,24 @@ mod tests {
         let not_synced =
             spec(serde_json::json!({"id": "n", "provider": "netsuite", "sync_disabled": true}));
         assert_eq!(not_synced.validate(), Ok(()));
+        let secrets = |n: usize, s: &str| {
+            spec(serde_json::json!({
+                "id": "w", "provider": "woocommerce", "base_url": "http://x",
+                "webhook_secrets": vec![s; n],
+            }))
+            .validate()
+        };
+        assert_eq!(secrets(MAX_WEBHOOK_SECRETS, "s"), Ok(()));
+        assert_eq!(
+            secrets(MAX_WEBHOOK_SECRETS + 1, "s")
+                .unwrap_err()
+                .to_string(),
+            "webhook_secrets holds 9 secrets; at most 8"
+        );
+        assert_eq!(
+            secrets(1, "").unwrap_err().to_string(),
+            "webhook_secrets must not contain an empty secret"
+        );
         let nowhere = spec(serde_json::json!({"id": "w", "provider": "woocommerce"}));
         assert_eq!(
             nowhere.validate().unwrap_err().to_string(),

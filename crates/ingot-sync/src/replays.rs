@@ -123,17 +123,26 @@ pub(crate) async fn create(
                 format!("connection_ids[{at}]: no such connection for this key"),
             ));
         }
-        req.connection_ids
+        // the processor matches every raw event it reads against these lists
+        ingot_http::each_once(req.connection_ids)
     };
     if connection_ids.is_empty() {
         return Err(ApiError::BadRequest("no connection to replay".into()));
     }
+    let models = ingot_http::each_once(req.models);
     let kafka = s.engine.kafka();
-    let units = units(kafka).map_err(storage_error)?;
+    // metadata requests block (librdkafka): not on an async worker
+    let units = {
+        let kafka = kafka.clone();
+        tokio::task::spawn_blocking(move || units(&kafka))
+            .await
+            .map_err(|e| ApiError::unavailable("replays", format!("replay units: {e}")))?
+            .map_err(storage_error)?
+    };
     let mut spec = ReplaySpec::new(req.source, units);
     spec.tenant_id = Some(who.tenant_id.clone());
     spec.connection_ids = connection_ids;
-    spec.models = req.models;
+    spec.models = models;
     spec.since = req.since;
     spec.until = req.until;
     spec.dry_run = req.dry_run;
