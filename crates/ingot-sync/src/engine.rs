@@ -502,9 +502,7 @@ impl Engine {
         let Some(spec) = self.connection(id) else {
             return Err(EngineError::NotFound(id.to_string()));
         };
-        if let Some((task, _)) = self.inner.tasks.lock().expect("lock").remove(id) {
-            task.abort();
-        }
+        self.stop_task(id);
         let mut outcome = Deleted::default();
         if let Some((subs, callback)) = self.subscriptions(&spec) {
             match subscriptions::remove_all(subs.as_ref(), &callback).await {
@@ -549,9 +547,7 @@ impl Engine {
             .write()
             .expect("lock")
             .insert(spec.id.clone(), spec.clone());
-        if let Some((task, _)) = self.inner.tasks.lock().expect("lock").remove(id) {
-            task.abort();
-        }
+        self.stop_task(id);
         self.inner.changes.send_modify(|n| *n += 1);
         tracing::warn!(component = "sync", connection_id = %id, %reason, "connection disconnected by the 3PA; sync stopped");
         Ok(())
@@ -713,9 +709,7 @@ impl Engine {
         let spec = self
             .connection(id)
             .ok_or_else(|| EngineError::NotFound(id.to_string()))?;
-        if let Some((task, _)) = self.inner.tasks.lock().expect("lock").remove(id) {
-            task.abort();
-        }
+        self.stop_task(id);
         for model in self.inner.settings.models.clone() {
             let mut s = self.status(id).remove(&model).unwrap_or_default();
             s.backfill = None;
@@ -784,6 +778,18 @@ impl Engine {
             requested_at,
             models,
         })
+    }
+
+    /// Stops a connection's task and forgets the runs asked of it.
+    fn stop_task(&self, id: &str) {
+        if let Some((task, _)) = self.inner.tasks.lock().expect("lock").remove(id) {
+            task.abort();
+        }
+        self.inner
+            .forced
+            .lock()
+            .expect("lock")
+            .retain(|(c, _)| c != id);
     }
 
     fn take_forced(&self, id: &str, model: Model) -> bool {
@@ -935,7 +941,10 @@ impl Engine {
                 } else {
                     due
                 };
-                let forced = status.cursor.is_some() && self.take_forced(&spec.id, model);
+                // taken even without a cursor (a historical sync, which runs anyway, covers
+                // what was asked): an entry left behind set every later pass's wait to
+                // zero, so a failing historical sync was retried without its pause
+                let forced = self.take_forced(&spec.id, model) && status.cursor.is_some();
                 if !wait.is_zero() && !forced {
                     next = next.min(wait);
                     continue;
