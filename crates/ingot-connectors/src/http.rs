@@ -49,6 +49,26 @@ pub struct Response {
 
 pub use reqwest::Client;
 
+/// The largest response body a 3PA call reads (a page of the largest size any connector
+/// asks for is a few MB). A connection's `base_url` is the caller's to choose, so the
+/// other end may be anyone's server.
+pub const MAX_RESPONSE_BYTES: usize = 64 << 20;
+
+/// Reads a response body of at most `limit` bytes; `Ok(None)` past it.
+async fn read_body(resp: &mut reqwest::Response, limit: usize) -> reqwest::Result<Option<Vec<u8>>> {
+    if resp.content_length().is_some_and(|n| n > limit as u64) {
+        return Ok(None);
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await? {
+        if body.len() + chunk.len() > limit {
+            return Ok(None);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Some(body))
+}
+
 /// The longest wait a `Retry-After` can impose on one request: a 3PA asking for more
 /// (`1e20`, `inf`, a date next year) is waited on for this long, then retried.
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
@@ -100,7 +120,7 @@ where
 {
     let attempt = || async {
         let result = build().timeout(policy.timeout).send().await;
-        let resp = match result {
+        let mut resp = match result {
             Ok(r) => r,
             Err(e) => {
                 return Err(Attempt::Retry {
@@ -111,8 +131,14 @@ where
         };
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
-        let body = match resp.bytes().await {
-            Ok(b) => b.to_vec(),
+        let body = match read_body(&mut resp, MAX_RESPONSE_BYTES).await {
+            Ok(Some(b)) => b,
+            // asking again would read it again
+            Ok(None) => {
+                return Err(Attempt::Fatal(ConnectorError::Malformed(format!(
+                    "HTTP {status}: a response body over {MAX_RESPONSE_BYTES} bytes"
+                ))))
+            }
             Err(e) => {
                 return Err(Attempt::Retry {
                     error: ConnectorError::Unavailable(e.to_string()),
@@ -242,6 +268,53 @@ mod tests {
                 assert_eq!(retry_after, Some(MAX_RETRY_AFTER))
             }
             other => panic!("expected RateLimited, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_body_without_end_is_read_up_to_the_limit_and_not_asked_again() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        // a server behind a caller-chosen base_url: 200, then bytes until the client
+        // goes away (no content-length, the body ends at close); or a length too large
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let requests = std::sync::Arc::new(AtomicUsize::new(0));
+        let seen = requests.clone();
+        tokio::spawn(async move {
+            while let Ok((mut sock, _)) = listener.accept().await {
+                seen.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 4096];
+                    let n = sock.read(&mut buf).await.unwrap_or(0);
+                    if buf[..n].starts_with(b"GET /declared") {
+                        let _ = sock
+                            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 99999999999\r\n\r\n{")
+                            .await;
+                        return;
+                    }
+                    let _ = sock
+                        .write_all(b"HTTP/1.1 200 OK\r\nconnection: close\r\n\r\n")
+                        .await;
+                    let chunk = vec![b' '; 1 << 20];
+                    while sock.write_all(&chunk).await.is_ok() {}
+                });
+            }
+        });
+        let policy = RetryPolicy {
+            max_attempts: 3,
+            ..RetryPolicy::default()
+        };
+        let client = Client::new();
+        for (path, want) in [
+            ("endless", format!("unreadable 3PA response: HTTP 200: a response body over {MAX_RESPONSE_BYTES} bytes")),
+            ("declared", format!("unreadable 3PA response: HTTP 200: a response body over {MAX_RESPONSE_BYTES} bytes")),
+        ] {
+            let before = requests.load(Ordering::SeqCst);
+            let url = format!("http://{addr}/{path}");
+            let err = send(&policy, || client.get(&url)).await.unwrap_err();
+            assert_eq!(err.to_string(), want, "{path}");
+            assert_eq!(requests.load(Ordering::SeqCst) - before, 1, "{path}: not retried");
         }
     }
 }

@@ -113,6 +113,9 @@ pub const MAX_PER_PAGE: u32 = 100;
 pub const DEFAULT_PER_PAGE: u32 = 100;
 /// Bound on page requests inside one `list` call while re-synchronizing on the key.
 const MAX_STEPS: usize = 1000;
+/// Pages of one product's variations read before the listing gives up (10 000
+/// variations at 100 per page, far past any store's).
+const MAX_VARIATION_PAGES: u64 = 100;
 
 /// The WooCommerce connector (see the module docs).
 pub struct WooCommerceConnector {
@@ -286,8 +289,7 @@ impl WooCommerceConnector {
         product_id: u64,
     ) -> Result<Option<Vec<Box<RawValue>>>, ConnectorError> {
         let mut all = Vec::new();
-        let mut page = 1u64;
-        loop {
+        for page in 1..=MAX_VARIATION_PAGES {
             let q = [
                 ("per_page", MAX_PER_PAGE.to_string()),
                 ("page", page.to_string()),
@@ -311,8 +313,11 @@ impl WooCommerceConnector {
             if !more {
                 return Ok(Some(all));
             }
-            page += 1;
         }
+        // an X-WP-Total that is never reached, or full pages without end
+        Err(ConnectorError::NoProgress(format!(
+            "GET products/{product_id}/variations did not end after {MAX_VARIATION_PAGES} pages"
+        )))
     }
     /// The raw record of a row (variable products get their variations attached), or
     /// `None` when the product vanished before its variations were read.

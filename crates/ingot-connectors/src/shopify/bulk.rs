@@ -337,6 +337,10 @@ impl BulkExport for ShopifyBulk {
     }
 }
 
+/// The longest line a bulk result may hold: each line is one object, its connections
+/// on lines of their own (a few KB for an order).
+pub const MAX_LINE_BYTES: usize = 16 << 20;
+
 /// Streams a JSONL result: bytes → lines → rebuilt nodes → records.
 struct JsonlReader {
     model: Model,
@@ -390,16 +394,25 @@ impl JsonlReader {
                 .map_err(|e| ConnectorError::Unavailable(format!("bulk result: {e}")))?;
             match chunk {
                 Some(bytes) => {
+                    // `buf` holds no newline before the chunk: only the chunk is searched
+                    let before = self.buf.len();
                     self.buf.extend_from_slice(&bytes);
                     let mut start = 0;
-                    while let Some(k) = self.buf[start..].iter().position(|&c| c == b'\n') {
-                        let line = &self.buf[start..start + k];
+                    let mut from = before;
+                    while let Some(k) = self.buf[from..].iter().position(|&c| c == b'\n') {
+                        let line = &self.buf[start..from + k];
                         if let Some(done) = self.asm.push(line)? {
                             self.ready.push_back(done);
                         }
-                        start += k + 1;
+                        start = from + k + 1;
+                        from = start;
                     }
                     self.buf.drain(..start);
+                    if self.buf.len() > MAX_LINE_BYTES {
+                        return Err(ConnectorError::Malformed(format!(
+                            "bulk result: a line longer than {MAX_LINE_BYTES} bytes (each line is one object)"
+                        )));
+                    }
                 }
                 None => {
                     self.resp = None;
@@ -435,6 +448,28 @@ impl BulkReader for JsonlReader {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_line_past_its_limit_is_an_error() {
+        // a result URL is the 3PA's to give (and a connection's base_url the caller's)
+        let mut body = b"{\"id\":\"gid://shopify/Order/1\"}\n".to_vec();
+        body.extend(std::iter::repeat_n(b' ', MAX_LINE_BYTES + 1));
+        let (_, gid, topic, children) = model_spec(Model::Order);
+        let mut reader = JsonlReader {
+            model: Model::Order,
+            gid,
+            topic,
+            resp: Some(reqwest::Response::from(axum::http::Response::new(body))),
+            buf: Vec::new(),
+            ready: std::collections::VecDeque::new(),
+            asm: Reassembler::new(&children),
+        };
+        let err = reader.next_batch(10).await.unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!("unreadable 3PA response: bulk result: a line longer than {MAX_LINE_BYTES} bytes (each line is one object)")
+        );
+    }
 
     #[test]
     fn paged_connections_become_bulk_edges_with_typenames() {

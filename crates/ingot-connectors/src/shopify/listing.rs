@@ -237,6 +237,11 @@ fn nested_query(s: &Spec) -> Option<String> {
 /// The deletion-feed query.
 pub const EVENTS_QUERY: &str = "query IngotDeletions($first: Int!, $after: String, $query: String!) { events(first: $first, after: $after, query: $query, sortKey: ID) { pageInfo { hasNextPage endCursor } nodes { id createdAt action ... on BasicEvent { subjectId subjectType } } } }";
 
+/// Pages of one record's nested connection (line items, variants) read before the
+/// listing gives up: Shopify's largest (a product's 2 048 variants, shopify.dev changelog
+/// 2024 "2048 variants per product") is a few pages.
+pub const MAX_NESTED_PAGES: usize = 100;
+
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct PageInfo {
@@ -423,7 +428,15 @@ impl ShopifyGraphqlConnector {
         let q = nested_query(s).unwrap_or_default();
         let mut after = page_info.end_cursor;
         let mut extra: Vec<Value> = Vec::new();
+        let mut pages = 0;
         loop {
+            pages += 1;
+            if pages > MAX_NESTED_PAGES {
+                // cursors that never end (a cycle, or always new ones): no 3PA's record
+                return Err(ConnectorError::NoProgress(format!(
+                    "{gid}: {field} did not end after {MAX_NESTED_PAGES} pages"
+                )));
+            }
             let Some(cursor) = after.clone() else {
                 return Err(ConnectorError::Malformed(format!(
                     "{gid}: {field} hasNextPage without an endCursor"
