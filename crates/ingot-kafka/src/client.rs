@@ -678,6 +678,10 @@ impl Reader {
             if self.remaining.is_empty() {
                 return Ok(None);
             }
+            // the client answers at once while it holds fetched records, and callers
+            // skip most of what they read (a replay, other tenants' records): each record
+            // spends tokio's cooperative budget, so a long read gives its worker back
+            tokio::task::coop::consume_budget().await;
             let m = match tokio::time::timeout(Duration::from_millis(500), self.consumer.recv())
                 .await
             {
