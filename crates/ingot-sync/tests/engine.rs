@@ -267,6 +267,21 @@ async fn the_connections_api_refuses_out_of_range_settings_with_a_reason() {
     engine.stop();
 }
 
+/// Writes a connection to the control topic as an older ingot did, without validation.
+async fn store_unvalidated(kafka: &KafkaSettings, spec: &Value) {
+    let id = spec["id"].as_str().unwrap();
+    Producer::new(kafka)
+        .unwrap()
+        .send(
+            CONNECTIONS_TOPIC,
+            id.as_bytes(),
+            Some(spec.to_string().as_bytes()),
+            &[],
+        )
+        .await
+        .unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_netsuite_connection_without_its_time_zone_stops_its_sync_and_holds_no_worker() {
     let _serial = SERIAL.lock().await;
@@ -278,16 +293,7 @@ async fn a_netsuite_connection_without_its_time_zone_stops_its_sync_and_holds_no
         "id": "ns-nozone", "tenant": "acme", "provider": "netsuite",
         "base_url": "http://127.0.0.1:9", "credentials": {"access_token": "t"},
     });
-    Producer::new(&infra.kafka)
-        .unwrap()
-        .send(
-            CONNECTIONS_TOPIC,
-            b"ns-nozone",
-            Some(stored.to_string().as_bytes()),
-            &[],
-        )
-        .await
-        .unwrap();
+    store_unvalidated(&infra.kafka, &stored).await;
     // the engine on a runtime of its own, so that a sync task that never yields holds
     // its workers and not the test's: the wait below then fails instead of hanging
     let engine_rt = tokio::runtime::Builder::new_multi_thread()
@@ -337,16 +343,7 @@ async fn a_sync_that_cannot_run_is_marked_failed_with_its_error() {
         "shop_domain": "s.myshopify.com", "base_url": "http://127.0.0.1:9",
         "credentials": {"access_token": "shpat_x"}, "history_days": 1_000_000_000u64,
     });
-    Producer::new(&infra.kafka)
-        .unwrap()
-        .send(
-            CONNECTIONS_TOPIC,
-            b"shop-big",
-            Some(stored.to_string().as_bytes()),
-            &[],
-        )
-        .await
-        .unwrap();
+    store_unvalidated(&infra.kafka, &stored).await;
     let (ring, _) = Keyring::generate("k1").unwrap();
     let engine = Engine::open_sealed(infra.kafka.clone(), infra.codec.clone(), settings(), ring)
         .await
