@@ -5,6 +5,9 @@
 //! - `GET /v1/{resource}?connection_id=&remote_id=&modified_after=&modified_before=&remote_updated_after=&remote_updated_before=&include_deleted=&include_remote_data=&limit=&cursor=`
 //!   → `{"data": [...], "next_cursor": "…" | null, "freshness": {...}}`, ordered by
 //!   (`modified_at`, `id`); times are RFC 3339, exclusive bounds; `limit` 1–500 (default 50);
+//!   a page reads at most [`crate::MAX_SCAN`] index rows, so with filters that skip most
+//!   records it can hold fewer than `limit`, even none, and still a `next_cursor`: page on
+//!   until `next_cursor` is null;
 //! - `Authorization: Bearer <api key>` (the shared [`Caller`] extractor: 401 before any
 //!   parameter is read); a key belongs to one tenant and may be limited to some connections;
 //! - errors are the shared envelope [`ApiError`] (`{"error": "<reason>"}`): 400, 401, 404,

@@ -21,4 +21,4 @@ mod view;
 
 pub use api::{router, ApiState, Readiness, Tenant};
 pub use ingot_store::ReadFrom;
-pub use view::{unusable, Entry, ListQuery, Materializer, Page, View, ViewError};
+pub use view::{unusable, Entry, ListQuery, Materializer, Page, View, ViewError, MAX_SCAN};

@@ -134,7 +134,15 @@ pub struct View {
     caught_up: Arc<AtomicBool>,
     /// Batches were written without the write-ahead log since the last flush.
     unlogged: Arc<AtomicBool>,
+    /// Index rows one list page reads at most ([`MAX_SCAN`] unless set).
+    scan_limit: usize,
 }
+
+/// Index rows one list page reads at most. Filters the index does not order by
+/// (`remote_id`, `remote_updated_*`, deleted records left out) skip rows without counting
+/// them, so one page could otherwise read a tenant's whole index; past this the page ends
+/// early, with what it found (maybe nothing) and a cursor at the last row read.
+pub const MAX_SCAN: usize = 10_000;
 
 /// A range query (DESIGN §6). Times are exclusive bounds.
 #[derive(Debug, Default, Clone)]
@@ -159,7 +167,8 @@ pub struct ListQuery {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Page {
     pub count: usize,
-    /// The (modified_at, id) of the last record when more may follow.
+    /// The (modified_at, id) of the last index row read when more may follow (the last
+    /// record, or a row past it the filters left out).
     pub next: Option<(i64, String)>,
 }
 
@@ -503,7 +512,15 @@ impl View {
             offsets: Arc::new(RwLock::new(Offsets::new(offsets))),
             caught_up: Arc::new(AtomicBool::new(false)),
             unlogged: Arc::new(AtomicBool::new(false)),
+            scan_limit: MAX_SCAN,
         })
+    }
+
+    /// Sets the index rows one list page reads at most (at least 1; [`MAX_SCAN`] by
+    /// default).
+    pub fn with_scan_limit(mut self, rows: usize) -> Self {
+        self.scan_limit = rows.max(1);
+        self
     }
 
     fn offsets(&self) -> std::sync::RwLockReadGuard<'_, Offsets> {
@@ -784,7 +801,9 @@ impl View {
     /// A page of records of `model` ordered by (`modified_at`, `id`), written to `out` as
     /// the API serves them, separated by commas. Scans only the caller's tenant's index
     /// (or, for a connection-limited caller or a `connection_id` filter, the index of each
-    /// allowed connection, merged), and reads index and records from one snapshot.
+    /// allowed connection, merged), and reads index and records from one snapshot. Reads
+    /// at most the scan limit of index rows ([`MAX_SCAN`]): a page can end with fewer
+    /// than `limit` records, even none, and a cursor.
     pub fn list(&self, model: Model, q: &ListQuery, out: &mut Vec<u8>) -> Result<Page, ViewError> {
         let allowed = |c: &str| q.connection_ids.as_ref().is_none_or(|set| set.contains(c));
         let snap = self.store.snapshot();
@@ -851,6 +870,7 @@ impl View {
         let mut hits = Vec::new();
         let mut last = None;
         let mut more = false;
+        let mut scanned = 0;
         loop {
             // the smallest (modified_at, id) among the sources
             let mut best: Option<(usize, &[u8])> = None;
@@ -872,10 +892,11 @@ impl View {
             if q.modified_before.is_some_and(|b| nanos >= b) {
                 break;
             }
-            if hits.len() == q.limit {
+            if hits.len() == q.limit || scanned == self.scan_limit {
                 more = true;
                 break;
             }
+            scanned += 1;
             let id = String::from_utf8_lossy(&k[8..]).to_string();
             let matches = Facts::decode(v).is_some_and(|(facts, remote_id)| {
                 facts.matches(q)
@@ -885,8 +906,8 @@ impl View {
             });
             if matches {
                 hits.push(record_key(&q.tenant_id, model, &id));
-                last = Some((nanos, id));
             }
+            last = Some((nanos, id));
             iters[i].advance();
         }
         drop(iters);

@@ -49,8 +49,12 @@ struct Api {
 
 impl Api {
     fn new() -> Api {
+        Api::with_scan_limit(ingot_materializer::MAX_SCAN)
+    }
+
+    fn with_scan_limit(rows: usize) -> Api {
         let dir = tempfile::tempdir().unwrap();
-        let view = View::open(dir.path()).unwrap();
+        let view = View::open(dir.path()).unwrap().with_scan_limit(rows);
         let records: Vec<_> = (0..RECORDS)
             .map(|i| order(if i % 2 == 0 { "shop-1" } else { "shop-2" }, i, i as i64))
             .collect();
@@ -202,4 +206,68 @@ fn paging_with_any_page_size_returns_every_record_once() {
         let expected = if connection { RECORDS.div_ceil(2) } else { RECORDS };
         prop_assert_eq!(seen.len(), expected);
     });
+}
+
+/// Pages whose filters skip most index rows end after the scan limit with what they found
+/// and a cursor; paging on still returns every matching record once, and ends.
+#[test]
+fn a_page_reads_at_most_the_scan_limit_and_paging_still_finds_every_record() {
+    const SCAN: usize = 7;
+    let api = Api::with_scan_limit(SCAN);
+    for (filter, expected) in [
+        ("&remote_id=17", vec!["17".to_string()]),
+        ("&remote_id=no-such-order", vec![]),
+        (
+            "&connection_id=shop-2",
+            (0..RECORDS)
+                .filter(|i| i % 2 == 1)
+                .map(|i| i.to_string())
+                .collect(),
+        ),
+        ("", (0..RECORDS).map(|i| i.to_string()).collect()),
+    ] {
+        let mut seen = Vec::new();
+        let mut pages = 0;
+        let mut cursor: Option<String> = None;
+        loop {
+            pages += 1;
+            assert!(pages <= RECORDS + 1, "{filter}: paging did not end");
+            let c = cursor
+                .as_deref()
+                .map(|c| format!("&cursor={}", pct(c.as_bytes())))
+                .unwrap_or_default();
+            let (s, body) = api.get(&format!("/v1/orders?limit=500{filter}{c}"));
+            assert_eq!(s, StatusCode::OK, "{body}");
+            let data = body["data"].as_array().unwrap();
+            assert!(
+                data.len() <= SCAN,
+                "{filter}: {} records from {SCAN} rows",
+                data.len()
+            );
+            seen.extend(
+                data.iter()
+                    .map(|r| r["remote_id"].as_str().unwrap().to_string()),
+            );
+            cursor = body["next_cursor"].as_str().map(str::to_string);
+            if cursor.is_none() {
+                break;
+            }
+        }
+        let mut sorted = seen.clone();
+        sorted.sort();
+        let mut want = expected.clone();
+        want.sort();
+        assert_eq!(sorted, want, "{filter}");
+        // every page but the last read SCAN rows: the pages it took say how many were read
+        let rows = if filter.starts_with("&connection_id") {
+            RECORDS.div_ceil(2)
+        } else {
+            RECORDS
+        };
+        assert_eq!(
+            pages,
+            rows / SCAN + 1,
+            "{filter}: {pages} pages for {rows} rows"
+        );
+    }
 }
