@@ -3,7 +3,11 @@
 use crate::StandardizeError;
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
+use serde::de::value::MapAccessDeserializer;
+use serde::de::{DeserializeOwned, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer};
 use serde_json::Value;
+use std::marker::PhantomData;
 use std::str::FromStr;
 
 /// Parses the payload bytes as a JSON object.
@@ -37,6 +41,182 @@ pub fn parse_object_keeping(
         .deserialize(&mut de)
         .and_then(|v| de.end().map(|()| v));
     object(parsed)
+}
+
+/// Parses the payload bytes as a typed object `T` (a mapping's struct for one 3PA
+/// resource: [`Present`] leaves, [`Nested`] objects, [`Items`] arrays): no tree is built,
+/// members `T` does not name are checked as JSON and skipped. simd-json first; on any
+/// error (bad JSON, a repeated key, a top level that is no object) the bytes go through
+/// [`parse_object`] and `T` is read from that tree, so bad input gets exactly the error it
+/// got before, a repeated key keeps its last value (as a `serde_json::Map` does), and the
+/// same payload gives the same `T` on either path.
+pub fn parse_typed<T: DeserializeOwned>(payload: &[u8]) -> Result<T, StandardizeError> {
+    // the parser's buffers (and the copy of the payload it parses in place) are kept
+    // per thread: a payload of a few KB costs no allocation but the values' own
+    thread_local! {
+        static SCRATCH: std::cell::RefCell<(Vec<u8>, simd_json::Buffers)> =
+            std::cell::RefCell::new((Vec::new(), simd_json::Buffers::default()));
+    }
+    let typed = SCRATCH.with(|scratch| {
+        let Ok(mut scratch) = scratch.try_borrow_mut() else {
+            return None;
+        };
+        let (buf, buffers) = &mut *scratch;
+        buf.clear();
+        buf.extend_from_slice(payload);
+        let mut de = simd_json::Deserializer::from_slice_with_buffers(buf, buffers).ok()?;
+        Nested::<T>::deserialize(&mut de).ok()?.0
+    });
+    if let Some(t) = typed {
+        return Ok(t);
+    }
+    from_object(parse_object(payload)?)
+}
+
+/// Reads a typed object `T` from a parsed tree (a GraphQL node turned into REST names,
+/// or [`parse_typed`]'s fallback). Leaves accept any JSON value, so this fails only for a
+/// `T` with a field of another type.
+pub fn from_object<T: DeserializeOwned>(
+    obj: serde_json::Map<String, Value>,
+) -> Result<T, StandardizeError> {
+    T::deserialize(Value::Object(obj))
+        .map_err(|e| StandardizeError::MalformedPayload(format!("unexpected shape: {e}")))
+}
+
+/// A member of a typed object as the tree-based helpers read it: `None` when the key is
+/// absent, `Some(Value::Null)` when it is `null` (a distinction the status tables use),
+/// else the value as `serde_json::Value` would hold it. Declare it as
+/// `#[serde(default, deserialize_with = "common::present")] key: Present`.
+pub type Present = Option<Value>;
+
+/// Deserializes a member that is there, whatever its value (see [`Present`]).
+pub fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Present, D::Error> {
+    Value::deserialize(d).map(Some)
+}
+
+/// A member read as `T` when it is a JSON object, `None` for anything else (absent,
+/// `null`, a string, an array, …), as `Value::as_object` reads a tree.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Nested<T>(pub Option<T>);
+
+impl<T> Default for Nested<T> {
+    fn default() -> Self {
+        Nested(None)
+    }
+}
+
+/// A member read as a list when it is a JSON array (`None` otherwise, as
+/// `Value::as_array`): each entry `Some(T)` when it is an object, `None` when not.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Items<T>(pub Option<Vec<Option<T>>>);
+
+impl<T> Default for Items<T> {
+    fn default() -> Self {
+        Items(None)
+    }
+}
+
+impl<T> Items<T> {
+    /// The object entries (other entries and a non-array skipped).
+    pub fn objects(&self) -> impl Iterator<Item = &T> {
+        self.0.iter().flatten().flatten()
+    }
+
+    /// Whether the member is an array.
+    pub fn is_array(&self) -> bool {
+        self.0.is_some()
+    }
+
+    /// Whether the member is an array with at least one entry (of any shape).
+    pub fn is_non_empty_array(&self) -> bool {
+        self.0.as_ref().is_some_and(|a| !a.is_empty())
+    }
+}
+
+/// The visitor of [`Nested`] or [`Items`]: any value of another shape reads as `$other`
+/// (checked as JSON, never built).
+macro_rules! shape_visitor {
+    ($name:ident, $out:ty, $other:expr, $map:expr, $seq:expr) => {
+        struct $name<T>(PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for $name<T> {
+            type Value = $out;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<$out, E> {
+                Ok($other)
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<$out, E> {
+                Ok($other)
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<$out, E> {
+                Ok($other)
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<$out, E> {
+                Ok($other)
+            }
+            fn visit_str<E>(self, _: &str) -> Result<$out, E> {
+                Ok($other)
+            }
+            fn visit_unit<E>(self) -> Result<$out, E> {
+                Ok($other)
+            }
+            fn visit_none<E>(self) -> Result<$out, E> {
+                Ok($other)
+            }
+            fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<$out, D::Error> {
+                d.deserialize_any(self)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<$out, A::Error> {
+                #[allow(clippy::redundant_closure_call)]
+                ($map)(map)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<$out, A::Error> {
+                #[allow(clippy::redundant_closure_call)]
+                ($seq)(seq)
+            }
+        }
+    };
+}
+
+shape_visitor!(
+    NestedVisitor,
+    Nested<T>,
+    Nested(None),
+    |map| T::deserialize(MapAccessDeserializer::new(map)).map(|t| Nested(Some(t))),
+    |mut seq: A| {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(Nested(None))
+    }
+);
+
+shape_visitor!(
+    ItemsVisitor,
+    Items<T>,
+    Items(None),
+    |mut map: A| {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(Items(None))
+    },
+    |mut seq: A| {
+        let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(64));
+        while let Some(Nested(item)) = seq.next_element::<Nested<T>>()? {
+            out.push(item);
+        }
+        Ok(Items(Some(out)))
+    }
+);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Nested<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(NestedVisitor(PhantomData))
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Items<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(ItemsVisitor(PhantomData))
+    }
 }
 
 fn object(
@@ -217,11 +397,27 @@ pub fn decimal(v: Option<&Value>, field: &str) -> Result<Option<Decimal>, Standa
 /// Digits after the decimal point of a currency's minor unit (ISO 4217): USD 2, JPY 0,
 /// KWD 3. Unknown or missing currencies use 2.
 pub fn minor_units(currency: Option<&str>) -> u32 {
-    currency
+    // the last code looked up, per thread: an order formats every amount in one currency,
+    // and `iso_currency`'s lookup by code walks its table
+    thread_local! {
+        static LAST: std::cell::Cell<([u8; 3], u32)> = const { std::cell::Cell::new((*b"\0\0\0", 2)) };
+    }
+    let code = currency.and_then(|c| <[u8; 3]>::try_from(c.as_bytes()).ok());
+    if let Some(code) = code {
+        let (last, units) = LAST.get();
+        if last == code {
+            return units;
+        }
+    }
+    let units = currency
         .and_then(iso_currency::Currency::from_code)
         .and_then(|c| c.exponent())
         .map(u32::from)
-        .unwrap_or(2)
+        .unwrap_or(2);
+    if let Some(code) = code {
+        LAST.set((code, units));
+    }
+    units
 }
 
 /// Formats an amount for output: at least the currency's minor-unit digits (`10` →

@@ -1,6 +1,6 @@
 //! Shopify customer (REST Admin `Customer` resource, `customers/*` webhooks) → [`Customer`].
 
-use super::{address, Obj};
+use super::{tree_address, Obj};
 use crate::{common, StandardizeError};
 use ingot_model::Customer;
 use serde_json::Value;
@@ -32,7 +32,7 @@ pub(super) fn customer(c: &Obj) -> Result<Customer, StandardizeError> {
         Some(state) => Some(state == "subscribed"),
         None => common::boolean(c.get("accepts_marketing")),
     };
-    let default_address = address(c.get("default_address"));
+    let default_address = tree_address(c.get("default_address"));
     Ok(Customer {
         email: common::text(c.get("email")),
         first_name: common::text(c.get("first_name")),

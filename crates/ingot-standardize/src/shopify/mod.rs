@@ -29,9 +29,11 @@ mod graphql;
 mod order;
 mod product;
 
-use crate::{common, Mapping, Outcome, StandardizeError, Standardized};
+use crate::common::{self, present, Present};
+use crate::{Mapping, Outcome, StandardizeError, Standardized};
 use chrono::{DateTime, Utc};
 use ingot_model::{Address, Model, Provider, RawEvent, RawOp, RecordData};
+use serde::Deserialize;
 use serde_json::{Map, Value};
 
 pub use customer::customer_status;
@@ -64,18 +66,50 @@ impl Mapping for ShopifyMapping {
         let Some((model, op)) = route_topic(&event.topic) else {
             return Ok(Outcome::Skip("unmapped topic"));
         };
-        let obj = if op == RawOp::Upsert && event.topic.ends_with("/graphql") {
-            graphql::to_rest(model, &common::parse_object(&event.payload)?)
-        } else {
-            common::parse_object_keeping(&event.payload, rest_key)?
+        let graphql = op == RawOp::Upsert && event.topic.ends_with("/graphql");
+        let tree = || {
+            if graphql {
+                Ok(graphql::to_rest(
+                    model,
+                    &common::parse_object(&event.payload)?,
+                ))
+            } else {
+                common::parse_object_keeping(&event.payload, rest_key)
+            }
         };
-        let record = match op {
-            RawOp::Delete => Standardized::Delete {
+        let record = match (op, model) {
+            (RawOp::Delete, _) => Standardized::Delete {
                 model,
-                remote_id: remote_id(&obj, gid_type(model))?,
+                remote_id: remote_id(&tree()?, gid_type(model))?,
                 deleted_at: deleted_at(event)?,
             },
-            RawOp::Upsert => upsert(model, &obj, &event.connection_id)?,
+            // orders, the volume, are read typed: no tree of a webhook body is built
+            (RawOp::Upsert, Model::Order) => {
+                let o: order::ShopifyOrder = if graphql {
+                    common::from_object(tree()?)?
+                } else {
+                    common::parse_typed(&event.payload)?
+                };
+                let (remote_id, remote_created_at, remote_updated_at) = head(
+                    o.admin_graphql_api_id.as_ref(),
+                    o.id.as_ref(),
+                    o.updated_at.as_ref(),
+                    o.created_at.as_ref(),
+                    gid_type(model),
+                )?;
+                Standardized::Upsert {
+                    remote_id,
+                    remote_created_at,
+                    remote_updated_at,
+                    data: RecordData::Order(order::order(&o, &event.connection_id)?),
+                }
+            }
+            (RawOp::Upsert, Model::Customer) => upsert(model, &tree()?, |c| {
+                Ok(RecordData::Customer(customer::customer(c)?))
+            })?,
+            (RawOp::Upsert, Model::Product) => upsert(model, &tree()?, |p| {
+                Ok(RecordData::Product(product::product(p)?))
+            })?,
         };
         Ok(Outcome::Record(record))
     }
@@ -233,22 +267,44 @@ fn gid_type(model: Model) -> &'static str {
     }
 }
 
-fn upsert(model: Model, obj: &Obj, connection_id: &str) -> Result<Standardized, StandardizeError> {
-    let remote_id = remote_id(obj, gid_type(model))?;
-    let remote_updated_at = common::time(obj.get("updated_at"), "updated_at", false)?
-        .ok_or(StandardizeError::MissingField("updated_at"))?;
-    let remote_created_at = common::time(obj.get("created_at"), "created_at", false)?;
-    let data = match model {
-        Model::Order => RecordData::Order(order::order(obj, connection_id)?),
-        Model::Customer => RecordData::Customer(customer::customer(obj)?),
-        Model::Product => RecordData::Product(product::product(obj)?),
-    };
+/// An upsert read from its tree (customers and products; orders are read typed).
+fn upsert(
+    model: Model,
+    obj: &Obj,
+    data: impl FnOnce(&Obj) -> Result<RecordData, StandardizeError>,
+) -> Result<Standardized, StandardizeError> {
+    let (remote_id, remote_created_at, remote_updated_at) = head(
+        obj.get("admin_graphql_api_id"),
+        obj.get("id"),
+        obj.get("updated_at"),
+        obj.get("created_at"),
+        gid_type(model),
+    )?;
+    let data = data(obj)?;
     Ok(Standardized::Upsert {
         remote_id,
         remote_created_at,
         remote_updated_at,
         data,
     })
+}
+
+/// A record's remote id ([`id_of`]; an error when there is none), modified time (the
+/// version: required) and created time, checked in that order.
+type Head = (String, Option<DateTime<Utc>>, DateTime<Utc>);
+
+fn head(
+    gid: Option<&Value>,
+    id: Option<&Value>,
+    updated_at: Option<&Value>,
+    created_at: Option<&Value>,
+    ty: &str,
+) -> Result<Head, StandardizeError> {
+    let remote_id = remote_id_of(gid, id, ty)?;
+    let remote_updated_at = common::time(updated_at, "updated_at", false)?
+        .ok_or(StandardizeError::MissingField("updated_at"))?;
+    let remote_created_at = common::time(created_at, "created_at", false)?;
+    Ok((remote_id, remote_created_at, remote_updated_at))
 }
 
 /// When a delete happened: `X-Shopify-Triggered-At` (kept on the raw event as
@@ -286,18 +342,31 @@ pub fn gid_digits(gid: &str, ty: &str) -> Option<String> {
 /// The id of a nested object (customer, line item, variant): the gid's digits when
 /// `admin_graphql_api_id` is a `gid://shopify/<ty>/…`, else `id` (all digits kept).
 fn object_id(obj: &Obj, ty: &str) -> Option<String> {
-    obj.get("admin_graphql_api_id")
-        .and_then(Value::as_str)
+    id_of(obj.get("admin_graphql_api_id"), obj.get("id"), ty)
+}
+
+/// [`object_id`] from the two members: `admin_graphql_api_id` (`gid`) and `id`.
+fn id_of(gid: Option<&Value>, id: Option<&Value>, ty: &str) -> Option<String> {
+    gid.and_then(Value::as_str)
         .and_then(|g| gid_digits(g, ty))
-        .or_else(|| common::id(obj.get("id")))
+        .or_else(|| common::id(id))
 }
 
 /// The record's remote id ([`object_id`]); an error when there is none.
 fn remote_id(obj: &Obj, ty: &str) -> Result<String, StandardizeError> {
-    if let Some(id) = object_id(obj, ty) {
-        return Ok(id);
+    remote_id_of(obj.get("admin_graphql_api_id"), obj.get("id"), ty)
+}
+
+/// [`remote_id`] from the two members.
+fn remote_id_of(
+    gid: Option<&Value>,
+    id: Option<&Value>,
+    ty: &str,
+) -> Result<String, StandardizeError> {
+    if let Some(rid) = id_of(gid, id, ty) {
+        return Ok(rid);
     }
-    match obj.get("id") {
+    match id {
         None | Some(Value::Null) => Err(StandardizeError::MissingField("id")),
         Some(other) => Err(StandardizeError::InvalidField {
             field: "id".into(),
@@ -312,24 +381,60 @@ fn remote_id(obj: &Obj, ty: &str) -> Result<String, StandardizeError> {
 /// (`"United States"`, sometimes a code: `"CA"` in the customers webhook sample),
 /// `country_code` the ISO 3166-1 alpha-2 code. `None` when absent, `null`, or without any
 /// mapped value.
-fn address(v: Option<&Value>) -> Option<Address> {
-    let a = v?.as_object()?;
-    let t = |k: &str| common::text(a.get(k));
+fn address(a: Option<&ShopifyAddress>) -> Option<Address> {
+    let a = a?;
+    let t = |v: &Present| common::text(v.as_ref());
     let out = Address {
-        first_name: t("first_name"),
-        last_name: t("last_name"),
-        company: t("company"),
-        line1: t("address1"),
-        line2: t("address2"),
-        city: t("city"),
-        region: t("province"),
-        region_code: t("province_code"),
-        postal_code: t("zip"),
-        country: t("country"),
-        country_code: t("country_code"),
-        phone: t("phone"),
+        first_name: t(&a.first_name),
+        last_name: t(&a.last_name),
+        company: t(&a.company),
+        line1: t(&a.address1),
+        line2: t(&a.address2),
+        city: t(&a.city),
+        region: t(&a.province),
+        region_code: t(&a.province_code),
+        postal_code: t(&a.zip),
+        country: t(&a.country),
+        country_code: t(&a.country_code),
+        phone: t(&a.phone),
     };
     (out != Address::default()).then_some(out)
+}
+
+/// [`address`] of a member of a tree (a customer's `default_address`).
+fn tree_address(v: Option<&Value>) -> Option<Address> {
+    let a = v.and_then(|v| common::Nested::<ShopifyAddress>::deserialize(v).ok())?;
+    address(a.0.as_ref())
+}
+
+/// The members of a Shopify address that [`address`] reads.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+struct ShopifyAddress {
+    #[serde(deserialize_with = "present")]
+    first_name: Present,
+    #[serde(deserialize_with = "present")]
+    last_name: Present,
+    #[serde(deserialize_with = "present")]
+    company: Present,
+    #[serde(deserialize_with = "present")]
+    address1: Present,
+    #[serde(deserialize_with = "present")]
+    address2: Present,
+    #[serde(deserialize_with = "present")]
+    city: Present,
+    #[serde(deserialize_with = "present")]
+    province: Present,
+    #[serde(deserialize_with = "present")]
+    province_code: Present,
+    #[serde(deserialize_with = "present")]
+    zip: Present,
+    #[serde(deserialize_with = "present")]
+    country: Present,
+    #[serde(deserialize_with = "present")]
+    country_code: Present,
+    #[serde(deserialize_with = "present")]
+    phone: Present,
 }
 
 #[cfg(test)]
@@ -471,10 +576,12 @@ mod tests {
             "none",
             "true",
             "false",
+            // serde attributes of the typed structs
+            "present",
+            "type",
         ];
         let sources = [
             include_str!("mod.rs"),
-            include_str!("order.rs"),
             include_str!("customer.rs"),
             include_str!("product.rs"),
             include_str!("../common.rs"),
@@ -499,14 +606,126 @@ mod tests {
             }
         }
         // the scan sees the mapping's keys (not an empty split)
-        assert!(seen > 100, "{seen}");
+        assert!(seen > 60, "{seen}");
+        // a typed struct read from a kept tree (a customer's `default_address`) reads
+        // members by its field names, not by literals
+        let fields = struct_fields::<ShopifyAddress>();
+        assert_eq!(fields.len(), 12, "{fields:?}");
+        for f in fields {
+            assert!(
+                rest_key(f),
+                "{f:?} is read from a kept tree: add it to rest_key"
+            );
+        }
         assert!(!rest_key("price_set") && !rest_key("presentment_money"));
     }
 
-    /// The kept tree standardizes exactly as the whole tree, for an order with members the
-    /// mapping never reads at every depth, and the same bad input gives the same error.
+    /// The member names a derived `Deserialize` struct reads (what it passes to
+    /// `deserialize_struct`).
+    fn struct_fields<T: for<'de> Deserialize<'de>>() -> &'static [&'static str] {
+        struct Fields;
+        #[derive(Debug)]
+        struct Got(&'static [&'static str]);
+        impl std::fmt::Display for Got {
+            fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                write!(f, "{:?}", self.0)
+            }
+        }
+        impl std::error::Error for Got {}
+        impl serde::de::Error for Got {
+            fn custom<M: std::fmt::Display>(_: M) -> Self {
+                Got(&[])
+            }
+        }
+        impl<'de> serde::Deserializer<'de> for Fields {
+            type Error = Got;
+            fn deserialize_any<V: serde::de::Visitor<'de>>(self, _: V) -> Result<V::Value, Got> {
+                Err(Got(&[]))
+            }
+            fn deserialize_struct<V: serde::de::Visitor<'de>>(
+                self,
+                _: &'static str,
+                fields: &'static [&'static str],
+                _: V,
+            ) -> Result<V::Value, Got> {
+                Err(Got(fields))
+            }
+            serde::forward_to_deserialize_any! {
+                bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+                bytes byte_buf option unit unit_struct newtype_struct seq tuple
+                tuple_struct map enum identifier ignored_any
+            }
+        }
+        T::deserialize(Fields).err().map_or(&[], |g| g.0)
+    }
+
+    /// The kept tree standardizes exactly as the whole tree, for a customer with members
+    /// the mapping never reads at every depth, and the same bad input gives the same error.
     #[test]
     fn the_kept_tree_standardizes_like_the_whole_tree() {
+        let customer = json!({
+            "id": 207119551, "admin_graphql_api_id": "gid://shopify/Customer/207119551",
+            "email": "bob@example.com", "first_name": "Bob", "last_name": "Norman",
+            "updated_at": "2026-11-20T10:30:00-05:00", "created_at": "2026-11-20T10:00:00-05:00",
+            "state": "enabled", "tags": "vip, b", "orders_count": 3, "total_spent": "199.65",
+            "marketing": {"state": "x", "id": 1}, "tax_exemptions": ["CA_STATUS_CARD_EXEMPTION"],
+            "email_marketing_consent": {"state": "subscribed", "opt_in_level": "single_opt_in"},
+            "default_address": {"address1": "1 Road", "zip": "40202", "latitude": 1.5,
+                                "company": "Acme", "country_name": "Canada"}
+        });
+        let bytes = serde_json::to_vec(&customer).unwrap();
+        let data = |c: &Obj| Ok(RecordData::Customer(customer::customer(c)?));
+        let whole = upsert(
+            Model::Customer,
+            &common::parse_object(&bytes).unwrap(),
+            data,
+        );
+        let kept = common::parse_object_keeping(&bytes, rest_key).unwrap();
+        assert!(!kept.contains_key("marketing") && !kept.contains_key("tax_exemptions"));
+        assert_eq!(upsert(Model::Customer, &kept, data), whole);
+        let Ok(Standardized::Upsert {
+            remote_id,
+            data: RecordData::Customer(c),
+            ..
+        }) = whole
+        else {
+            panic!("{whole:?}")
+        };
+        assert_eq!(remote_id, "207119551");
+        assert_eq!(c.company.as_deref(), Some("Acme"));
+        for bad in [&b"{\"id\": 1,"[..], b"[1]", b"{\"price_set\": {]}", b"{} x"] {
+            assert_eq!(
+                common::parse_object_keeping(bad, rest_key).map(|_| ()),
+                common::parse_object(bad).map(|_| ()),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+
+    fn raw_order(payload: &[u8]) -> RawEvent {
+        RawEvent {
+            event_id: "e-1".into(),
+            tenant_id: "acme".into(),
+            connection_id: "shop-1".into(),
+            provider: "shopify".into(),
+            topic: "orders/updated".into(),
+            source: "webhook".into(),
+            api_version: None,
+            received_at: "2026-11-20T15:31:00Z".into(),
+            triggered_at: None,
+            payload: payload.to_vec(),
+        }
+    }
+
+    /// A typed order read from its bytes (simd-json) is the order read from the whole
+    /// tree (the fallback path, and the GraphQL path's), with members the mapping never
+    /// reads at every depth and members of unexpected shapes, read as the tree-based
+    /// mapping read them (a non-object where an object is expected is absent; an array's
+    /// non-object entries are skipped but count as entries). Bad input gets the whole-tree
+    /// parse's error; a repeated key keeps its last value, as a `serde_json::Map` does.
+    #[test]
+    fn a_typed_order_reads_as_from_the_whole_tree() {
         let money = json!({"shop_money": {"amount": "9.00", "currency_code": "USD"},
                            "presentment_money": {"amount": "12.00", "currency_code": "CAD"}});
         let order = json!({
@@ -519,40 +738,125 @@ mod tests {
             "customer": {"id": 7, "email": "a@example.com", "marketing": {"state": "x", "id": 1}},
             "line_items": [{"id": 1, "price": "9.00", "quantity": 1, "price_set": money,
                 "properties": [{"name": "gift", "value": "yes"}], "tax_lines": [{"price": "0.00", "price_set": money}],
-                "discount_allocations": [{"amount": "1.00", "amount_set": money}], "duties": []}],
+                "discount_allocations": [{"amount": "1.00", "amount_set": money}], "duties": []},
+                "not an object"],
             "shipping_lines": [{"id": 5, "title": "Std", "price": "10.00", "discounted_price_set": money}],
-            "refunds": [{"transactions": [{"kind": "refund", "status": "success", "amount": "2.00", "receipt": {"id": 1}}]}],
-            "billing_address": {"address1": "1 Road", "zip": "40202", "latitude": 1.5}
+            "refunds": [{"transactions": [{"kind": "refund", "status": "success", "amount": "2.00", "receipt": {"id": 1}},
+                                          {"kind": "refund", "status": "failure", "amount": "5.00"}]}],
+            "billing_address": {"address1": "1 Road", "zip": "40202", "latitude": 1.5},
+            "shipping_address": "not an object"
         });
-        let bytes = serde_json::to_vec(&order).unwrap();
-        let whole = upsert(
-            Model::Order,
-            &common::parse_object(&bytes).unwrap(),
-            "shop-1",
+        let odd = json!({
+            "id": "5", "updated_at": "2026-11-20T10:30:00Z", "cancelled_at": null, "currency": "JPY",
+            "line_items": [1, {"price": 2, "quantity": "2", "discount_allocations": [1], "tax_lines": {}}],
+            "customer": [], "shipping_lines": "x", "total_shipping_price_set": {"shop_money": null},
+            "refunds": [], "billing_address": [{"zip": "1"}], "discount_codes": {"code": "X"},
+            "tax_lines": [{"title": "GST", "rate": 0.05, "price": 1.5}], "fulfillment_status": 3
+        });
+        let std = |bytes: &[u8]| ShopifyMapping.standardize(&raw_order(bytes));
+        let typed = |o: order::ShopifyOrder| order::order(&o, "shop-1");
+        let mut orders = Vec::new();
+        for v in [&order, &odd] {
+            let bytes = serde_json::to_vec(v).unwrap();
+            let from_bytes = typed(common::parse_typed(&bytes).unwrap());
+            let from_tree =
+                typed(common::from_object(common::parse_object(&bytes).unwrap()).unwrap());
+            assert_eq!(from_bytes, from_tree);
+            orders.push(from_bytes.unwrap());
+            assert!(matches!(
+                std(&bytes),
+                Ok(Outcome::Record(Standardized::Upsert { .. }))
+            ));
+        }
+        let (o, odd) = (&orders[0], &orders[1]);
+        assert_eq!(o.customer_remote_id.as_deref(), Some("7"));
+        assert_eq!(o.line_items.len(), 1);
+        assert_eq!(o.line_items[0].total_discount.as_deref(), Some("1.00"));
+        assert_eq!(o.line_items[0].total_tax.as_deref(), Some("0.00"));
+        assert_eq!(o.line_items[0].total.as_deref(), Some("8.00"));
+        assert_eq!(o.total_shipping.as_deref(), Some("9.00"));
+        assert_eq!(o.total_refunded.as_deref(), Some("2.00"));
+        assert_eq!(
+            (o.status.as_str(), o.fulfillment_status.as_str()),
+            ("open", "unfulfilled")
         );
-        let kept = common::parse_object_keeping(&bytes, rest_key).unwrap();
-        assert!(!kept.contains_key("price_set") && !kept.contains_key("client_details"));
-        assert_eq!(upsert(Model::Order, &kept, "shop-1"), whole);
-        assert!(whole.is_ok());
-        for bad in [&b"{\"id\": 1,"[..], b"[1]", b"{\"price_set\": {]}", b"{} x"] {
+        assert_eq!(
+            o.billing_address.as_ref().and_then(|a| a.line1.as_deref()),
+            Some("1 Road")
+        );
+        assert_eq!(o.shipping_address, None);
+        assert_eq!(o.tags, ["a", "b"]);
+        // odd shapes: `[1]` allocations are allocations (of nothing), `{}` tax lines none
+        assert_eq!(odd.customer_remote_id, None);
+        assert_eq!(odd.line_items.len(), 1);
+        let li = &odd.line_items[0];
+        assert_eq!(li.total_discount.as_deref(), Some("0"));
+        assert_eq!(
+            (li.total_tax.as_deref(), li.total.as_deref()),
+            (None, Some("4"))
+        );
+        assert_eq!(
+            (odd.total_shipping.as_deref(), odd.total_refunded.as_deref()),
+            (None, None)
+        );
+        assert_eq!(
+            (odd.billing_address.as_ref(), odd.discounts.len()),
+            (None, 0)
+        );
+        assert_eq!(odd.tax_lines[0].rate.as_deref(), Some("0.05"));
+        assert_eq!(odd.tax_lines[0].amount.as_deref(), Some("1.5"));
+        assert_eq!(
+            (odd.status.as_str(), odd.fulfillment_status.as_str()),
+            ("open", "unknown")
+        );
+
+        // a repeated key keeps its last value, at the top and nested
+        let repeated = br#"{"id": 1, "updated_at": "2026-11-20T10:30:00Z", "id": 2,
+            "line_items": [{"quantity": 1, "price": "1.00", "quantity": 3}]}"#;
+        let Ok(Outcome::Record(Standardized::Upsert {
+            remote_id,
+            data: RecordData::Order(o),
+            ..
+        })) = std(repeated)
+        else {
+            panic!("{:?}", std(repeated))
+        };
+        assert_eq!((remote_id.as_str(), o.line_items[0].quantity), ("2", 3));
+        assert_eq!(o.line_items[0].total.as_deref(), Some("3.00"));
+
+        for bad in [
+            &b"{\"id\": 1,"[..],
+            b"[1]",
+            b"null",
+            b"{\"price_set\": {]}",
+            b"{} x",
+            b"",
+        ] {
             assert_eq!(
-                common::parse_object_keeping(bad, rest_key).map(|_| ()),
+                common::parse_typed::<order::ShopifyOrder>(bad).map(|_| ()),
                 common::parse_object(bad).map(|_| ()),
                 "{}",
                 String::from_utf8_lossy(bad)
             );
+            assert!(std(bad).is_err());
         }
+        assert_eq!(
+            std(b"[1]"),
+            Err(StandardizeError::MalformedPayload(
+                "expected a JSON object, got an array".into()
+            ))
+        );
     }
 
     #[test]
     fn empty_address_is_none() {
-        assert_eq!(address(Some(&serde_json::json!({}))), None);
+        assert_eq!(tree_address(Some(&serde_json::json!({}))), None);
         assert_eq!(
-            address(Some(&serde_json::json!({"address2": "", "name": "x"}))),
+            tree_address(Some(&serde_json::json!({"address2": "", "name": "x"}))),
             None
         );
-        assert_eq!(address(Some(&Value::Null)), None);
-        let a = address(Some(
+        assert_eq!(tree_address(Some(&Value::Null)), None);
+        let a = tree_address(Some(
             &serde_json::json!({"zip": "K2P 2L8", "province": "ON"}),
         ))
         .unwrap();

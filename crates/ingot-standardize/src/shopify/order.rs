@@ -1,9 +1,11 @@
 //! Shopify order (REST Admin `Order` resource, `orders/*` webhooks) → [`Order`].
 
-use super::{address, object_id, Obj};
-use crate::{common, StandardizeError};
+use super::{address, id_of, ShopifyAddress};
+use crate::common::{self, present, Items, Nested, Present};
+use crate::StandardizeError;
 use ingot_model::{Discount, LineItem, Model, Order, RecordKey, ShippingLine, TaxLine};
 use rust_decimal::Decimal;
+use serde::Deserialize;
 use serde_json::Value;
 
 /// Order `status` from the presence of `cancelled_at` / `closed_at`: a non-null
@@ -56,93 +58,275 @@ pub fn fulfillment_status(v: Option<&Value>) -> &'static str {
     }
 }
 
-/// Maps an order object. Amounts are formatted in the order's `currency` (the shop
-/// currency; `presentment_currency` amounts are not used).
-pub(super) fn order(o: &Obj, connection_id: &str) -> Result<Order, StandardizeError> {
-    let currency = common::text(o.get("currency"));
+/// The members of a Shopify order (REST Admin `Order` resource, the `orders/*` webhook
+/// body, or a GraphQL node in REST names) that the mapping reads; every other member is
+/// skipped by the parse ([`common::parse_typed`]). Leaves keep `null` apart from absent
+/// ([`Present`]), nested objects and arrays of another shape read as absent, as the
+/// tree-based mappings read them. Field names are Shopify's
+/// (shopify.dev/docs/api/admin-rest/latest/resources/order).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(super) struct ShopifyOrder {
+    #[serde(deserialize_with = "present")]
+    pub(super) id: Present,
+    #[serde(deserialize_with = "present")]
+    pub(super) admin_graphql_api_id: Present,
+    #[serde(deserialize_with = "present")]
+    pub(super) updated_at: Present,
+    #[serde(deserialize_with = "present")]
+    pub(super) created_at: Present,
+    #[serde(deserialize_with = "present")]
+    currency: Present,
+    #[serde(deserialize_with = "present")]
+    name: Present,
+    #[serde(deserialize_with = "present")]
+    order_number: Present,
+    #[serde(deserialize_with = "present")]
+    cancelled_at: Present,
+    #[serde(deserialize_with = "present")]
+    closed_at: Present,
+    #[serde(deserialize_with = "present")]
+    financial_status: Present,
+    #[serde(deserialize_with = "present")]
+    fulfillment_status: Present,
+    #[serde(deserialize_with = "present")]
+    email: Present,
+    #[serde(deserialize_with = "present")]
+    contact_email: Present,
+    #[serde(deserialize_with = "present")]
+    phone: Present,
+    #[serde(deserialize_with = "present")]
+    subtotal_price: Present,
+    #[serde(deserialize_with = "present")]
+    total_discounts: Present,
+    #[serde(deserialize_with = "present")]
+    total_tax: Present,
+    #[serde(deserialize_with = "present")]
+    total_price: Present,
+    #[serde(deserialize_with = "present")]
+    tags: Present,
+    #[serde(deserialize_with = "present")]
+    note: Present,
+    customer: Nested<IdRef>,
+    billing_address: Nested<ShopifyAddress>,
+    shipping_address: Nested<ShopifyAddress>,
+    line_items: Items<ShopifyLineItem>,
+    discount_codes: Items<DiscountCode>,
+    shipping_lines: Items<ShopifyShippingLine>,
+    tax_lines: Items<ShopifyTaxLine>,
+    total_shipping_price_set: Nested<MoneyBag>,
+    refunds: Items<Refund>,
+}
+
+/// A nested object's ids (the order's `customer`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct IdRef {
+    #[serde(deserialize_with = "present")]
+    id: Present,
+    #[serde(deserialize_with = "present")]
+    admin_graphql_api_id: Present,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct ShopifyLineItem {
+    #[serde(deserialize_with = "present")]
+    id: Present,
+    #[serde(deserialize_with = "present")]
+    admin_graphql_api_id: Present,
+    #[serde(deserialize_with = "present")]
+    product_id: Present,
+    #[serde(deserialize_with = "present")]
+    variant_id: Present,
+    #[serde(deserialize_with = "present")]
+    sku: Present,
+    #[serde(deserialize_with = "present")]
+    name: Present,
+    #[serde(deserialize_with = "present")]
+    title: Present,
+    #[serde(deserialize_with = "present")]
+    quantity: Present,
+    #[serde(deserialize_with = "present")]
+    price: Present,
+    #[serde(deserialize_with = "present")]
+    total_discount: Present,
+    discount_allocations: Items<Amount>,
+    tax_lines: Items<Price>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct DiscountCode {
+    #[serde(deserialize_with = "present")]
+    code: Present,
+    #[serde(deserialize_with = "present")]
+    amount: Present,
+    #[serde(rename = "type", deserialize_with = "present")]
+    kind: Present,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct ShopifyShippingLine {
+    #[serde(deserialize_with = "present")]
+    id: Present,
+    #[serde(deserialize_with = "present")]
+    title: Present,
+    #[serde(deserialize_with = "present")]
+    code: Present,
+    #[serde(deserialize_with = "present")]
+    price: Present,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct ShopifyTaxLine {
+    #[serde(deserialize_with = "present")]
+    title: Present,
+    #[serde(deserialize_with = "present")]
+    rate: Present,
+    #[serde(deserialize_with = "present")]
+    price: Present,
+}
+
+/// A `…_set` money bag: only `shop_money.amount` is read (amounts in the shop currency).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct MoneyBag {
+    shop_money: Nested<Amount>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct Amount {
+    #[serde(deserialize_with = "present")]
+    amount: Present,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct Price {
+    #[serde(deserialize_with = "present")]
+    price: Present,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct Refund {
+    transactions: Items<Transaction>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct Transaction {
+    #[serde(deserialize_with = "present")]
+    kind: Present,
+    #[serde(deserialize_with = "present")]
+    status: Present,
+    #[serde(deserialize_with = "present")]
+    amount: Present,
+}
+
+/// Maps an order. Amounts are formatted in the order's `currency` (the shop currency;
+/// `presentment_currency` amounts are not used).
+pub(super) fn order(o: &ShopifyOrder, connection_id: &str) -> Result<Order, StandardizeError> {
+    let currency = common::text(o.currency.as_ref());
     let cur = currency.as_deref();
-    let money = |key: &str| common::money_field(o.get(key), key, cur);
+    let money = |v: &Present, key: &str| common::money_field(v.as_ref(), key, cur);
 
     let customer_remote_id = o
-        .get("customer")
-        .and_then(Value::as_object)
-        .and_then(|c| object_id(c, "Customer"));
+        .customer
+        .0
+        .as_ref()
+        .and_then(|c| id_of(c.admin_graphql_api_id.as_ref(), c.id.as_ref(), "Customer"));
     let customer_id = customer_remote_id
         .as_ref()
         .map(|rid| RecordKey::new(connection_id, Model::Customer, rid.as_str()).record_id());
 
-    let line_items = array(o.get("line_items"))
+    let line_items = o
+        .line_items
+        .objects()
         .map(|li| line_item(li, cur))
         .collect::<Result<Vec<_>, _>>()?;
-    let discounts = array(o.get("discount_codes"))
+    let discounts = o
+        .discount_codes
+        .objects()
         .map(|d| {
             Ok(Discount {
-                code: common::text(d.get("code")),
-                amount: common::money_field(d.get("amount"), "discount_codes[].amount", cur)?,
-                kind: common::text(d.get("type")),
+                code: common::text(d.code.as_ref()),
+                amount: common::money_field(d.amount.as_ref(), "discount_codes[].amount", cur)?,
+                kind: common::text(d.kind.as_ref()),
             })
         })
         .collect::<Result<Vec<_>, StandardizeError>>()?;
-    let shipping_lines = array(o.get("shipping_lines"))
+    let shipping_lines = o
+        .shipping_lines
+        .objects()
         .map(|s| {
             Ok(ShippingLine {
-                remote_id: common::id(s.get("id")),
-                title: common::text(s.get("title")),
-                code: common::text(s.get("code")),
-                price: common::money_field(s.get("price"), "shipping_lines[].price", cur)?,
+                remote_id: common::id(s.id.as_ref()),
+                title: common::text(s.title.as_ref()),
+                code: common::text(s.code.as_ref()),
+                price: common::money_field(s.price.as_ref(), "shipping_lines[].price", cur)?,
             })
         })
         .collect::<Result<Vec<_>, StandardizeError>>()?;
-    let tax_lines = array(o.get("tax_lines"))
+    let tax_lines = o
+        .tax_lines
+        .objects()
         .map(|t| {
             Ok(TaxLine {
-                title: common::text(t.get("title")),
-                rate: common::decimal(t.get("rate"), "tax_lines[].rate")?
+                title: common::text(t.title.as_ref()),
+                rate: common::decimal(t.rate.as_ref(), "tax_lines[].rate")?
                     .map(|r| r.normalize().to_string()),
-                amount: common::money_field(t.get("price"), "tax_lines[].price", cur)?,
+                amount: common::money_field(t.price.as_ref(), "tax_lines[].price", cur)?,
             })
         })
         .collect::<Result<Vec<_>, StandardizeError>>()?;
 
     let shop_shipping = o
-        .get("total_shipping_price_set")
-        .and_then(|s| s.get("shop_money"))
-        .and_then(|m| m.get("amount"));
+        .total_shipping_price_set
+        .0
+        .as_ref()
+        .and_then(|s| s.shop_money.0.as_ref())
+        .and_then(|m| m.amount.as_ref());
     let total_shipping = match shop_shipping {
         Some(v) if !v.is_null() => {
             common::money_field(Some(v), "total_shipping_price_set.shop_money.amount", cur)?
         }
-        _ => sum(o.get("shipping_lines"), "price", "shipping_lines[].price")?
+        _ => sum(&o.shipping_lines, |s| &s.price, "shipping_lines[].price")?
             .map(|d| common::money(d, cur)),
     };
 
     Ok(Order {
-        order_number: common::text(o.get("name")).or_else(|| common::text(o.get("order_number"))),
-        status: order_status(o.get("cancelled_at"), o.get("closed_at")).to_string(),
-        payment_status: payment_status(o.get("financial_status").and_then(Value::as_str))
+        order_number: common::text(o.name.as_ref())
+            .or_else(|| common::text(o.order_number.as_ref())),
+        status: order_status(o.cancelled_at.as_ref(), o.closed_at.as_ref()).to_string(),
+        payment_status: payment_status(o.financial_status.as_ref().and_then(Value::as_str))
             .to_string(),
-        fulfillment_status: fulfillment_status(o.get("fulfillment_status")).to_string(),
+        fulfillment_status: fulfillment_status(o.fulfillment_status.as_ref()).to_string(),
         currency: currency.clone(),
         customer_remote_id,
         customer_id,
-        email: common::text(o.get("email")).or_else(|| common::text(o.get("contact_email"))),
-        phone: common::text(o.get("phone")),
-        billing_address: address(o.get("billing_address")),
-        shipping_address: address(o.get("shipping_address")),
+        email: common::text(o.email.as_ref()).or_else(|| common::text(o.contact_email.as_ref())),
+        phone: common::text(o.phone.as_ref()),
+        billing_address: address(o.billing_address.0.as_ref()),
+        shipping_address: address(o.shipping_address.0.as_ref()),
         line_items,
         discounts,
         shipping_lines,
         tax_lines,
-        subtotal_price: money("subtotal_price")?,
-        total_discount: money("total_discounts")?,
-        total_tax: money("total_tax")?,
+        subtotal_price: money(&o.subtotal_price, "subtotal_price")?,
+        total_discount: money(&o.total_discounts, "total_discounts")?,
+        total_tax: money(&o.total_tax, "total_tax")?,
         total_shipping,
-        total_price: money("total_price")?,
-        total_refunded: total_refunded(o)?.map(|d| common::money(d, cur)),
-        tags: common::tags(o.get("tags")),
-        note: common::text(o.get("note")),
-        closed_at: common::time_string(o.get("closed_at"), "closed_at", false)?,
-        cancelled_at: common::time_string(o.get("cancelled_at"), "cancelled_at", false)?,
+        total_price: money(&o.total_price, "total_price")?,
+        total_refunded: total_refunded(&o.refunds)?.map(|d| common::money(d, cur)),
+        tags: common::tags(o.tags.as_ref()),
+        note: common::text(o.note.as_ref()),
+        closed_at: common::time_string(o.closed_at.as_ref(), "closed_at", false)?,
+        cancelled_at: common::time_string(o.cancelled_at.as_ref(), "cancelled_at", false)?,
     })
 }
 
@@ -151,24 +335,25 @@ pub(super) fn order(o: &Obj, connection_id: &str) -> Result<Order, StandardizeEr
 /// the legacy `total_discount` at `"0.00"`: see `rest_order_get_450789469.json`, where the
 /// allocations add up to the order's `total_discounts`), else `total_discount`.
 /// `total_tax` sums `tax_lines[].price`; `total` = `price × quantity − total_discount`.
-fn line_item(li: &Obj, cur: Option<&str>) -> Result<LineItem, StandardizeError> {
-    let quantity = common::int(li.get("quantity")).unwrap_or(0);
-    let unit_price = common::decimal(li.get("price"), "line_items[].price")?;
-    let allocated = match li.get("discount_allocations") {
-        Some(Value::Array(a)) if !a.is_empty() => sum(
-            li.get("discount_allocations"),
-            "amount",
+fn line_item(li: &ShopifyLineItem, cur: Option<&str>) -> Result<LineItem, StandardizeError> {
+    let quantity = common::int(li.quantity.as_ref()).unwrap_or(0);
+    let unit_price = common::decimal(li.price.as_ref(), "line_items[].price")?;
+    let allocated = if li.discount_allocations.is_non_empty_array() {
+        sum(
+            &li.discount_allocations,
+            |a| &a.amount,
             "line_items[].discount_allocations[].amount",
-        )?,
-        _ => None,
+        )?
+    } else {
+        None
     };
     let total_discount = match allocated {
         Some(d) => Some(d),
-        None => common::decimal(li.get("total_discount"), "line_items[].total_discount")?,
+        None => common::decimal(li.total_discount.as_ref(), "line_items[].total_discount")?,
     };
     let total_tax = sum(
-        li.get("tax_lines"),
-        "price",
+        &li.tax_lines,
+        |t| &t.price,
         "line_items[].tax_lines[].price",
     )?;
     let total = match unit_price {
@@ -181,11 +366,11 @@ fn line_item(li: &Obj, cur: Option<&str>) -> Result<LineItem, StandardizeError> 
     };
     let m = |d: Option<Decimal>| d.map(|d| common::money(d, cur));
     Ok(LineItem {
-        remote_id: object_id(li, "LineItem"),
-        product_remote_id: common::id(li.get("product_id")),
-        variant_remote_id: common::id(li.get("variant_id")),
-        sku: common::text(li.get("sku")),
-        name: common::text(li.get("name")).or_else(|| common::text(li.get("title"))),
+        remote_id: id_of(li.admin_graphql_api_id.as_ref(), li.id.as_ref(), "LineItem"),
+        product_remote_id: common::id(li.product_id.as_ref()),
+        variant_remote_id: common::id(li.variant_id.as_ref()),
+        sku: common::text(li.sku.as_ref()),
+        name: common::text(li.name.as_ref()).or_else(|| common::text(li.title.as_ref())),
         quantity,
         unit_price: m(unit_price),
         total_discount: m(total_discount),
@@ -196,19 +381,16 @@ fn line_item(li: &Obj, cur: Option<&str>) -> Result<LineItem, StandardizeError> 
 
 /// Sum of successful refund transactions: `refunds[].transactions[]` with
 /// `kind == "refund"` and `status == "success"`. `None` when the order has no refunds.
-fn total_refunded(o: &Obj) -> Result<Option<Decimal>, StandardizeError> {
-    let refunds: Vec<&Obj> = array(o.get("refunds")).collect();
-    if refunds.is_empty() {
+fn total_refunded(refunds: &Items<Refund>) -> Result<Option<Decimal>, StandardizeError> {
+    if refunds.objects().next().is_none() {
         return Ok(None);
     }
     let mut total = Decimal::ZERO;
-    for t in refunds
-        .into_iter()
-        .flat_map(|r| array(r.get("transactions")))
-    {
-        let is = |k: &str, want: &str| t.get(k).and_then(Value::as_str) == Some(want);
-        if is("kind", "refund") && is("status", "success") {
-            if let Some(a) = common::decimal(t.get("amount"), "refunds[].transactions[].amount")? {
+    for t in refunds.objects().flat_map(|r| r.transactions.objects()) {
+        let is = |v: &Present, want: &str| v.as_ref().and_then(Value::as_str) == Some(want);
+        if is(&t.kind, "refund") && is(&t.status, "success") {
+            if let Some(a) = common::decimal(t.amount.as_ref(), "refunds[].transactions[].amount")?
+            {
                 total = total
                     .checked_add(a)
                     .ok_or_else(|| overflow("refunds[].transactions[].amount"))?;
@@ -218,23 +400,19 @@ fn total_refunded(o: &Obj) -> Result<Option<Decimal>, StandardizeError> {
     Ok(Some(total))
 }
 
-/// The objects of a JSON array (other entries and non-arrays are ignored).
-fn array(v: Option<&Value>) -> impl Iterator<Item = &Obj> {
-    v.and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_object)
-}
-
-/// Sum of `key` over the objects of an array; `None` when `v` is not an array, zero for
-/// an empty one.
-fn sum(v: Option<&Value>, key: &str, field: &str) -> Result<Option<Decimal>, StandardizeError> {
-    if !matches!(v, Some(Value::Array(_))) {
+/// Sum of one member over the objects of an array; `None` when the member is not an
+/// array, zero for an empty one.
+fn sum<T>(
+    items: &Items<T>,
+    member: impl Fn(&T) -> &Present,
+    field: &str,
+) -> Result<Option<Decimal>, StandardizeError> {
+    if !items.is_array() {
         return Ok(None);
     }
     let mut total = Decimal::ZERO;
-    for item in array(v) {
-        if let Some(d) = common::decimal(item.get(key), field)? {
+    for item in items.objects() {
+        if let Some(d) = common::decimal(member(item).as_ref(), field)? {
             total = total.checked_add(d).ok_or_else(|| overflow(field))?;
         }
     }
@@ -252,6 +430,10 @@ fn overflow(field: &str) -> StandardizeError {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    fn typed<T: serde::de::DeserializeOwned>(v: Value) -> T {
+        common::from_object(v.as_object().unwrap().clone()).unwrap()
+    }
 
     #[test]
     fn order_status_table() {
@@ -305,18 +487,18 @@ mod tests {
     fn line_totals_are_exact_decimals() {
         let li = json!({"id": 1, "price": "0.10", "quantity": 3, "total_discount": "0.05",
                         "tax_lines": [{"price": "0.01"}, {"price": 0.02}]});
-        let li = line_item(li.as_object().unwrap(), Some("USD")).unwrap();
+        let li = line_item(&typed(li), Some("USD")).unwrap();
         assert_eq!(li.total.as_deref(), Some("0.25"));
         assert_eq!(li.total_tax.as_deref(), Some("0.03"));
         assert_eq!(li.total_discount.as_deref(), Some("0.05"));
         let li = json!({"price": "199.00", "quantity": 1, "total_discount": "0.00",
                         "discount_allocations": [{"amount": "3.34"}]});
-        let li = line_item(li.as_object().unwrap(), Some("USD")).unwrap();
+        let li = line_item(&typed(li), Some("USD")).unwrap();
         assert_eq!(li.total_discount.as_deref(), Some("3.34"));
         assert_eq!(li.total.as_deref(), Some("195.66"));
         assert_eq!(li.total_tax, None);
         let li = json!({"price": "79228162514264337593543950335", "quantity": 2});
-        assert!(line_item(li.as_object().unwrap(), Some("USD")).is_err());
+        assert!(line_item(&typed(li), Some("USD")).is_err());
     }
 
     #[test]
@@ -327,15 +509,15 @@ mod tests {
             {"kind": "sale", "status": "success", "amount": "7.00"}]},
             {"transactions": [{"kind": "refund", "status": "success", "amount": 1.5}]}]});
         assert_eq!(
-            total_refunded(o.as_object().unwrap()).unwrap(),
+            total_refunded(&typed::<ShopifyOrder>(o).refunds).unwrap(),
             Some(Decimal::new(21050, 2))
         );
         assert_eq!(
-            total_refunded(json!({"refunds": []}).as_object().unwrap()).unwrap(),
+            total_refunded(&typed::<ShopifyOrder>(json!({"refunds": []})).refunds).unwrap(),
             None
         );
         assert_eq!(
-            total_refunded(json!({}).as_object().unwrap()).unwrap(),
+            total_refunded(&typed::<ShopifyOrder>(json!({})).refunds).unwrap(),
             None
         );
     }
