@@ -163,7 +163,10 @@ impl AvroCodec {
     pub async fn encode_record(&self, rec: &NormalizedRecord) -> Result<Vec<u8>, SchemaError> {
         let model = rec.data.model();
         let id = self.record_schema_id(model).await?;
-        let mut out = Vec::with_capacity(2048);
+        // the payload (`remote_data`, most of a record's bytes) plus the fields: the datum
+        // is written without growing the buffer (each growth copied it)
+        let payload = rec.meta.remote_data.as_ref().map_or(0, String::len);
+        let mut out = Vec::with_capacity(payload + 4096);
         out.push(0u8);
         out.extend_from_slice(&id.to_be_bytes());
         record_writers()[&model]
