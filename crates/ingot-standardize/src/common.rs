@@ -43,6 +43,9 @@ pub fn parse_object_keeping(
     object(parsed)
 }
 
+/// The largest payload whose parse buffers a thread keeps for the next one.
+const SCRATCH_KEPT_BYTES: usize = 1 << 20;
+
 /// Parses the payload bytes as a typed object `T` (a mapping's struct for one 3PA
 /// resource: [`Present`] leaves, [`Nested`] objects, [`Items`] arrays): no tree is built,
 /// members `T` does not name are checked as JSON and skipped. simd-json first; on any
@@ -64,8 +67,15 @@ pub fn parse_typed<T: DeserializeOwned>(payload: &[u8]) -> Result<T, Standardize
         let (buf, buffers) = &mut *scratch;
         buf.clear();
         buf.extend_from_slice(payload);
-        let mut de = simd_json::Deserializer::from_slice_with_buffers(buf, buffers).ok()?;
-        Nested::<T>::deserialize(&mut de).ok()?.0
+        let typed = simd_json::Deserializer::from_slice_with_buffers(buf, buffers)
+            .ok()
+            .and_then(|mut de| Nested::<T>::deserialize(&mut de).ok())
+            .and_then(|n| n.0);
+        // a rare large body (ingest takes up to 5 MiB) does not stay held by the thread
+        if buf.capacity() > SCRATCH_KEPT_BYTES {
+            *scratch = Default::default();
+        }
+        typed
     });
     if let Some(t) = typed {
         return Ok(t);

@@ -755,8 +755,11 @@ mod tests {
         });
         let std = |bytes: &[u8]| ShopifyMapping.standardize(&raw_order(bytes));
         let typed = |o: order::ShopifyOrder| order::order(&o, "shop-1");
+        // a body past what a thread keeps of its parse buffers, then small ones again
+        let mut big = order.clone();
+        big["note"] = json!("n".repeat(2 << 20));
         let mut orders = Vec::new();
-        for v in [&order, &odd] {
+        for v in [&order, &big, &odd, &order] {
             let bytes = serde_json::to_vec(v).unwrap();
             let from_bytes = typed(common::parse_typed(&bytes).unwrap());
             let from_tree =
@@ -768,7 +771,9 @@ mod tests {
                 Ok(Outcome::Record(Standardized::Upsert { .. }))
             ));
         }
-        let (o, odd) = (&orders[0], &orders[1]);
+        let (o, odd) = (&orders[0], &orders[2]);
+        assert_eq!(orders[1].note.as_ref().map(String::len), Some(2 << 20));
+        assert_eq!(&orders[3], o);
         assert_eq!(o.customer_remote_id.as_deref(), Some("7"));
         assert_eq!(o.line_items.len(), 1);
         assert_eq!(o.line_items[0].total_discount.as_deref(), Some("1.00"));
