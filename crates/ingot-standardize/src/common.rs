@@ -143,89 +143,93 @@ impl<T> Items<T> {
     }
 }
 
-/// The visitor of [`Nested`] or [`Items`]: any value of another shape reads as `$other`
+/// How [`Nested`] and [`Items`] read a value: an object, an array, or any other shape
 /// (checked as JSON, never built).
-macro_rules! shape_visitor {
-    ($name:ident, $out:ty, $other:expr, $map:expr, $seq:expr) => {
-        struct $name<T>(PhantomData<T>);
-        impl<'de, T: Deserialize<'de>> Visitor<'de> for $name<T> {
-            type Value = $out;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("any JSON value")
-            }
-            fn visit_bool<E>(self, _: bool) -> Result<$out, E> {
-                Ok($other)
-            }
-            fn visit_i64<E>(self, _: i64) -> Result<$out, E> {
-                Ok($other)
-            }
-            fn visit_u64<E>(self, _: u64) -> Result<$out, E> {
-                Ok($other)
-            }
-            fn visit_f64<E>(self, _: f64) -> Result<$out, E> {
-                Ok($other)
-            }
-            fn visit_str<E>(self, _: &str) -> Result<$out, E> {
-                Ok($other)
-            }
-            fn visit_unit<E>(self) -> Result<$out, E> {
-                Ok($other)
-            }
-            fn visit_none<E>(self) -> Result<$out, E> {
-                Ok($other)
-            }
-            fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<$out, D::Error> {
-                d.deserialize_any(self)
-            }
-            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<$out, A::Error> {
-                #[allow(clippy::redundant_closure_call)]
-                ($map)(map)
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<$out, A::Error> {
-                #[allow(clippy::redundant_closure_call)]
-                ($seq)(seq)
-            }
-        }
-    };
+trait Shape<'de>: Sized {
+    fn other() -> Self;
+    fn object<A: MapAccess<'de>>(map: A) -> Result<Self, A::Error>;
+    fn array<A: SeqAccess<'de>>(seq: A) -> Result<Self, A::Error>;
 }
 
-shape_visitor!(
-    NestedVisitor,
-    Nested<T>,
-    Nested(None),
-    |map| T::deserialize(MapAccessDeserializer::new(map)).map(|t| Nested(Some(t))),
-    |mut seq: A| {
+impl<'de, T: Deserialize<'de>> Shape<'de> for Nested<T> {
+    fn other() -> Self {
+        Nested(None)
+    }
+    fn object<A: MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
+        T::deserialize(MapAccessDeserializer::new(map)).map(|t| Nested(Some(t)))
+    }
+    fn array<A: SeqAccess<'de>>(mut seq: A) -> Result<Self, A::Error> {
         while seq.next_element::<IgnoredAny>()?.is_some() {}
         Ok(Nested(None))
     }
-);
+}
 
-shape_visitor!(
-    ItemsVisitor,
-    Items<T>,
-    Items(None),
-    |mut map: A| {
+impl<'de, T: Deserialize<'de>> Shape<'de> for Items<T> {
+    fn other() -> Self {
+        Items(None)
+    }
+    fn object<A: MapAccess<'de>>(mut map: A) -> Result<Self, A::Error> {
         while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
         Ok(Items(None))
-    },
-    |mut seq: A| {
+    }
+    fn array<A: SeqAccess<'de>>(mut seq: A) -> Result<Self, A::Error> {
         let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(64));
         while let Some(Nested(item)) = seq.next_element::<Nested<T>>()? {
             out.push(item);
         }
         Ok(Items(Some(out)))
     }
-);
+}
+
+/// The visitor of a [`Shape`].
+struct ShapeVisitor<S>(PhantomData<S>);
+
+impl<'de, S: Shape<'de>> Visitor<'de> for ShapeVisitor<S> {
+    type Value = S;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<S, E> {
+        Ok(S::other())
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<S, E> {
+        Ok(S::other())
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<S, E> {
+        Ok(S::other())
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<S, E> {
+        Ok(S::other())
+    }
+    fn visit_str<E>(self, _: &str) -> Result<S, E> {
+        Ok(S::other())
+    }
+    fn visit_unit<E>(self) -> Result<S, E> {
+        Ok(S::other())
+    }
+    fn visit_none<E>(self) -> Result<S, E> {
+        Ok(S::other())
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<S, D::Error> {
+        d.deserialize_any(self)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<S, A::Error> {
+        S::object(map)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<S, A::Error> {
+        S::array(seq)
+    }
+}
 
 impl<'de, T: Deserialize<'de>> Deserialize<'de> for Nested<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(NestedVisitor(PhantomData))
+        d.deserialize_any(ShapeVisitor(PhantomData))
     }
 }
 
 impl<'de, T: Deserialize<'de>> Deserialize<'de> for Items<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(ItemsVisitor(PhantomData))
+        d.deserialize_any(ShapeVisitor(PhantomData))
     }
 }
 
@@ -410,11 +414,10 @@ pub fn minor_units(currency: Option<&str>) -> u32 {
     // the last code looked up, per thread: an order formats every amount in one currency,
     // and `iso_currency`'s lookup by code walks its table
     thread_local! {
-        static LAST: std::cell::Cell<([u8; 3], u32)> = const { std::cell::Cell::new((*b"\0\0\0", 2)) };
+        static LAST: std::cell::Cell<Option<([u8; 3], u32)>> = const { std::cell::Cell::new(None) };
     }
     let code = currency.and_then(|c| <[u8; 3]>::try_from(c.as_bytes()).ok());
-    if let Some(code) = code {
-        let (last, units) = LAST.get();
+    if let (Some(code), Some((last, units))) = (code, LAST.get()) {
         if last == code {
             return units;
         }
@@ -425,7 +428,7 @@ pub fn minor_units(currency: Option<&str>) -> u32 {
         .map(u32::from)
         .unwrap_or(2);
     if let Some(code) = code {
-        LAST.set((code, units));
+        LAST.set(Some((code, units)));
     }
     units
 }
