@@ -228,9 +228,28 @@ impl AvroCodec {
             })
     }
 
+    /// Decodes a raw event (schema-registry wire format) against its writer schema,
+    /// straight into the struct (`apache_avro`'s schema-aware serde reader: the payload
+    /// is copied once, with no intermediate Avro value). Lengths are bounded by
+    /// `apache_avro`'s allocation limit, as on its generic path; bytes after the datum are
+    /// ignored.
+    ///
+    /// Errors: [`SchemaError::Registry`] when the registry could not answer (transient:
+    /// retry); [`SchemaError::Decode`] when the bytes are not the wire format, the id has
+    /// no usable schema, or the datum does not fit the schema or the struct.
     pub async fn decode_raw(&self, bytes: &[u8]) -> Result<RawEvent, SchemaError> {
-        let v = self.decode_value(bytes).await?;
-        apache_avro::from_value(&v).map_err(|e| SchemaError::Decode(e.to_string()))
+        let (id, mut datum) = crate::avro_decode::wire_schema_id(bytes)?;
+        let schema = self.decoder.get_schema(id).await.map_err(|e| {
+            if e.retriable {
+                SchemaError::Registry(e.to_string())
+            } else {
+                SchemaError::Decode(e.to_string())
+            }
+        })?;
+        apache_avro::reader::datum::GenericDatumReader::builder(&schema.parsed)
+            .build()
+            .and_then(|r| r.read_deser::<RawEvent>(&mut datum))
+            .map_err(|e| SchemaError::Decode(e.to_string()))
     }
 
     /// Decodes a normalized value to its flat JSON form.

@@ -244,7 +244,14 @@ fn consumer_config(settings: &KafkaSettings, group_id: &str) -> ClientConfig {
             ("session.timeout.ms", "6000"),
             ("heartbeat.interval.ms", "1000"),
             ("fetch.wait.max.ms", "50"),
-            ("max.partition.fetch.bytes", "1048576"),
+            // librdkafka stops fetching a partition while the local queue holds more than
+            // `queued.max.messages.kbytes` (64 MiB) and looks again after this backoff,
+            // 1 s by default: a consumer that drained the queue meanwhile sat idle for
+            // the rest of that second (the processor through Apache Kafka waited on its
+            // consumer for a third of its time; docs/figures.md, 2026-12-07)
+            ("fetch.queue.backoff.ms", "10"),
+            // `max.partition.fetch.bytes` is its alias: setting both (1 MiB there) left
+            // the winner to the order the map gave them to librdkafka
             ("fetch.message.max.bytes", &max_fetch),
         ],
         &[

@@ -99,6 +99,11 @@ pub struct ProcessorConfig {
     pub providers: Vec<Provider>,
     /// Most raw events handled per batch.
     pub max_batch: usize,
+    /// Tasks that standardize a batch's raw events at once, each a chunk of it (the
+    /// mappings are most of a batch's CPU; the version rule after them runs in log
+    /// order): the machine's available parallelism unless set. 1 standardizes on the
+    /// loop's own task (the core benchmark, per core).
+    pub standardize_tasks: usize,
     /// Exactly-once mode (transactions); needs a broker with transactions.
     pub exactly_once: bool,
     /// A mapping used instead of the registry's for its provider (tests of a mapping
@@ -123,6 +128,7 @@ impl ProcessorConfig {
             state_dir,
             providers: Provider::ALL.to_vec(),
             max_batch: 500,
+            standardize_tasks: std::thread::available_parallelism().map_or(1, usize::from),
             exactly_once: false,
             mapping_override: None,
         }
@@ -160,6 +166,7 @@ pub struct Processor {
     cfg: ProcessorConfig,
     settings: KafkaSettings,
     codec: AvroCodec,
+    standardizer: Standardizer,
     producer: Producer,
     state: StateStore,
     progress: Arc<Progress>,
@@ -241,6 +248,10 @@ impl Processor {
         };
         Ok(Processor {
             producer,
+            standardizer: Standardizer {
+                codec: codec.clone(),
+                mapping_override: cfg.mapping_override.clone(),
+            },
             cfg,
             settings,
             codec,
@@ -250,13 +261,6 @@ impl Processor {
     }
 
     /// The mapping of `provider`: the override for its provider, else the registry's.
-    fn mapping(&self, provider: Provider) -> &dyn Mapping {
-        match &self.cfg.mapping_override {
-            Some(o) if o.0.provider() == provider => o.0.as_ref(),
-            _ => mapping_for(provider),
-        }
-    }
-
     /// The processor's progress (for readiness).
     pub fn progress(&self) -> Arc<Progress> {
         self.progress.clone()
@@ -694,10 +698,7 @@ impl Processor {
             },
             ..Default::default()
         };
-        let mut steps = Vec::with_capacity(batch.len());
-        for (index, m) in batch.iter().enumerate() {
-            steps.push(self.standardize(m, index, modified_at).await?);
-        }
+        let steps = self.standardize_all(batch, modified_at).await?;
         let keys: Vec<Vec<u8>> = steps
             .iter()
             .filter_map(|s| match s {
@@ -785,6 +786,89 @@ impl Processor {
             }
         }
         Ok(plan)
+    }
+
+    /// Standardizes a batch's raw events, in their order ([`Standardizer::standardize`]):
+    /// with more than one of `standardize_tasks`, chunks of at least 64 events go to
+    /// tasks of their own (on other worker threads) while the first is standardized
+    /// here. A panic in a mapping is resumed here, as if it had happened inline.
+    async fn standardize_all(
+        &self,
+        batch: &[Message],
+        modified_at: Option<chrono::DateTime<Utc>>,
+    ) -> Result<Vec<Step>, ProcessorError> {
+        const MIN_CHUNK: usize = 64;
+        let chunks = self
+            .cfg
+            .standardize_tasks
+            .min(batch.len() / MIN_CHUNK)
+            .max(1);
+        let size = batch.len().div_ceil(chunks).max(1);
+        let mut parts = batch.chunks(size);
+        let first = parts.next().unwrap_or_default();
+        let others: Vec<_> = parts
+            .enumerate()
+            .map(|(i, chunk)| {
+                let standardizer = self.standardizer.clone();
+                let chunk = chunk.to_vec();
+                let base = (i + 1) * size;
+                tokio::spawn(async move {
+                    standardizer
+                        .standardize_chunk(&chunk, base, modified_at)
+                        .await
+                })
+            })
+            .collect();
+        let mut steps = Vec::with_capacity(batch.len());
+        steps.extend(
+            self.standardizer
+                .standardize_chunk(first, 0, modified_at)
+                .await?,
+        );
+        for task in others {
+            match task.await {
+                Ok(chunk) => steps.extend(chunk?),
+                Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                Err(e) => {
+                    return Err(ProcessorError::Topology(format!(
+                        "standardize task failed: {e}"
+                    )))
+                }
+            }
+        }
+        Ok(steps)
+    }
+}
+
+/// What standardizing raw events needs: shared with the tasks that standardize chunks
+/// of a batch.
+#[derive(Clone)]
+struct Standardizer {
+    codec: AvroCodec,
+    mapping_override: Option<MappingOverride>,
+}
+
+impl Standardizer {
+    fn mapping(&self, provider: Provider) -> &dyn Mapping {
+        match &self.mapping_override {
+            Some(o) if o.0.provider() == provider => o.0.as_ref(),
+            _ => mapping_for(provider),
+        }
+    }
+
+    /// [`Standardizer::standardize`] of each event of `chunk`, whose first is event
+    /// `base` of its batch.
+    async fn standardize_chunk(
+        &self,
+        chunk: &[Message],
+        base: usize,
+        modified_at: Option<chrono::DateTime<Utc>>,
+    ) -> Result<Vec<Step>, ProcessorError> {
+        let mut steps = Vec::with_capacity(chunk.len());
+        for (i, m) in chunk.iter().enumerate() {
+            steps.push(self.standardize(m, base + i, modified_at).await?);
+        }
+        Ok(steps)
     }
 
     /// Decodes and standardizes one raw event (`modified_at`: a replay's time, see

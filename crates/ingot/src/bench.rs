@@ -5,7 +5,7 @@
 //! | figure | baseline |
 //! |---|---|
 //! | processor core (decode → standardize → version rule → Avro), no broker | – (records/s/core) |
-//! | processor through the broker (at-least-once; and exactly-once where the broker has transactions) | pass-through: consume the same raw events and produce them again |
+//! | processor through the broker (at-least-once; and exactly-once where the broker has transactions) | pass-through: consume the same raw events and produce them again, in batches of 500, each acknowledged before the next is produced (as the processor's) |
 //! | replay of one sample's raw events through a changed mapping (every record re-emitted), by the running processor | the processor through the broker (at-least-once) |
 //! | materializer rebuild of the view from `normalized.order` | a plain read of the same topic |
 //! | webhook → queryable over loopback, sequential | – (p50/p90/p99/max) |
@@ -46,6 +46,9 @@ pub struct BenchArgs {
     /// a profiler): the raw events go through the processor once, unmeasured, to fill
     /// `normalized.order`.
     pub rebuild_only: bool,
+    /// Only the processor through the broker (at-least-once, and exactly-once where the
+    /// broker has transactions) and its pass-through baseline, then return.
+    pub processor_only: bool,
     /// Only the history figures, at these stored-history sizes (records).
     pub history: Vec<usize>,
 }
@@ -286,12 +289,10 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
                     timestamp_ms: None,
                 })
                 .collect();
-            let p = Processor::open(
-                ProcessorConfig::new(dir.join("core-state")),
-                kafka.clone(),
-                codec.clone(),
-            )
-            .await?;
+            // one task: the figure is per core
+            let mut pc = ProcessorConfig::new(dir.join("core-state"));
+            pc.standardize_tasks = 1;
+            let p = Processor::open(pc, kafka.clone(), codec.clone()).await?;
             let mut rates = Vec::new();
             for sample in 0..=runs {
                 let t = Instant::now();
@@ -362,6 +363,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
                 })
                 .await?;
                 let t = Instant::now();
+                let window = (!eos).then(|| ProfileWindow::enable("processor"));
                 // exactly-once: the end offsets also count one commit marker per partition and
                 // transaction (< 1 % of the offsets with batches of 500)
                 wait_until("the processor", || {
@@ -369,12 +371,13 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
                 })
                 .await?;
                 let took = t.elapsed();
+                drop(window);
                 let _ = tx.send(true);
                 task.await??;
                 if sample > 0 {
                     rates.push(records as f64 / took.as_secs_f64());
                 }
-                if !eos {
+                if !eos && !args.processor_only {
                     // the same records replayed through a mapping revision that changes them
                     let rate = replay_sample(&kafka, &codec, &dir, sample, records).await?;
                     if sample > 0 {
@@ -394,13 +397,21 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
                     row("  exactly-once vs at-least-once", &rates, Some(alo));
                 }
             } else {
-                row(
-                    "replay through a changed mapping (all re-emitted), at-least-once",
-                    &Rates(std::mem::take(&mut replay_rates)),
-                    Some(&rates),
-                );
+                if !args.processor_only {
+                    row(
+                        "replay through a changed mapping (all re-emitted), at-least-once",
+                        &Rates(std::mem::take(&mut replay_rates)),
+                        Some(&rates),
+                    );
+                }
                 alo_rates = Some(rates);
             }
+        }
+        if args.processor_only {
+            drop(producer);
+            drop(infra);
+            let _ = std::fs::remove_dir_all(&dir);
+            return Ok(());
         }
 
         rebuild(&cfg, &infra, &kafka, &dir, runs).await?;
@@ -937,6 +948,10 @@ async fn replay_sample(
     Ok(records as f64 / took.as_secs_f64())
 }
 
+/// The pass-through baseline: consumes `records` raw events in batches of up to 500 and
+/// produces each batch again (to `raw.dlq`), acknowledged before the next is produced,
+/// as the processor produces (librdkafka prefetches the next batch meanwhile).
+/// Records/s from the first record consumed to the last acknowledgement.
 async fn pass_through(
     kafka: &ingot_kafka::KafkaSettings,
     group: &str,
@@ -948,6 +963,7 @@ async fn pass_through(
     let producer = Producer::new(kafka)?;
     let mut seen = 0usize;
     let mut started = None;
+    let mut window = None;
     while seen < records {
         let mut batch = Vec::new();
         let m = consumer.recv().await;
@@ -956,7 +972,10 @@ async fn pass_through(
             Err(ingot_kafka::RdKafkaError::PartitionEOF(_)) => continue,
             Err(e) => return Err(e.into()),
         }
-        started.get_or_insert_with(Instant::now);
+        if started.is_none() {
+            started = Some(Instant::now());
+            window = Some(ProfileWindow::enable("pass-through"));
+        }
         while batch.len() < 500 {
             match tokio::time::timeout(Duration::from_millis(5), consumer.recv()).await {
                 Ok(Ok(m)) => batch.push(Message::from_borrowed(&m)),
@@ -976,7 +995,40 @@ async fn pass_through(
         producer.send_all(&recs).await?;
         seen += batch.len();
     }
-    Ok(records as f64 / started.expect("started").elapsed().as_secs_f64())
+    let rate = records as f64 / started.expect("started").elapsed().as_secs_f64();
+    drop(window);
+    Ok(rate)
+}
+
+/// A profiler's window: with `INGOT_BENCH_PERF_CTL` naming the control FIFO of a
+/// `perf record --control fifo:<path> -D -1 …` (started disabled), sends `enable` when
+/// made and `disable` when dropped, so the profile holds only the timed windows of one
+/// figure: `INGOT_BENCH_PERF_WINDOW` (`processor`, the default, or `pass-through`).
+/// Without the variable, or when the FIFO cannot be written, it does nothing (the
+/// figure is measured the same way).
+struct ProfileWindow(Option<std::fs::File>);
+
+impl ProfileWindow {
+    fn enable(figure: &str) -> Self {
+        let wanted = std::env::var("INGOT_BENCH_PERF_WINDOW");
+        if wanted.as_deref().unwrap_or("processor") != figure {
+            return ProfileWindow(None);
+        }
+        let ctl = std::env::var_os("INGOT_BENCH_PERF_CTL").and_then(|path| {
+            let mut f = std::fs::OpenOptions::new().write(true).open(path).ok()?;
+            std::io::Write::write_all(&mut f, b"enable\n").ok()?;
+            Some(f)
+        });
+        ProfileWindow(ctl)
+    }
+}
+
+impl Drop for ProfileWindow {
+    fn drop(&mut self) {
+        if let Some(f) = &mut self.0 {
+            let _ = std::io::Write::write_all(f, b"disable\n");
+        }
+    }
 }
 
 /// A signed Shopify delivery of a one-line order `id` (the latency and ingest figures).

@@ -68,10 +68,16 @@ enum Command {
         /// profiler (`perf record -g -- ingot bench --rebuild-only`).
         #[arg(long, conflicts_with_all = ["queries_only", "core_only"])]
         rebuild_only: bool,
+        /// Only the processor through the broker and its pass-through baseline (no
+        /// replay, rebuild or query figures), then exit. With `INGOT_BENCH_PERF_CTL` set to
+        /// a `perf record --control fifo:` path, the bench enables the profiler for each
+        /// at-least-once sample's timed window only (`docs/figures.md`).
+        #[arg(long, conflicts_with_all = ["queries_only", "core_only", "rebuild_only"])]
+        processor_only: bool,
         /// Only the history figures: grow the stored history to each of these record
         /// counts (customers, ≈ 1 KB) and measure, at each, raw → queryable for a probe of
         /// `--records` orders, point GETs and the view's memory.
-        #[arg(long, value_delimiter = ',', conflicts_with_all = ["queries_only", "core_only", "rebuild_only"])]
+        #[arg(long, value_delimiter = ',', conflicts_with_all = ["queries_only", "core_only", "rebuild_only", "processor_only"])]
         history: Vec<usize>,
     },
     /// Show a connection's sync status as progress bars (per model).
@@ -349,6 +355,7 @@ async fn main() -> anyhow::Result<()> {
             queries_only,
             core_only,
             rebuild_only,
+            processor_only,
             history,
         } => {
             ingot::bench::run(ingot::bench::BenchArgs {
@@ -359,6 +366,7 @@ async fn main() -> anyhow::Result<()> {
                 queries_only,
                 core_only,
                 rebuild_only,
+                processor_only,
                 history,
             })
             .await
