@@ -260,7 +260,6 @@ impl Processor {
         })
     }
 
-    /// The mapping of `provider`: the override for its provider, else the registry's.
     /// The processor's progress (for readiness).
     pub fn progress(&self) -> Arc<Progress> {
         self.progress.clone()
@@ -849,6 +848,7 @@ struct Standardizer {
 }
 
 impl Standardizer {
+    /// The mapping of `provider`: the override for its provider, else the registry's.
     fn mapping(&self, provider: Provider) -> &dyn Mapping {
         match &self.mapping_override {
             Some(o) if o.0.provider() == provider => o.0.as_ref(),
