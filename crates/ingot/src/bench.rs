@@ -1009,8 +1009,9 @@ async fn pass_through(
 /// `perf record --control fifo:<path> -D -1 …` (started disabled), sends `enable` when
 /// made and `disable` when dropped, so the profile holds only the timed windows of one
 /// figure: `INGOT_BENCH_PERF_WINDOW` (`processor`, the default, or `pass-through`).
-/// Without the variable, or when the FIFO cannot be written, it does nothing (the
-/// figure is measured the same way).
+/// Without the variable, or when the FIFO cannot be opened or written, it does nothing
+/// (the figure is measured the same way). Opening a FIFO waits for its reader: start
+/// `perf` first.
 struct ProfileWindow(Option<std::fs::File>);
 
 impl ProfileWindow {
