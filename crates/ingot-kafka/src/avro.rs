@@ -28,6 +28,16 @@ pub enum SchemaError {
 }
 
 impl SchemaError {
+    /// A decoder's error: transient ([`SchemaError::Registry`]) when the converter says
+    /// a retry may cure it, otherwise the value's own ([`SchemaError::Decode`]).
+    fn from_decoder(e: schema_registry_converter::error::SRCError) -> Self {
+        if e.retriable {
+            SchemaError::Registry(e.to_string())
+        } else {
+            SchemaError::Decode(e.to_string())
+        }
+    }
+
     /// The registry could not be reached or answered an error a retry can cure: the
     /// value itself may be fine, so it must be retried, never dead-lettered.
     pub fn is_transient(&self) -> bool {
@@ -109,8 +119,7 @@ fn record_writers() -> &'static HashMap<Model, GenericDatumWriter<'static>> {
 #[derive(Clone)]
 pub struct AvroCodec {
     encoder: Arc<AvroEncoder>,
-    /// Also read by `avro_decode.rs` (the writer schemas of normalized values).
-    pub(crate) decoder: Arc<AvroDecoder>,
+    decoder: Arc<AvroDecoder>,
     pub schemas: Arc<Schemas>,
     /// The registry's id of each model's schema, once registered or looked up.
     record_ids: Arc<Mutex<HashMap<Model, u32>>>,
@@ -214,18 +223,27 @@ impl AvroCodec {
             .map_err(|e| SchemaError::Registry(e.to_string()))
     }
 
+    /// The writer schema registered under `id` (from the registry, cached by the
+    /// converter after the first lookup).
+    ///
+    /// Errors: [`SchemaError::Registry`] when the registry could not answer (transient:
+    /// retry); [`SchemaError::Decode`] when it has no usable schema under `id`.
+    pub(crate) async fn writer_schema(
+        &self,
+        id: u32,
+    ) -> Result<Arc<schema_registry_converter::avro_common::AvroSchema>, SchemaError> {
+        self.decoder
+            .get_schema(id)
+            .await
+            .map_err(SchemaError::from_decoder)
+    }
+
     async fn decode_value(&self, bytes: &[u8]) -> Result<AvroValue, SchemaError> {
         self.decoder
             .decode(Some(bytes))
             .await
             .map(|r| r.value)
-            .map_err(|e| {
-                if e.retriable {
-                    SchemaError::Registry(e.to_string())
-                } else {
-                    SchemaError::Decode(e.to_string())
-                }
-            })
+            .map_err(SchemaError::from_decoder)
     }
 
     /// Decodes a raw event (schema-registry wire format) against its writer schema,
@@ -239,13 +257,7 @@ impl AvroCodec {
     /// no usable schema, or the datum does not fit the schema or the struct.
     pub async fn decode_raw(&self, bytes: &[u8]) -> Result<RawEvent, SchemaError> {
         let (id, mut datum) = crate::avro_decode::wire_schema_id(bytes)?;
-        let schema = self.decoder.get_schema(id).await.map_err(|e| {
-            if e.retriable {
-                SchemaError::Registry(e.to_string())
-            } else {
-                SchemaError::Decode(e.to_string())
-            }
-        })?;
+        let schema = self.writer_schema(id).await?;
         apache_avro::reader::datum::GenericDatumReader::builder(&schema.parsed)
             .build()
             .and_then(|r| r.read_deser::<RawEvent>(&mut datum))

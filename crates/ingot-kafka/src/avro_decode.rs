@@ -56,13 +56,7 @@ impl AvroCodec {
         cut: &str,
         fields: &[&str],
     ) -> Result<FlatDecoder, SchemaError> {
-        let schema = self.decoder.get_schema(id).await.map_err(|e| {
-            if e.retriable {
-                SchemaError::Registry(e.to_string())
-            } else {
-                SchemaError::Decode(e.to_string())
-            }
-        })?;
+        let schema = self.writer_schema(id).await?;
         FlatDecoder::new(&schema.parsed, cut, fields)
     }
 }
