@@ -243,10 +243,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     if !args.history.is_empty() {
         println!("history figures, probe of {records} orders per level\n");
         history(&cfg, &infra, &producer, &codec, &args.history, records).await?;
-        drop(producer);
-        drop(infra);
-        let _ = std::fs::remove_dir_all(&dir);
-        return Ok(());
+        return finish(producer, infra, &dir);
     }
     let encoded = encode_orders(&codec, CONNECTION, records).await?;
     let body = raw_order(0, CONNECTION)?.1.payload.len();
@@ -267,10 +264,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     if args.rebuild_only {
         fill_normalized(&kafka, &codec, &dir, runs, records).await?;
         rebuild(&cfg, &infra, &kafka, &dir, runs).await?;
-        drop(producer);
-        drop(infra);
-        let _ = std::fs::remove_dir_all(&dir);
-        return Ok(());
+        return finish(producer, infra, &dir);
     }
 
     if !args.queries_only {
@@ -312,11 +306,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             );
         }
         if args.core_only {
-            // the producer goes before the embedded broker it talks to
-            drop(producer);
-            drop(infra);
-            let _ = std::fs::remove_dir_all(&dir);
-            return Ok(());
+            return finish(producer, infra, &dir);
         }
 
         // 2. baseline: pass-through consume → produce of the same raw events, one sample
@@ -413,10 +403,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             }
         }
         if args.processor_only {
-            drop(producer);
-            drop(infra);
-            let _ = std::fs::remove_dir_all(&dir);
-            return Ok(());
+            return finish(producer, infra, &dir);
         }
 
         rebuild(&cfg, &infra, &kafka, &dir, runs).await?;
@@ -951,6 +938,15 @@ async fn replay_sample(
         status.counts.reemitted
     );
     Ok(records as f64 / took.as_secs_f64())
+}
+
+/// Ends a run that stops after one part: the producer goes before the embedded broker it
+/// talks to, then the scratch directory.
+fn finish(producer: Producer, infra: Infra, dir: &std::path::Path) -> anyhow::Result<()> {
+    drop(producer);
+    drop(infra);
+    let _ = std::fs::remove_dir_all(dir);
+    Ok(())
 }
 
 /// The pass-through baseline: consumes `records` raw events in batches of up to 500 and
