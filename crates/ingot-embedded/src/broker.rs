@@ -70,6 +70,7 @@ impl EmbeddedBroker {
             .build()
             .map_err(|e| BrokerError::Tansu(format!("broker runtime: {e}")))?;
         let (built_tx, built_rx) = tokio::sync::oneshot::channel::<Result<(), String>>();
+        let (indexed_tx, indexed_rx) = tokio::sync::oneshot::channel::<()>();
         runtime.spawn(async move {
             type Tansu = tansu_broker::broker::Broker<
                 tansu_broker::coordinator::group::administrator::Controller<
@@ -97,6 +98,11 @@ impl EmbeddedBroker {
                     return;
                 }
             };
+            // its tables exist now; it serves once ingot's indexes are added (Tansu sets
+            // no busy timeout: a write of its own that met the index build would fail)
+            if indexed_rx.await.is_err() {
+                return;
+            }
             if let Err(e) = broker.serve(Instant::now()).await {
                 tracing::error!(component = "embedded-broker", error = ?e, "broker stopped");
             }
@@ -109,6 +115,8 @@ impl EmbeddedBroker {
             .await
             .map_err(|_| BrokerError::Tansu("broker task ended during start-up".into()))?
             .map_err(BrokerError::Tansu)?;
+        add_indexes(&abs).await?;
+        let _ = indexed_tx.send(());
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             if tokio::net::TcpStream::connect(("127.0.0.1", port))
@@ -129,6 +137,34 @@ impl EmbeddedBroker {
     pub fn bootstrap_servers(&self) -> String {
         format!("127.0.0.1:{}", self.port)
     }
+}
+
+/// Indexes Tansu 0.6's sqlite schema lacks, added to its database file once its tables
+/// exist (`CREATE INDEX IF NOT EXISTS`: a restart finds them there). Without them its
+/// costs grow with the history it stores (docs/design-embedded-broker.md):
+/// - `header` has no index, yet a fetch looks up each record's headers by
+///   `(topition, offset_id)` (`header_fetch.sql`), and deleting a record cascades to its
+///   headers by the same columns: both scanned the whole table, once per record;
+/// - the compaction pass (`policy_compact.sql`, every maintenance interval) groups the
+///   records of compacted topics by `(topition, k)`: without an index that reads every
+///   row, and a row's `k` is stored after its value, so every value's overflow pages too.
+async fn add_indexes(db: &Path) -> Result<(), BrokerError> {
+    let fail = |e: libsql::Error| BrokerError::Tansu(format!("adding indexes: {e}"));
+    let conn = libsql::Builder::new_local(db)
+        .build()
+        .await
+        .map_err(fail)?
+        .connect()
+        .map_err(fail)?;
+    // the broker does not serve yet, but another process may hold this file
+    conn.busy_timeout(Duration::from_secs(30)).map_err(fail)?;
+    conn.execute_batch(
+        "CREATE INDEX IF NOT EXISTS ingot_header_record ON header (topition, offset_id);
+         CREATE INDEX IF NOT EXISTS ingot_record_key ON record (topition, k, offset_id);",
+    )
+    .await
+    .map_err(fail)?;
+    Ok(())
 }
 
 impl Drop for EmbeddedBroker {

@@ -8,7 +8,7 @@
 //! | processor through the broker (at-least-once; and exactly-once where the broker has transactions) | pass-through: consume the same raw events and produce them again, in batches of 500, each acknowledged before the next is produced (as the processor's); one sample just before each at-least-once sample of the processor |
 //! | replay of one sample's raw events through a changed mapping (every record re-emitted), by the running processor | the processor through the broker (at-least-once) |
 //! | materializer rebuild of the view from `normalized.order` | a plain read of the same topic |
-//! | webhook → queryable over loopback, sequential | – (p50/p90/p99/max) |
+//! | webhook → queryable over loopback, sequential; then again under a steady load of other webhooks (`--load-rate`/s) | – (p50/p90/p99/max) |
 //! | webhook → signed change webhook received by a local endpoint (the same webhooks) | – (p50/p90/p99/max) |
 //! | `GET /v1/orders/{id}` requests/s (4 concurrent clients, keep-alive), p50/p99/max latency | a bare axum route serving the same response bytes |
 //! | range pages (`GET /v1/orders?limit=100&cursor=…`, and `limit=500`) pages/s and rows/s, latency | a bare axum route serving the same page bytes |
@@ -51,6 +51,9 @@ pub struct BenchArgs {
     pub processor_only: bool,
     /// Only the history figures, at these stored-history sizes (records).
     pub history: Vec<usize>,
+    /// Webhooks/s of the steady load under which the latency is measured a second time
+    /// (0: no second series).
+    pub load_rate: u32,
 }
 
 /// The bench's second, small tenant: 10 orders beside the big one's `records`.
@@ -436,76 +439,22 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         "endpoint not created: {}",
         r.text().await?
     );
-    let mut lat = Vec::new();
-    let mut fwd = Vec::new();
-    // sample 0 is a warm-up, which also waits for the view to apply the records of the
-    // figures above
-    for i in 0..=args.samples {
-        let id = 800_000_000_000_000_000u64 + i as u64;
-        let d = signed_order(id, "orders/create", &format!("lat-{i}"));
-        let path = format!(
-            "{base_url}/v1/orders/{}",
-            RecordKey::new(CONNECTION, Model::Order, id.to_string()).record_id()
-        );
-        let t = Instant::now();
-        anyhow::ensure!(
-            shopsim::send(&client, &base_url, CONNECTION, &d).await? == 200,
-            "webhook rejected"
-        );
-        loop {
-            let s = client
-                .get(&path)
-                .bearer_auth(API_KEY)
-                .send()
-                .await?
-                .status();
-            if s.as_u16() == 200 {
-                break;
-            }
-            anyhow::ensure!(
-                t.elapsed() < Duration::from_secs(if i == 0 { 900 } else { 30 }),
-                "record never became queryable"
-            );
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
-        let queryable = t.elapsed();
-        // and the signed change webhook at the ISV's endpoint
-        let forwarded = loop {
-            if let Some(at) = changes
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .get(&id.to_string())
-            {
-                break at.duration_since(t);
-            }
-            anyhow::ensure!(
-                t.elapsed() < Duration::from_secs(if i == 0 { 900 } else { 30 }),
-                "no change webhook for the order"
-            );
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        };
-        // the first is the warm-up
-        if i > 0 {
-            lat.push(queryable);
-            fwd.push(forwarded);
-        }
-    }
-    println!();
-    for (what, mut lat) in [
-        ("webhook → queryable", lat),
-        ("webhook → change webhook received (order.created)", fwd),
-    ] {
-        if lat.is_empty() {
-            continue;
-        }
-        lat.sort();
-        println!(
-            "{what} over loopback, {} sequential webhooks: p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
-            lat.len(),
-            ms_at(&lat, 0.5),
-            ms_at(&lat, 0.9),
-            ms_at(&lat, 0.99),
-            ms_at(&lat, 1.0)
+    // sequential, then again under a steady load of other senders' webhooks
+    let (lat, fwd) = latencies(&client, &base_url, &changes, 0, args.samples).await?;
+    print_latencies("sequential", lat, fwd);
+    if args.load_rate > 0 {
+        let (stop, load) = steady_load(&base_url, args.load_rate);
+        let (lat, fwd) = latencies(&client, &base_url, &changes, 1, args.samples).await?;
+        let _ = stop.send(true);
+        let (sent, took) = load.await??;
+        print_latencies(
+            &format!(
+                "under a load of {:.0} other webhooks/s (asked {}, {LOAD_SENDERS} senders)",
+                sent as f64 / took.as_secs_f64(),
+                args.load_rate
+            ),
+            lat,
+            fwd,
         );
     }
     // 6. the query API beside a bare axum route serving the same bytes
@@ -656,6 +605,22 @@ async fn history(
     probe: usize,
 ) -> anyhow::Result<()> {
     let running = app::start(cfg, infra, Stages::ALL, None).await?;
+    // the pipeline is stopped on an error too, before the broker it reads goes away
+    let result = history_levels(cfg, &running, infra, producer, codec, levels, probe).await;
+    running.stop().await?;
+    result
+}
+
+/// The levels of [`history`], on the `running` pipeline.
+async fn history_levels(
+    cfg: &crate::config::Config,
+    running: &app::Running,
+    infra: &Infra,
+    producer: &Producer,
+    codec: &ingot_kafka::AvroCodec,
+    levels: &[usize],
+    probe: usize,
+) -> anyhow::Result<()> {
     let view = running.view.clone().expect("view");
     let base = format!("http://{}", running.http_addr.expect("http"));
     println!("| history (records stored) | raw → queryable, records/s | GET /v1/orders/{{id}}, req/s | view beyond the cache, MB per million keys | fill, records/s |");
@@ -724,7 +689,6 @@ async fn history(
             m.keys
         );
     }
-    running.stop().await?;
     Ok(())
 }
 
@@ -1045,6 +1009,133 @@ fn signed_order(id: u64, topic: &str, event_id: &str) -> shopsim::Delivery {
         "2026-11-20T10:30:00-05:00",
     );
     shopsim::delivery(SHOP, SECRET, topic, &body, event_id, "2026-11-20T15:30:00Z")
+}
+
+/// Webhook → queryable, and webhook → change webhook received at `changes`' endpoint, for
+/// `samples` sequential `orders/create` webhooks of new orders (ids of `series`), after one
+/// warm-up (whose wait also lets the view apply what came before, 15 min at most).
+async fn latencies(
+    client: &reqwest::Client,
+    base_url: &str,
+    changes: &std::sync::Mutex<std::collections::HashMap<String, Instant>>,
+    series: u64,
+    samples: usize,
+) -> anyhow::Result<(Vec<Duration>, Vec<Duration>)> {
+    let mut lat = Vec::with_capacity(samples);
+    let mut fwd = Vec::with_capacity(samples);
+    for i in 0..=samples {
+        let id = 800_000_000_000_000_000u64 + series * 10_000_000 + i as u64;
+        let d = signed_order(id, "orders/create", &format!("lat-{series}-{i}"));
+        let path = format!(
+            "{base_url}/v1/orders/{}",
+            RecordKey::new(CONNECTION, Model::Order, id.to_string()).record_id()
+        );
+        let limit = Duration::from_secs(if i == 0 { 900 } else { 30 });
+        let t = Instant::now();
+        anyhow::ensure!(
+            shopsim::send(client, base_url, CONNECTION, &d).await? == 200,
+            "webhook rejected"
+        );
+        loop {
+            let s = client
+                .get(&path)
+                .bearer_auth(API_KEY)
+                .send()
+                .await?
+                .status();
+            if s.as_u16() == 200 {
+                break;
+            }
+            anyhow::ensure!(t.elapsed() < limit, "record never became queryable");
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let queryable = t.elapsed();
+        let forwarded = loop {
+            if let Some(at) = changes
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(&id.to_string())
+            {
+                break at.duration_since(t);
+            }
+            anyhow::ensure!(t.elapsed() < limit, "no change webhook for the order");
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        };
+        if i > 0 {
+            lat.push(queryable);
+            fwd.push(forwarded);
+        }
+    }
+    Ok((lat, fwd))
+}
+
+/// Prints p50/p90/p99/max of both latency series of [`latencies`].
+fn print_latencies(how: &str, lat: Vec<Duration>, fwd: Vec<Duration>) {
+    for (what, mut lat) in [
+        ("webhook → queryable", lat),
+        ("webhook → change webhook received (order.created)", fwd),
+    ] {
+        if lat.is_empty() {
+            continue;
+        }
+        lat.sort();
+        println!(
+            "{what} over loopback, {} webhooks, {how}: p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+            lat.len(),
+            ms_at(&lat, 0.5),
+            ms_at(&lat, 0.9),
+            ms_at(&lat, 0.99),
+            ms_at(&lat, 1.0)
+        );
+    }
+}
+
+/// Senders of the steady load under which the second latency series is measured.
+const LOAD_SENDERS: usize = 8;
+
+/// A steady load beside the latency probes: [`LOAD_SENDERS`] keep-alive clients, each
+/// sending signed `orders/updated` deliveries of distinct orders at `rate /
+/// LOAD_SENDERS` per second (a tick missed while a request is out is skipped, not made
+/// up), until `true` is sent on the returned channel. The task returns how many were
+/// sent and over how long; every answer must be a 200.
+fn steady_load(
+    base_url: &str,
+    rate: u32,
+) -> (
+    tokio::sync::watch::Sender<bool>,
+    tokio::task::JoinHandle<anyhow::Result<(usize, Duration)>>,
+) {
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let base = base_url.to_string();
+    let task = tokio::spawn(async move {
+        let client = reqwest::Client::new();
+        let period = Duration::from_secs_f64(LOAD_SENDERS as f64 / f64::from(rate.max(1)));
+        let t = Instant::now();
+        let mut tasks = tokio::task::JoinSet::new();
+        for c in 0..LOAD_SENDERS {
+            let (client, base, stopped) = (client.clone(), base.clone(), stopped.clone());
+            tasks.spawn(async move {
+                let mut tick = tokio::time::interval(period);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+                let mut sent = 0usize;
+                while !*stopped.borrow() {
+                    tick.tick().await;
+                    let id = 820_000_000_000_000_000u64 + (sent * LOAD_SENDERS + c) as u64;
+                    let d = signed_order(id, "orders/updated", &format!("load-{c}-{sent}"));
+                    let status = shopsim::send(&client, &base, CONNECTION, &d).await?;
+                    anyhow::ensure!(status == 200, "webhook answered {status}");
+                    sent += 1;
+                }
+                anyhow::Ok(sent)
+            });
+        }
+        let mut sent = 0;
+        while let Some(r) = tasks.join_next().await {
+            sent += r??;
+        }
+        Ok((sent, t.elapsed()))
+    });
+    (stop, task)
 }
 
 /// Concurrent senders of the ingest figure.

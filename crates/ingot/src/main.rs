@@ -79,6 +79,10 @@ enum Command {
         /// `--records` orders, point GETs and the view's memory.
         #[arg(long, value_delimiter = ',', conflicts_with_all = ["queries_only", "core_only", "rebuild_only", "processor_only"])]
         history: Vec<usize>,
+        /// Webhooks/s of a steady load of other senders' webhooks, under which the
+        /// webhook → queryable latency is measured a second time (0: skip that series).
+        #[arg(long, default_value_t = 500)]
+        load_rate: u32,
     },
     /// Show a connection's sync status as progress bars (per model).
     SyncStatus {
@@ -234,10 +238,24 @@ async fn serve(cfg: Config, embedded: Embedded, stages: Option<Stages>) -> anyho
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+/// Runs the command on a multi-threaded runtime, then shuts the runtime down with a bound:
+/// a task still inside a blocking call (an rdkafka consumer closing against a broker that
+/// is already gone never returns) must not keep the process, or its error, from ending.
+fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     init_tracing();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let result = runtime.block_on(run(cli));
+    if let Err(e) = &result {
+        tracing::error!(error = format!("{e:#}"), "ingot stopped with an error");
+    }
+    runtime.shutdown_timeout(std::time::Duration::from_secs(10));
+    result
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Run { config } => {
             serve(
@@ -357,6 +375,7 @@ async fn main() -> anyhow::Result<()> {
             rebuild_only,
             processor_only,
             history,
+            load_rate,
         } => {
             ingot::bench::run(ingot::bench::BenchArgs {
                 records,
@@ -368,6 +387,7 @@ async fn main() -> anyhow::Result<()> {
                 rebuild_only,
                 processor_only,
                 history,
+                load_rate,
             })
             .await
         }
