@@ -181,6 +181,46 @@ impl Drop for EmbeddedBroker {
 mod port_tests {
     use super::*;
 
+    /// The indexes ingot adds to Tansu's database, read back from sqlite's catalogue by
+    /// another connection once the broker has stopped, and again after a restart on the
+    /// same files (`IF NOT EXISTS`: a second start must not fail on them).
+    #[tokio::test]
+    async fn the_broker_database_gets_ingots_indexes_and_keeps_them_across_a_restart() {
+        async fn indexes(db: &Path) -> Vec<(String, String)> {
+            let conn = libsql::Builder::new_local(db)
+                .build()
+                .await
+                .unwrap()
+                .connect()
+                .unwrap();
+            let mut rows = conn
+                .query(
+                    "SELECT name, tbl_name FROM sqlite_master WHERE type = 'index' AND name LIKE 'ingot_%' ORDER BY name",
+                    (),
+                )
+                .await
+                .unwrap();
+            let mut out = Vec::new();
+            while let Some(r) = rows.next().await.unwrap() {
+                out.push((r.get::<String>(0).unwrap(), r.get::<String>(1).unwrap()));
+            }
+            out
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let want = vec![
+            ("ingot_header_record".to_string(), "header".to_string()),
+            ("ingot_record_key".to_string(), "record".to_string()),
+        ];
+        for _start in 0..2 {
+            let port = crate::free_port().unwrap();
+            let broker = EmbeddedBroker::start(dir.path(), port, Duration::from_secs(3600))
+                .await
+                .unwrap();
+            drop(broker);
+            assert_eq!(indexes(&dir.path().join("broker.db")).await, want);
+        }
+    }
+
     #[tokio::test]
     async fn a_port_in_use_is_an_error_not_someone_elses_broker() {
         let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

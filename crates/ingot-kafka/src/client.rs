@@ -94,6 +94,12 @@ impl Capabilities {
 /// its raw event, and for the normalized record that carries it as `remote_data`.
 pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 12 * 1024 * 1024;
 
+/// How long a consumer's fetch may wait for data on the broker (`fetch.wait.max.ms`), in
+/// milliseconds, unless [`KafkaSettings::fetch_wait_ms`] or the user's properties say
+/// otherwise. Apache Kafka answers as soon as data arrives, so this bounds only an idle
+/// consumer's polling.
+pub const DEFAULT_FETCH_WAIT_MS: u32 = 50;
+
 /// How to reach Kafka: `bootstrap.servers` plus any librdkafka properties
 /// (`security.protocol`, `sasl.*`, ...), applied to every client.
 ///
@@ -111,6 +117,10 @@ pub struct KafkaSettings {
     /// Largest record ingot produces and the topics accept (`message.max.bytes` of the
     /// producer, `max.message.bytes` of every topic it creates), in bytes.
     pub max_message_bytes: usize,
+    /// Every consumer's `fetch.wait.max.ms` (a user's property of that name still wins):
+    /// [`DEFAULT_FETCH_WAIT_MS`], or less on a broker that holds every fetch that long
+    /// even when it has data (the embedded Tansu: docs/design-embedded-broker.md).
+    pub fetch_wait_ms: u32,
 }
 
 impl std::fmt::Debug for KafkaSettings {
@@ -122,6 +132,7 @@ impl std::fmt::Debug for KafkaSettings {
             .field("replication_factor", &self.replication_factor)
             .field("capabilities", &self.capabilities)
             .field("max_message_bytes", &self.max_message_bytes)
+            .field("fetch_wait_ms", &self.fetch_wait_ms)
             .finish()
     }
 }
@@ -135,6 +146,7 @@ impl KafkaSettings {
             replication_factor: 1,
             capabilities: Capabilities::KAFKA,
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+            fetch_wait_ms: DEFAULT_FETCH_WAIT_MS,
         }
     }
 
@@ -239,11 +251,12 @@ impl KafkaSettings {
 /// never seen), short session timeouts (BROKER.md: otherwise the first join takes ~23 s).
 fn consumer_config(settings: &KafkaSettings, group_id: &str) -> ClientConfig {
     let max_fetch = (settings.max_message_bytes + 65536).to_string();
+    let fetch_wait = settings.fetch_wait_ms.to_string();
     settings.config_with(
         &[
             ("session.timeout.ms", "6000"),
             ("heartbeat.interval.ms", "1000"),
-            ("fetch.wait.max.ms", "50"),
+            ("fetch.wait.max.ms", &fetch_wait),
             // librdkafka stops fetching a partition while the local queue holds more than
             // `queued.max.messages.kbytes` (64 MiB) and looks again after this backoff,
             // 1 s by default: a consumer that drained the queue meanwhile sat idle for
@@ -763,5 +776,26 @@ impl KafkaSettings {
                 (e.partition(), o)
             })
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod config_tests {
+    use super::*;
+
+    /// The consumer's fetch wait: the settings' value, which the user's property of the
+    /// same name overrides; the settings ingot's guarantees depend on stay ingot's.
+    #[test]
+    fn consumer_fetch_wait_comes_from_the_settings_and_a_user_property_wins() {
+        let mut s = KafkaSettings::new("127.0.0.1:9");
+        let get = |s: &KafkaSettings, k: &str| consumer_config(s, "g").get(k).map(str::to_string);
+        assert_eq!(get(&s, "fetch.wait.max.ms").as_deref(), Some("50"));
+        s.fetch_wait_ms = 7;
+        assert_eq!(get(&s, "fetch.wait.max.ms").as_deref(), Some("7"));
+        s.properties.insert("fetch.wait.max.ms".into(), "99".into());
+        s.properties
+            .insert("enable.auto.commit".into(), "true".into());
+        assert_eq!(get(&s, "fetch.wait.max.ms").as_deref(), Some("99"));
+        assert_eq!(get(&s, "enable.auto.commit").as_deref(), Some("false"));
     }
 }

@@ -73,6 +73,7 @@ impl Infra {
                 }
                 let mut s = KafkaSettings::new(format!("127.0.0.1:{port}"));
                 s.capabilities = ingot_kafka::Capabilities::NONE;
+                s.fetch_wait_ms = cfg.embedded.fetch_wait_ms;
                 s
             }
         };
