@@ -447,11 +447,13 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         r.text().await?
     );
     // sequential, then again under a steady load of other senders' webhooks
-    let (lat, fwd) = latencies(&client, &base_url, &changes, 0, args.samples).await?;
-    print_latencies("sequential", lat, fwd);
+    print_latencies(
+        "sequential",
+        latencies(&client, &base_url, &changes, 0, args.samples).await?,
+    );
     if args.load_rate > 0 {
         let (stop, load) = steady_load(&base_url, args.load_rate);
-        let (lat, fwd) = latencies(&client, &base_url, &changes, 1, args.samples).await?;
+        let under_load = latencies(&client, &base_url, &changes, 1, args.samples).await;
         let _ = stop.send(true);
         let (sent, took) = load.await??;
         print_latencies(
@@ -460,8 +462,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
                 sent as f64 / took.as_secs_f64(),
                 args.load_rate
             ),
-            lat,
-            fwd,
+            under_load?,
         );
     }
     // 6. the query API beside a bare axum route serving the same bytes
@@ -1018,18 +1019,32 @@ fn signed_order(id: u64, topic: &str, event_id: &str) -> shopsim::Delivery {
     shopsim::delivery(SHOP, SECRET, topic, &body, event_id, "2026-11-20T15:30:00Z")
 }
 
+/// The latency series of [`latencies`], in the order sent.
+struct Latencies {
+    queryable: Vec<Duration>,
+    forwarded: Vec<Duration>,
+    /// Why the series ended before `samples`: a probe that was not queryable (or not
+    /// forwarded) within 30 s.
+    cut_short: Option<String>,
+}
+
 /// Webhook → queryable, and webhook → change webhook received at `changes`' endpoint, for
 /// `samples` sequential `orders/create` webhooks of new orders (ids of `series`), after one
-/// warm-up (whose wait also lets the view apply what came before, 15 min at most).
+/// warm-up (whose wait also lets the view apply what came before, 15 min at most; past
+/// that it is an error). A later probe past 30 s ends the series with what it has.
 async fn latencies(
     client: &reqwest::Client,
     base_url: &str,
     changes: &std::sync::Mutex<std::collections::HashMap<String, Instant>>,
     series: u64,
     samples: usize,
-) -> anyhow::Result<(Vec<Duration>, Vec<Duration>)> {
+) -> anyhow::Result<Latencies> {
     let mut lat = Vec::with_capacity(samples);
     let mut fwd = Vec::with_capacity(samples);
+    let cut = |i: usize, what: &str| {
+        anyhow::ensure!(i > 0, "the warm-up webhook was {what} within 15 min");
+        Ok(format!("probe {i} of {samples} was {what} within 30 s"))
+    };
     for i in 0..=samples {
         let id = 800_000_000_000_000_000u64 + series * 10_000_000 + i as u64;
         let d = signed_order(id, "orders/create", &format!("lat-{series}-{i}"));
@@ -1053,7 +1068,13 @@ async fn latencies(
             if s.as_u16() == 200 {
                 break;
             }
-            anyhow::ensure!(t.elapsed() < limit, "record never became queryable");
+            if t.elapsed() > limit {
+                return Ok(Latencies {
+                    queryable: lat,
+                    forwarded: fwd,
+                    cut_short: Some(cut(i, "not queryable")?),
+                });
+            }
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
         let queryable = t.elapsed();
@@ -1065,7 +1086,13 @@ async fn latencies(
             {
                 break at.duration_since(t);
             }
-            anyhow::ensure!(t.elapsed() < limit, "no change webhook for the order");
+            if t.elapsed() > limit {
+                return Ok(Latencies {
+                    queryable: lat,
+                    forwarded: fwd,
+                    cut_short: Some(cut(i, "not forwarded")?),
+                });
+            }
             tokio::time::sleep(Duration::from_millis(1)).await;
         };
         if i > 0 {
@@ -1073,27 +1100,48 @@ async fn latencies(
             fwd.push(forwarded);
         }
     }
-    Ok((lat, fwd))
+    Ok(Latencies {
+        queryable: lat,
+        forwarded: fwd,
+        cut_short: None,
+    })
 }
 
-/// Prints p50/p90/p99/max of both latency series of [`latencies`].
-fn print_latencies(how: &str, lat: Vec<Duration>, fwd: Vec<Duration>) {
+/// Prints p50/p90/p99/max of both series of [`latencies`], the p50 of their first and
+/// last hundred probes (a latency that drifts up shows there), and why a series was cut
+/// short.
+fn print_latencies(how: &str, l: Latencies) {
     for (what, mut lat) in [
-        ("webhook → queryable", lat),
-        ("webhook → change webhook received (order.created)", fwd),
+        ("webhook → queryable", l.queryable),
+        (
+            "webhook → change webhook received (order.created)",
+            l.forwarded,
+        ),
     ] {
         if lat.is_empty() {
             continue;
         }
+        let p50_of = |part: &[Duration]| {
+            let mut part = part.to_vec();
+            part.sort();
+            ms_at(&part, 0.5)
+        };
+        let (first, last) = (
+            p50_of(&lat[..lat.len().min(100)]),
+            p50_of(&lat[lat.len().saturating_sub(100)..]),
+        );
         lat.sort();
         println!(
-            "{what} over loopback, {} webhooks, {how}: p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+            "{what} over loopback, {} webhooks, {how}: p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms, max {:.1} ms (p50 of the first 100 {first:.1} ms, of the last 100 {last:.1} ms)",
             lat.len(),
             ms_at(&lat, 0.5),
             ms_at(&lat, 0.9),
             ms_at(&lat, 0.99),
             ms_at(&lat, 1.0)
         );
+    }
+    if let Some(why) = l.cut_short {
+        println!("  {how}: the series ended early: {why}");
     }
 }
 
