@@ -14,7 +14,7 @@ use serde_json::Value;
 use std::path::Path;
 
 fn graphql_event(name: &str, topic: &str) -> RawEvent {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+    let path = support::package_dir()
         .join("tests/data/shopify_graphql")
         .join(format!("{name}.json"));
     let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));

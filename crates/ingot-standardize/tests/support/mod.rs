@@ -33,9 +33,18 @@ pub fn raw_event(provider: &str, topic: &str, payload: Vec<u8>) -> RawEvent {
 }
 
 /// Compares `actual` with the reviewed golden file `tests/golden/<name>.json`.
+/// This package's directory: the one `cargo test` names at run time, else the one it was
+/// built in (a test binary that another checkout sharing the target directory built
+/// would otherwise read that checkout's files, or none).
+pub fn package_dir() -> std::path::PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf())
+}
+
 /// `INGOT_BLESS=1` writes the file instead (then review the diff like code).
 pub fn assert_golden(name: &str, actual: &serde_json::Value) {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+    let path = package_dir()
         .join("tests/golden")
         .join(format!("{name}.json"));
     let pretty = serde_json::to_string_pretty(actual).unwrap() + "\n";
