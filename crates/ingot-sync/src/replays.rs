@@ -41,8 +41,26 @@ pub async fn submit(kafka: &KafkaSettings, spec: &ReplaySpec) -> Result<(), Kafk
 
 /// Every replay and its units' progress, read from the control topic.
 pub async fn read_book(kafka: &KafkaSettings) -> Result<ReplayBook, KafkaError> {
+    // each read is a fresh client (metadata, watermarks, fetches): a broker busy with other
+    // clients can fail one of those calls, so a failed read is tried twice more (after
+    // 100 ms, then 300 ms) before the caller sees the error (schemathesis met one such
+    // 503 on the embedded broker)
+    let mut pause = std::time::Duration::from_millis(100);
+    let mut failed = 0;
+    let messages = loop {
+        match kafka.read_all(REPLAYS_TOPIC).await {
+            Ok(m) => break m,
+            Err(e) if failed < 2 => {
+                failed += 1;
+                tracing::warn!(component = "replays", error = %e, failed, "reading the replay book failed; trying again");
+                tokio::time::sleep(pause).await;
+                pause *= 3;
+            }
+            Err(e) => return Err(e),
+        }
+    };
     let mut book = ReplayBook::default();
-    for m in kafka.read_all(REPLAYS_TOPIC).await? {
+    for m in messages {
         if let Some(k) = m.key_str() {
             if let Err(e) = book.apply(k, m.value.as_deref()) {
                 tracing::warn!(component = "replays", key = k, error = %e, "unreadable replay record ignored");
