@@ -1039,72 +1039,78 @@ async fn latencies(
     series: u64,
     samples: usize,
 ) -> anyhow::Result<Latencies> {
-    let mut lat = Vec::with_capacity(samples);
-    let mut fwd = Vec::with_capacity(samples);
-    let cut = |i: usize, what: &str| {
-        anyhow::ensure!(i > 0, "the warm-up webhook was {what} within 15 min");
-        Ok(format!("probe {i} of {samples} was {what} within 30 s"))
+    let mut l = Latencies {
+        queryable: Vec::with_capacity(samples),
+        forwarded: Vec::with_capacity(samples),
+        cut_short: None,
     };
     for i in 0..=samples {
         let id = 800_000_000_000_000_000u64 + series * 10_000_000 + i as u64;
-        let d = signed_order(id, "orders/create", &format!("lat-{series}-{i}"));
-        let path = format!(
-            "{base_url}/v1/orders/{}",
-            RecordKey::new(CONNECTION, Model::Order, id.to_string()).record_id()
-        );
         let limit = Duration::from_secs(if i == 0 { 900 } else { 30 });
-        let t = Instant::now();
-        anyhow::ensure!(
-            shopsim::send(client, base_url, CONNECTION, &d).await? == 200,
-            "webhook rejected"
-        );
-        loop {
-            let s = client
-                .get(&path)
-                .bearer_auth(API_KEY)
-                .send()
-                .await?
-                .status();
-            if s.as_u16() == 200 {
+        let tag = format!("lat-{series}-{i}");
+        match probe(client, base_url, changes, id, &tag, limit).await? {
+            Ok(_) if i == 0 => {}
+            Ok((queryable, forwarded)) => {
+                l.queryable.push(queryable);
+                l.forwarded.push(forwarded);
+            }
+            Err(what) => {
+                anyhow::ensure!(i > 0, "the warm-up webhook was {what} within 15 min");
+                l.cut_short = Some(format!("probe {i} of {samples} was {what} within 30 s"));
                 break;
             }
-            if t.elapsed() > limit {
-                return Ok(Latencies {
-                    queryable: lat,
-                    forwarded: fwd,
-                    cut_short: Some(cut(i, "not queryable")?),
-                });
-            }
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
-        let queryable = t.elapsed();
-        let forwarded = loop {
-            if let Some(at) = changes
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .get(&id.to_string())
-            {
-                break at.duration_since(t);
-            }
-            if t.elapsed() > limit {
-                return Ok(Latencies {
-                    queryable: lat,
-                    forwarded: fwd,
-                    cut_short: Some(cut(i, "not forwarded")?),
-                });
-            }
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        };
-        if i > 0 {
-            lat.push(queryable);
-            fwd.push(forwarded);
         }
     }
-    Ok(Latencies {
-        queryable: lat,
-        forwarded: fwd,
-        cut_short: None,
-    })
+    Ok(l)
+}
+
+/// One probe of [`latencies`]: a signed `orders/create` webhook of order `id`, then the
+/// time until `GET /v1/orders/{id}` answers 200 and until its change webhook reached
+/// `changes`, polled every millisecond; `Err` names what did not happen within `limit`.
+async fn probe(
+    client: &reqwest::Client,
+    base_url: &str,
+    changes: &std::sync::Mutex<std::collections::HashMap<String, Instant>>,
+    id: u64,
+    event_id: &str,
+    limit: Duration,
+) -> anyhow::Result<Result<(Duration, Duration), &'static str>> {
+    let d = signed_order(id, "orders/create", event_id);
+    let path = format!(
+        "{base_url}/v1/orders/{}",
+        RecordKey::new(CONNECTION, Model::Order, id.to_string()).record_id()
+    );
+    let t = Instant::now();
+    anyhow::ensure!(
+        shopsim::send(client, base_url, CONNECTION, &d).await? == 200,
+        "webhook rejected"
+    );
+    loop {
+        let s = client
+            .get(&path)
+            .bearer_auth(API_KEY)
+            .send()
+            .await?
+            .status();
+        if s.as_u16() == 200 {
+            break;
+        }
+        if t.elapsed() > limit {
+            return Ok(Err("not queryable"));
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let queryable = t.elapsed();
+    let key = id.to_string();
+    loop {
+        if let Some(at) = changes.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+            return Ok(Ok((queryable, at.duration_since(t))));
+        }
+        if t.elapsed() > limit {
+            return Ok(Err("not forwarded"));
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
 }
 
 /// Prints p50/p90/p99/max of both series of [`latencies`], the p50 of their first and
