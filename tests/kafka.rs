@@ -87,6 +87,67 @@ async fn keys_land_where_the_java_client_puts_them() {
     }
 }
 
+/// The one consume-batch loop of every stage reads past partition-EOF events: a batch
+/// ended at each EOF stayed at a few records at the end of busy partitions, and a stage
+/// spending a commit per batch fell behind for good (docs/figures.md, 2026-12-08). Here
+/// two of three partitions are empty, so their EOFs come with the first fetch, around the
+/// third partition's records. Runs on either broker.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_fills_past_the_ends_of_empty_partitions() {
+    use ingot_kafka::Consumer;
+    let _serial = serial();
+    let h = Harness::start_stages(ingot_sync::SyncSettings::default(), 3600, Stages::NONE).await;
+    let producer = ingot_kafka::Producer::new(h.kafka()).unwrap();
+    // one key, so one partition (2: see keys_land_where_the_java_client_puts_them)
+    for i in 0..20 {
+        let (p, _) = producer
+            .send(
+                "normalized.order",
+                b"shop-1/order/6",
+                Some(format!("v{i}").as_bytes()),
+                &[],
+            )
+            .await
+            .unwrap();
+        assert_eq!(p, 2);
+    }
+    let consumer = ingot_kafka::create_consumer(h.kafka(), "fill-batch-test").unwrap();
+    let mut tpl = ingot_kafka::TopicPartitionList::new();
+    for p in 0..3 {
+        tpl.add_partition_offset("normalized.order", p, ingot_kafka::Offset::Beginning)
+            .unwrap();
+    }
+    consumer.assign(&tpl).unwrap();
+    let mut batch = Vec::new();
+    let first =
+        ingot_kafka::fill_batch(&consumer, &mut batch, 20, Duration::from_secs(10), |_| {}).await;
+    assert!(first.error.is_none(), "{:?}", first.error);
+    let values: Vec<String> = batch
+        .iter()
+        .map(|m| String::from_utf8(m.value.clone().unwrap()).unwrap())
+        .collect();
+    let want: Vec<String> = (0..20).map(|i| format!("v{i}")).collect();
+    assert_eq!(
+        values, want,
+        "every record, in order, whatever EOFs came between"
+    );
+    assert!(batch.iter().all(|m| m.partition == 2));
+    assert_eq!(
+        batch.iter().map(|m| m.offset).collect::<Vec<_>>(),
+        (0..20).collect::<Vec<i64>>()
+    );
+    // nothing more: the next fill reports the ends it met (all three, over both fills)
+    // and no record
+    let mut more = Vec::new();
+    let second =
+        ingot_kafka::fill_batch(&consumer, &mut more, 100, Duration::from_secs(1), |_| {}).await;
+    assert!(more.is_empty());
+    let mut ends: Vec<i32> = first.eof.into_iter().chain(second.eof).collect();
+    ends.sort_unstable();
+    ends.dedup();
+    assert_eq!(ends, vec![0, 1, 2]);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn topics_made_with_a_smaller_size_limit_are_raised_at_start() {
     let Some((_serial, h)) =

@@ -152,12 +152,17 @@ pub(crate) async fn consume(
                 continue;
             }
         }
-        while batch.len() < shared.cfg.max_batch {
-            // only what the client has already fetched: no waiting for more
-            match futures::FutureExt::now_or_never(consumer.recv()) {
-                Some(Ok(m)) => batch.push(Message::from_borrowed(&m)),
-                _ => break,
-            }
+        // only what the client has already fetched: no waiting for more
+        let filled = ingot_kafka::fill_batch(
+            &consumer,
+            &mut batch,
+            shared.cfg.max_batch,
+            Duration::ZERO,
+            |_| {},
+        )
+        .await;
+        if let Some(e) = filled.error {
+            tracing::warn!(component = "forwarder", error = %e, "consume error");
         }
         let positions = handle_batch(&shared, batch).await?;
         if !positions.is_empty() {

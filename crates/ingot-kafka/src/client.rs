@@ -393,6 +393,57 @@ pub fn create_group_consumer(
     Ok((consumer, assignment))
 }
 
+/// What [`fill_batch`] met besides messages.
+#[derive(Debug, Default)]
+pub struct Filled {
+    /// Partitions whose end the consumer reported while the batch filled, in order
+    /// (`enable.partition.eof`): each counts once the records before it are handled.
+    pub eof: Vec<i32>,
+    /// A consume error that ended the filling (the batch in hand stays good).
+    pub error: Option<rdkafka::error::KafkaError>,
+}
+
+/// Fills `batch` up to `max` messages with what `consumer` delivers, each within `wait`
+/// (`Duration::ZERO`: only what the client already holds): the one consume-batch loop of
+/// every stage. `before_push` runs before each message is added (a rebalance runs inside
+/// `recv()`, so a stage can drop what a revocation took back).
+///
+/// A partition-EOF event does not end the batch: a consumer at the end of busy partitions
+/// gets one after almost every fetch, and a batch ended at each one stayed at a few
+/// records, so a stage that spends a commit per batch fell behind for good under a steady
+/// load (the processor capped at ≈ 550 records/s on Apache Kafka; `docs/figures.md`,
+/// 2026-12-08).
+pub async fn fill_batch<C: rdkafka::consumer::ConsumerContext + 'static>(
+    consumer: &StreamConsumer<C>,
+    batch: &mut Vec<Message>,
+    max: usize,
+    wait: Duration,
+    mut before_push: impl FnMut(&mut Vec<Message>),
+) -> Filled {
+    let mut filled = Filled::default();
+    while batch.len() < max {
+        let next = if wait.is_zero() {
+            futures::FutureExt::now_or_never(consumer.recv())
+        } else {
+            tokio::time::timeout(wait, consumer.recv()).await.ok()
+        };
+        match next {
+            Some(Ok(m)) => {
+                let m = Message::from_borrowed(&m);
+                before_push(batch);
+                batch.push(m);
+            }
+            Some(Err(rdkafka::error::KafkaError::PartitionEOF(p))) => filled.eof.push(p),
+            Some(Err(e)) => {
+                filled.error = Some(e);
+                break;
+            }
+            None => break,
+        }
+    }
+    filled
+}
+
 /// An owned Kafka record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message {

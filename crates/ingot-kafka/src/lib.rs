@@ -22,9 +22,9 @@ mod topology;
 pub use avro::{AvroCodec, SchemaError, Schemas};
 pub use avro_decode::{wire_schema_id, FlatDecoder, FlatRecord, Scalar};
 pub use client::{
-    create_consumer, create_group_consumer, group_metadata, header_str, Assignment, Capabilities,
-    GroupConsumer, KafkaError, KafkaSettings, Message, OutgoingRecord, Producer, Reader,
-    DEFAULT_FETCH_WAIT_MS, DEFAULT_MAX_MESSAGE_BYTES, OP_DELETE, OP_HEADER,
+    create_consumer, create_group_consumer, fill_batch, group_metadata, header_str, Assignment,
+    Capabilities, Filled, GroupConsumer, KafkaError, KafkaSettings, Message, OutgoingRecord,
+    Producer, Reader, DEFAULT_FETCH_WAIT_MS, DEFAULT_MAX_MESSAGE_BYTES, OP_DELETE, OP_HEADER,
 };
 pub use rdkafka::consumer::{CommitMode, ConsumerGroupMetadata};
 pub use rdkafka::consumer::{Consumer, StreamConsumer};

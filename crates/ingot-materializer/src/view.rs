@@ -554,6 +554,11 @@ impl View {
         Ok(self.store.memory(COLUMN_FAMILIES)?)
     }
 
+    /// How far the view's compactions are behind ([`ingot_store::Store::backlog`]).
+    pub fn backlog(&self) -> Result<ingot_store::Backlog, ViewError> {
+        Ok(self.store.backlog(COLUMN_FAMILIES)?)
+    }
+
     /// True once the view reached the end of every normalized partition at least once.
     pub fn is_caught_up(&self) -> bool {
         self.caught_up.load(Ordering::Acquire)
@@ -1134,16 +1139,20 @@ impl Materializer {
                     continue;
                 }
             }
-            let mut eof_in_batch = Vec::new();
-            while batch.len() < MAX_BATCH {
-                match tokio::time::timeout(Duration::from_millis(2), consumer.recv()).await {
-                    Ok(Ok(m)) => batch.push(Message::from_borrowed(&m)),
-                    // an EOF met while filling the batch counts once the batch is applied;
-                    // the other partitions' records go on filling it
-                    Ok(Err(ingot_kafka::RdKafkaError::PartitionEOF(p))) => eof_in_batch.push(p),
-                    _ => break,
-                }
+            // an EOF met while filling the batch counts once the batch is applied; the
+            // other partitions' records go on filling it
+            let filled = ingot_kafka::fill_batch(
+                &consumer,
+                &mut batch,
+                MAX_BATCH,
+                Duration::from_millis(2),
+                |_| {},
+            )
+            .await;
+            if let Some(e) = &filled.error {
+                tracing::warn!(component = "materializer", error = %e, "consume error");
             }
+            let eof_in_batch = filled.eof;
             let full = batch.len() == MAX_BATCH;
             if full && !backlog {
                 backlog_since = std::time::Instant::now();

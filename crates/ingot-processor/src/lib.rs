@@ -396,16 +396,19 @@ impl Processor {
                 }
             }
             // fill the batch with what the consumer already holds
-            while !batch.is_empty() && batch.len() < self.cfg.max_batch {
-                match tokio::time::timeout(Duration::from_millis(1), consumer.recv()).await {
-                    Ok(Ok(m)) => {
-                        // a rebalance runs inside recv(): what it revoked was collected
-                        // before it, what recv() returns now is of the new assignment
-                        let m = Message::from_borrowed(&m);
-                        forget_revoked(&assignment, &mut restored, &mut batch);
-                        batch.push(m);
-                    }
-                    _ => break,
+            if !batch.is_empty() {
+                // a rebalance runs inside recv(): what it revoked was collected before it,
+                // what recv() returns now is of the new assignment
+                let filled = ingot_kafka::fill_batch(
+                    &consumer,
+                    &mut batch,
+                    self.cfg.max_batch,
+                    Duration::from_millis(1),
+                    |batch| forget_revoked(&assignment, &mut restored, batch),
+                )
+                .await;
+                if let Some(e) = filled.error {
+                    tracing::warn!(component = "processor", error = %e, "consume error");
                 }
             }
             forget_revoked(&assignment, &mut restored, &mut batch);
@@ -490,7 +493,26 @@ impl Processor {
                 restored.insert(p);
             }
         }
-        self.plan_batch(batch, overlay, false, None).await
+        let t = std::time::Instant::now();
+        let plan = self.plan_batch(batch, overlay, false, None).await;
+        // how long the batch's oldest event waited on the broker and in the consumer
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        let (oldest_ms, oldest_partition) = batch
+            .iter()
+            .filter_map(|m| Some((m.timestamp_ms?, m.partition)))
+            .min()
+            .map_or((0, -1), |(ts, p)| (now_ms - ts, p));
+        tracing::debug!(
+            component = "processor",
+            received = batch.len(),
+            plan_ms = t.elapsed().as_secs_f64() * 1e3,
+            oldest_ms,
+            oldest_partition,
+            "batch planned"
+        );
+        plan
     }
 
     /// Starts producing a planned batch in a task of its own: in exactly-once mode inside
@@ -518,10 +540,19 @@ impl Processor {
         let task = tokio::spawn(async move {
             let eos = cgm.is_some();
             let produced = async {
+                let t = std::time::Instant::now();
                 produce(&producer, &out).await?;
+                let acked = t.elapsed();
                 if let Some(cgm) = cgm {
                     producer.commit_transaction_of(&offsets, cgm).await?;
                 }
+                tracing::debug!(
+                    component = "processor",
+                    outputs = out.len(),
+                    acked_ms = acked.as_secs_f64() * 1e3,
+                    committed_ms = t.elapsed().as_secs_f64() * 1e3,
+                    "batch produced"
+                );
                 Ok::<(), ProcessorError>(())
             }
             .await;
@@ -597,7 +628,14 @@ impl Processor {
         }
         match f.landing {
             Landing::Live { next, .. } => {
+                let t = std::time::Instant::now();
                 self.write_state(f.versions).await?;
+                tracing::debug!(
+                    component = "processor",
+                    received = f.stats.received,
+                    state_ms = t.elapsed().as_secs_f64() * 1e3,
+                    "batch landed"
+                );
                 if !self.cfg.exactly_once {
                     let mut tpl = TopicPartitionList::new();
                     for ((t, p), o) in &next {

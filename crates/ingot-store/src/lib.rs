@@ -92,6 +92,23 @@ pub struct MemoryUsage {
     pub keys: u64,
 }
 
+/// How far a store's compactions are behind ([`Store::backlog`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Backlog {
+    /// Files in level 0 (`rocksdb.num-files-at-level0`): every read checks each one, and
+    /// writes slow down at 20 and stop at 36 (RocksDB's defaults).
+    pub l0_files: u64,
+    /// Bytes compactions still have to rewrite (`rocksdb.estimate-pending-compaction-bytes`).
+    pub pending_compaction_bytes: u64,
+    /// Compactions running now, in the whole store (`rocksdb.num-running-compactions`).
+    pub running_compactions: u64,
+    /// Write stalls (delays and stops) since the store opened
+    /// (`rocksdb.db-write-stall-stats`, summed).
+    pub write_stalls: u64,
+    /// Bytes in table and blob files.
+    pub live_bytes: u64,
+}
+
 /// How a store is opened ([`Store::open_versioned_with`]); the default is what
 /// [`Store::open`] and [`Store::open_versioned`] use.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -311,6 +328,51 @@ impl Store {
             }
         }
         Ok(usage)
+    }
+
+    /// How far this store's compactions are behind, from RocksDB's properties (summed
+    /// over `column_families`): what a write stall or a slow read at scale comes from.
+    pub fn backlog(&self, column_families: &[&str]) -> Result<Backlog, StoreError> {
+        let mut backlog = Backlog {
+            running_compactions: self
+                .db
+                .property_int_value("rocksdb.num-running-compactions")?
+                .unwrap_or(0),
+            ..Default::default()
+        };
+        for name in column_families {
+            let cf = self.cf(name)?;
+            let prop = |p: &str| -> Result<u64, StoreError> {
+                Ok(self.db.property_int_value_cf(cf, p)?.unwrap_or(0))
+            };
+            backlog.l0_files += prop("rocksdb.num-files-at-level0")?;
+            backlog.pending_compaction_bytes += prop("rocksdb.estimate-pending-compaction-bytes")?;
+            backlog.live_bytes +=
+                prop("rocksdb.total-sst-files-size")? + prop("rocksdb.total-blob-file-size")?;
+        }
+        // the stalls since the store opened: each column family's (level 0, memtables,
+        // pending bytes) and the store's own (the shared write buffer manager)
+        let stalls = |text: Option<String>, names: &[&str]| -> u64 {
+            let text = text.unwrap_or_default();
+            let pairs = text.trim().trim_start_matches("Write Stall (count):");
+            pairs
+                .split(',')
+                .filter_map(|pair| pair.split_once(':'))
+                .filter(|(name, _)| names.is_empty() || names.contains(&name.trim()))
+                .filter_map(|(_, n)| n.trim().parse::<u64>().ok())
+                .sum()
+        };
+        for name in column_families {
+            let cf = self.cf(name)?;
+            backlog.write_stalls += stalls(
+                self.db
+                    .property_value_cf(cf, "rocksdb.cf-write-stall-stats")?,
+                &["total-delays", "total-stops"],
+            );
+        }
+        backlog.write_stalls +=
+            stalls(self.db.property_value("rocksdb.db-write-stall-stats")?, &[]);
+        Ok(backlog)
     }
 
     /// Flushes every memtable of `column_families` to disk in one flush and waits for it

@@ -252,7 +252,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     );
     if !args.history.is_empty() {
         println!("history figures, probe of {records} orders per level\n");
-        history(&cfg, &infra, &producer, &codec, &args.history, records).await?;
+        history(&cfg, &infra, &producer, &codec, &args, records).await?;
         return finish(producer, infra, &dir);
     }
     let encoded = encode_orders(&codec, CONNECTION, records).await?;
@@ -434,26 +434,26 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         i64::from(kafka.capabilities.transactions),
     )
     .await?;
-    let (receiver, changes) = change_receiver().await?;
-    let r = client
-        .post(format!("{base_url}/v1/webhook-endpoints"))
-        .bearer_auth(API_KEY)
-        .json(&serde_json::json!({"url": receiver, "events": ["order.created"]}))
-        .send()
-        .await?;
-    anyhow::ensure!(
-        r.status().as_u16() == 201,
-        "endpoint not created: {}",
-        r.text().await?
-    );
+    let changes = subscribe_receiver(&client, &base_url).await?;
     // sequential, then again under a steady load of other senders' webhooks
-    print_latencies(
-        "sequential",
-        latencies(&client, &base_url, &changes, 0, args.samples).await?,
-    );
+    let view = running.view.clone().expect("view");
+    let mut sequential = latencies(&client, &base_url, &changes, 0, args.samples).await?;
+    sequential.backlog = pipeline_backlog(&cfg, &kafka, &view).await?;
+    print_latencies("sequential", sequential);
     if args.load_rate > 0 {
-        let (stop, load) = steady_load(&base_url, args.load_rate);
-        let under_load = latencies(&client, &base_url, &changes, 1, args.samples).await;
+        let (stop, load) = steady_load(&base_url, args.load_rate, 0);
+        let (stop_sampling, sampling) = sample_lag(&cfg, &kafka, &view);
+        let mut under_load = latencies(&client, &base_url, &changes, 1, args.samples).await;
+        let _ = stop_sampling.send(true);
+        let lags = sampling.await??;
+        // where the pipeline stood at the series' end, before the load stops
+        if let Ok(l) = &mut under_load {
+            l.backlog = format!(
+                "{}\n  {}",
+                pipeline_backlog(&cfg, &kafka, &view).await?,
+                lag_line(&lags)
+            );
+        }
         let _ = stop.send(true);
         let (sent, took) = load.await??;
         print_latencies(
@@ -484,21 +484,134 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Waits until the processor group has committed every raw event (15 min at most).
-async fn processor_caught_up(
-    cfg: &crate::config::Config,
-    kafka: &ingot_kafka::KafkaSettings,
-) -> anyhow::Result<()> {
+/// The processor group's id and the raw topics it reads.
+fn processor_group(cfg: &crate::config::Config) -> (String, Vec<String>) {
     let group = cfg
         .processor
         .group_id
         .clone()
         .unwrap_or_else(|| "ingot-processor".into());
-    let topics: Vec<String> = ingot_model::Provider::ALL
+    let topics = ingot_model::Provider::ALL
         .iter()
         .map(|p| p.raw_topic())
         .collect();
+    (group, topics)
+}
+
+/// A background task of the bench, stopped by sending `true` on its channel.
+type Stoppable<T> = (
+    tokio::sync::watch::Sender<bool>,
+    tokio::task::JoinHandle<anyhow::Result<T>>,
+);
+
+/// The processor's lag (raw events not committed) and the view's (`normalized.order`
+/// records not applied), sampled every second until `true` is sent on the returned
+/// channel; the task returns the samples, in order. The broker's offsets are read on a
+/// blocking thread, so the pipeline's own runtime workers are not held.
+fn sample_lag(
+    cfg: &crate::config::Config,
+    kafka: &ingot_kafka::KafkaSettings,
+    view: &ingot_materializer::View,
+) -> Stoppable<Vec<(i64, i64)>> {
+    let (stop, mut stopped) = tokio::sync::watch::channel(false);
+    let (group, topics) = processor_group(cfg);
+    let (kafka, view) = (kafka.clone(), view.clone());
+    let task = tokio::spawn(async move {
+        let topic = Model::Order.normalized_topic();
+        // a transactional topic ends in a commit marker no applied offset passes
+        let slack = i64::from(kafka.capabilities.transactions);
+        let mut samples = Vec::new();
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = stopped.changed() => return Ok(samples),
+            }
+            let processor = group_lag(&kafka, &group, &topics, 0).await?;
+            let (k, t) = (kafka.clone(), topic.clone());
+            let ends = tokio::task::spawn_blocking(move || k.end_offsets(&t)).await??;
+            let viewed: i64 = ends
+                .iter()
+                .map(|&(p, end)| (end - view.next_offset(&topic, p).unwrap_or(0) - slack).max(0))
+                .sum();
+            samples.push((processor, viewed));
+        }
+    });
+    (stop, task)
+}
+
+/// The lag samples of [`sample_lag`] as one line: the largest of each, and the processor's
+/// and the view's largest lag in each 10 s of the series.
+fn lag_line(samples: &[(i64, i64)]) -> String {
+    let max =
+        |f: fn(&(i64, i64)) -> i64, part: &[(i64, i64)]| part.iter().map(f).max().unwrap_or(0);
+    let windows = |f: fn(&(i64, i64)) -> i64| {
+        samples
+            .chunks(10)
+            .map(|w| max(f, w).to_string())
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    format!(
+        "lag sampled each second over {} s: processor at most {} raw events, view at most {} records; by 10 s, processor: {}; view: {}",
+        samples.len(),
+        max(|s| s.0, samples),
+        max(|s| s.1, samples),
+        windows(|s| s.0),
+        windows(|s| s.1),
+    )
+}
+
+/// Where a pipeline is behind: raw events the processor has not committed, and the view's
+/// compaction backlog (what a latency series that was cut short prints).
+async fn pipeline_backlog(
+    cfg: &crate::config::Config,
+    kafka: &ingot_kafka::KafkaSettings,
+    view: &ingot_materializer::View,
+) -> anyhow::Result<String> {
+    let (group, topics) = processor_group(cfg);
+    let lag = group_lag(kafka, &group, &topics, 0).await?;
+    let b = view.backlog()?;
+    Ok(format!(
+        "processor {lag} raw events behind; view: {} level-0 files, {:.0} MB of compaction debt, {} compactions running, {} write stalls so far, {:.0} MB on disk",
+        b.l0_files,
+        b.pending_compaction_bytes as f64 / 1e6,
+        b.running_compactions,
+        b.write_stalls,
+        b.live_bytes as f64 / 1e6
+    ))
+}
+
+/// Waits until the processor group has committed every raw event (15 min at most).
+async fn processor_caught_up(
+    cfg: &crate::config::Config,
+    kafka: &ingot_kafka::KafkaSettings,
+) -> anyhow::Result<()> {
+    let (group, topics) = processor_group(cfg);
     group_caught_up(kafka, &group, &topics, 0).await
+}
+
+/// Records of `topics` that consumer group `group` has not committed yet, beyond `slack`
+/// per partition (see [`group_caught_up`]).
+async fn group_lag(
+    kafka: &ingot_kafka::KafkaSettings,
+    group: &str,
+    topics: &[String],
+    slack: i64,
+) -> anyhow::Result<i64> {
+    let mut behind = 0i64;
+    for topic in topics {
+        let committed = kafka.committed_offsets(group, topic).await?;
+        for (part, end) in kafka.end_offsets(topic)? {
+            let c = committed
+                .iter()
+                .find(|(q, _)| *q == part)
+                .and_then(|(_, o)| *o)
+                .unwrap_or(0);
+            behind += (end - c - slack).max(0);
+        }
+    }
+    Ok(behind)
 }
 
 /// Waits until consumer group `group` has committed every record of `topics` (15 min at
@@ -512,18 +625,7 @@ async fn group_caught_up(
 ) -> anyhow::Result<()> {
     let caught_up = Instant::now();
     loop {
-        let mut behind = 0i64;
-        for topic in topics {
-            let committed = kafka.committed_offsets(group, topic).await?;
-            for (part, end) in kafka.end_offsets(topic)? {
-                let c = committed
-                    .iter()
-                    .find(|(q, _)| *q == part)
-                    .and_then(|(_, o)| *o)
-                    .unwrap_or(0);
-                behind += (end - c - slack).max(0);
-            }
-        }
+        let behind = group_lag(kafka, group, topics, slack).await?;
         if behind == 0 {
             return Ok(());
         }
@@ -535,14 +637,31 @@ async fn group_caught_up(
     }
 }
 
+/// A [`change_receiver`] subscribed to `order.created` as an endpoint of the API at
+/// `base_url`.
+async fn subscribe_receiver(client: &reqwest::Client, base_url: &str) -> anyhow::Result<Changes> {
+    let (receiver, changes) = change_receiver().await?;
+    let r = client
+        .post(format!("{base_url}/v1/webhook-endpoints"))
+        .bearer_auth(API_KEY)
+        .json(&serde_json::json!({"url": receiver, "events": ["order.created"]}))
+        .send()
+        .await?;
+    anyhow::ensure!(
+        r.status().as_u16() == 201,
+        "endpoint not created: {}",
+        r.text().await?
+    );
+    Ok(changes)
+}
+
+/// Arrival times of change webhooks by the order's remote id ([`change_receiver`]).
+type Changes = std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, Instant>>>;
+
 /// A receiver of change webhooks on loopback: the arrival time of each `order.created`
 /// by the order's remote id.
-async fn change_receiver() -> anyhow::Result<(
-    String,
-    std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, Instant>>>,
-)> {
-    let got: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, Instant>>> =
-        Default::default();
+async fn change_receiver() -> anyhow::Result<(String, Changes)> {
+    let got: Changes = Default::default();
     let store = got.clone();
     let app = axum::Router::new().route(
         "/changes",
@@ -600,21 +719,22 @@ async fn view_holds(
 }
 
 /// The history figures: the whole pipeline running (processor, materializer, API), the
-/// stored history grown to each of `levels` records with customers (≈ 1 KB each), and at
-/// each level: raw → queryable for a probe of `probe` new orders (records/s from the
-/// produce's start to the last order in the view), point GETs of the probe's orders, and
-/// what the view keeps in memory beyond the shared cache.
+/// stored history grown to each of `args.history` records with customers (≈ 1 KB each),
+/// and at each level: raw → queryable for a probe of `probe` new orders (records/s from
+/// the produce's start to the last order in the view), point GETs of the probe's orders,
+/// what the view keeps in memory beyond the shared cache, its compaction backlog, and
+/// webhook → queryable for `args.samples` webhooks under the `args.load_rate` load.
 async fn history(
     cfg: &crate::config::Config,
     infra: &Infra,
     producer: &Producer,
     codec: &ingot_kafka::AvroCodec,
-    levels: &[usize],
+    args: &BenchArgs,
     probe: usize,
 ) -> anyhow::Result<()> {
     let running = app::start(cfg, infra, Stages::ALL, None).await?;
     // the pipeline is stopped on an error too, before the broker it reads goes away
-    let result = history_levels(cfg, &running, infra, producer, codec, levels, probe).await;
+    let result = history_levels(cfg, &running, infra, producer, codec, args, probe).await;
     running.stop().await?;
     result
 }
@@ -626,16 +746,20 @@ async fn history_levels(
     infra: &Infra,
     producer: &Producer,
     codec: &ingot_kafka::AvroCodec,
-    levels: &[usize],
+    args: &BenchArgs,
     probe: usize,
 ) -> anyhow::Result<()> {
     let view = running.view.clone().expect("view");
     let base = format!("http://{}", running.http_addr.expect("http"));
+    let client = reqwest::Client::new();
+    let changes = subscribe_receiver(&client, &base).await?;
+    let mut latency_lines = Vec::new();
     println!("| history (records stored) | raw → queryable, records/s | GET /v1/orders/{{id}}, req/s | view beyond the cache, MB per million keys | fill, records/s |");
     println!("|---|---|---|---|---|");
     let mut stored = 0usize;
     let mut customer_ids = Vec::new();
-    for (level_no, &level) in levels.iter().enumerate() {
+    let mut backlogs = Vec::new();
+    for (level_no, &level) in args.history.iter().enumerate() {
         // fill: customers up to `level`, in chunks
         let t = Instant::now();
         let from = stored;
@@ -681,21 +805,75 @@ async fn history_levels(
             ids.push(key.parse::<RecordKey>()?.record_id());
             probe_events.push((key, codec.encode_raw("raw.shopify", &ev).await?));
         }
+        let before = view.backlog()?;
         let t = Instant::now();
         produce_raw(producer, &probe_events).await?;
         view_holds(&view, Model::Order, &ids).await?;
         let rate = probe as f64 / t.elapsed().as_secs_f64();
+        let after = view.backlog()?;
+        backlogs.push(format!(
+            "| {stored} | {} → {} | {:.0} → {:.0} | {} → {} | {} → {} | {:.0} |",
+            before.l0_files,
+            after.l0_files,
+            before.pending_compaction_bytes as f64 / 1e6,
+            after.pending_compaction_bytes as f64 / 1e6,
+            before.running_compactions,
+            after.running_compactions,
+            before.write_stalls,
+            after.write_stalls,
+            after.live_bytes as f64 / 1e6,
+        ));
         let urls: Vec<String> = ids
             .iter()
             .map(|id| format!("{base}/v1/orders/{id}"))
             .collect();
         let (gets, _) = load(&urls, API_KEY, QUERY_REQUESTS, QUERY_CLIENTS).await?;
+        // webhook → queryable at this history, under the steady load (or alone)
+        if args.samples > 0 {
+            let series = 10 + level_no as u64;
+            let load = (args.load_rate > 0).then(|| steady_load(&base, args.load_rate, series));
+            let window = ProfileWindow::enable("history-latency");
+            let (stop_sampling, sampling) = sample_lag(cfg, &infra.kafka, &view);
+            let mut l = latencies(&client, &base, &changes, series, args.samples).await;
+            drop(window);
+            let _ = stop_sampling.send(true);
+            let lags = sampling.await??;
+            if let Ok(l) = &mut l {
+                l.backlog = format!(
+                    "{}\n  {}",
+                    pipeline_backlog(cfg, &infra.kafka, &view).await?,
+                    lag_line(&lags)
+                );
+            }
+            let how = match load {
+                Some((stop, load)) => {
+                    let _ = stop.send(true);
+                    let (sent, took) = load.await??;
+                    format!(
+                        "at {stored} records stored, under a load of {:.0} other webhooks/s",
+                        sent as f64 / took.as_secs_f64()
+                    )
+                }
+                None => format!("at {stored} records stored, sequential"),
+            };
+            latency_lines.push((how, l?));
+        }
         let m = view.memory(false)?;
         let per_million = m.table_readers as f64 * 1e6 / m.keys.max(1) as f64 / 1e6;
         println!(
             "| {} | {rate:.0} | {gets:.0} | {per_million:.2} | {fill:.0} |",
             m.keys
         );
+    }
+    println!();
+    println!("| history (records produced) | view level-0 files, before → after the probe | compaction debt, MB | compactions running | write stalls so far | view on disk, MB |");
+    println!("|---|---|---|---|---|---|");
+    for line in backlogs {
+        println!("{line}");
+    }
+    for (how, l) in latency_lines {
+        println!();
+        print_latencies(&how, l);
     }
     Ok(())
 }
@@ -976,7 +1154,8 @@ async fn pass_through(
 /// A profiler's window: with `INGOT_BENCH_PERF_CTL` naming the control FIFO of a
 /// `perf record --control fifo:<path> -D -1 …` (started disabled), sends `enable` when
 /// made and `disable` when dropped, so the profile holds only the timed windows of one
-/// figure: `INGOT_BENCH_PERF_WINDOW` (`processor`, the default, or `pass-through`).
+/// figure: `INGOT_BENCH_PERF_WINDOW` (`processor`, the default, `pass-through`, or
+/// `history-latency`: the latency series of `--history`, each level's).
 /// Without the variable, or when the FIFO cannot be opened or written, it does nothing
 /// (the figure is measured the same way). Opening a FIFO waits for its reader: start
 /// `perf` first.
@@ -1026,6 +1205,8 @@ struct Latencies {
     /// Why the series ended before `samples`: a probe that was not queryable (or not
     /// forwarded) within 30 s.
     cut_short: Option<String>,
+    /// Where the pipeline was behind at the series' end ([`pipeline_backlog`]).
+    backlog: String,
 }
 
 /// Webhook → queryable, and webhook → change webhook received at `changes`' endpoint, for
@@ -1043,6 +1224,7 @@ async fn latencies(
         queryable: Vec::with_capacity(samples),
         forwarded: Vec::with_capacity(samples),
         cut_short: None,
+        backlog: String::new(),
     };
     for i in 0..=samples {
         let id = 800_000_000_000_000_000u64 + series * 10_000_000 + i as u64;
@@ -1149,23 +1331,20 @@ fn print_latencies(how: &str, l: Latencies) {
     if let Some(why) = l.cut_short {
         println!("  {how}: the series ended early: {why}");
     }
+    if !l.backlog.is_empty() {
+        println!("  {how}, at the end: {}", l.backlog);
+    }
 }
 
 /// Senders of the steady load under which the second latency series is measured.
 const LOAD_SENDERS: usize = 8;
 
 /// A steady load beside the latency probes: [`LOAD_SENDERS`] keep-alive clients, each
-/// sending signed `orders/updated` deliveries of distinct orders at `rate /
+/// sending signed `orders/updated` deliveries of distinct orders (ids of `series`) at `rate /
 /// LOAD_SENDERS` per second (a tick missed while a request is out is skipped, not made
 /// up), until `true` is sent on the returned channel. The task returns how many were
 /// sent and over how long; every answer must be a 200.
-fn steady_load(
-    base_url: &str,
-    rate: u32,
-) -> (
-    tokio::sync::watch::Sender<bool>,
-    tokio::task::JoinHandle<anyhow::Result<(usize, Duration)>>,
-) {
+fn steady_load(base_url: &str, rate: u32, series: u64) -> Stoppable<(usize, Duration)> {
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let base = base_url.to_string();
     let task = tokio::spawn(async move {
@@ -1181,7 +1360,9 @@ fn steady_load(
                 let mut sent = 0usize;
                 while !*stopped.borrow() {
                     tick.tick().await;
-                    let id = 820_000_000_000_000_000u64 + (sent * LOAD_SENDERS + c) as u64;
+                    let id = 820_000_000_000_000_000u64
+                        + series * 100_000_000
+                        + (sent * LOAD_SENDERS + c) as u64;
                     let d = signed_order(id, "orders/updated", &format!("load-{c}-{sent}"));
                     let status = shopsim::send(&client, &base, CONNECTION, &d).await?;
                     anyhow::ensure!(status == 200, "webhook answered {status}");

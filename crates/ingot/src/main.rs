@@ -76,7 +76,8 @@ enum Command {
         processor_only: bool,
         /// Only the history figures: grow the stored history to each of these record
         /// counts (customers, ≈ 1 KB) and measure, at each, raw → queryable for a probe of
-        /// `--records` orders, point GETs and the view's memory.
+        /// `--records` orders, point GETs, the view's memory and compaction backlog, and
+        /// webhook → queryable for `--samples` webhooks under the `--load-rate` load.
         #[arg(long, value_delimiter = ',', conflicts_with_all = ["queries_only", "core_only", "rebuild_only", "processor_only"])]
         history: Vec<usize>,
         /// Webhooks/s of a steady load of other senders' webhooks, under which the
