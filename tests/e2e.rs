@@ -2529,7 +2529,27 @@ async fn every_openapi_path_keeps_tenants_and_connections_apart() {
     let paths = doc["paths"].as_object().expect("paths");
     assert!(paths.len() >= 14, "{:?}", paths.keys());
     // no path parameter may be empty: `/v1/connections/{id}/reconcile` with id "" is sent by
-    // clients as `/v1/connections/reconcile`, another route (a 405 no operation documents)
+    // clients as `/v1/connections/reconcile`, another route's path; a pair of method and
+    // path no route serves is a 404 in the error envelope (axum's 405 had an empty body)
+    for (method, path) in [
+        (reqwest::Method::POST, "/v1/connections/reconcile"),
+        (reqwest::Method::GET, "/v1/no-such-route"),
+    ] {
+        let r = h
+            .client
+            .request(method.clone(), format!("{}{path}", h.base))
+            .bearer_auth(KEY)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 404, "{method} {path}");
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(
+            v["error"],
+            format!("not found: no route serves {method} {path}"),
+            "{method} {path}"
+        );
+    }
     for (path, ops) in paths {
         for (method, op) in ops.as_object().unwrap() {
             for p in op["parameters"].as_array().into_iter().flatten() {

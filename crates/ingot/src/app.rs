@@ -444,6 +444,19 @@ pub async fn start_with(
             );
         }
     }
+    // a (method, path) pair no route serves: 404 in the error envelope (axum's own 404 and
+    // 405 have empty bodies). A path parameter a client left empty turns one route's path
+    // into another's (`/v1/connections//reconcile` is sent as `/v1/connections/reconcile`),
+    // and the 404 is what every operation with a path parameter documents.
+    let no_route = |method: axum::http::Method, uri: axum::http::Uri| async move {
+        ingot_http::ApiError::Status(
+            axum::http::StatusCode::NOT_FOUND,
+            format!("not found: no route serves {method} {}", uri.path()),
+        )
+    };
+    router = router
+        .method_not_allowed_fallback(no_route)
+        .fallback(no_route);
     let mut http = None;
     let mut http_addr = None;
     if stages.ingest || stages.materializer || stages.sync || stages.forwarder {
