@@ -2529,11 +2529,28 @@ async fn every_openapi_path_keeps_tenants_and_connections_apart() {
     let paths = doc["paths"].as_object().expect("paths");
     assert!(paths.len() >= 14, "{:?}", paths.keys());
     // no path parameter may be empty: `/v1/connections/{id}/reconcile` with id "" is sent by
-    // clients as `/v1/connections/reconcile`, another route's path; a pair of method and
-    // path no route serves is a 404 in the error envelope (axum's 405 had an empty body)
-    for (method, path) in [
-        (reqwest::Method::POST, "/v1/connections/reconcile"),
-        (reqwest::Method::GET, "/no-such-route"),
+    // clients as `/v1/connections/reconcile`, another route's path: a 404, as the
+    // operation documents; another method on a known path is a 405 and an unknown path a
+    // 404, each in the error envelope (axum's own had empty bodies)
+    for (method, path, status, reason) in [
+        (
+            reqwest::Method::POST,
+            "/v1/connections/reconcile",
+            404,
+            "not found: /v1/connections/reconcile names no record (an empty id?)",
+        ),
+        (
+            reqwest::Method::PUT,
+            "/v1/connections",
+            405,
+            "method not allowed: PUT /v1/connections",
+        ),
+        (
+            reqwest::Method::GET,
+            "/no-such-route",
+            404,
+            "not found: no route serves /no-such-route",
+        ),
     ] {
         let r = h
             .client
@@ -2542,13 +2559,9 @@ async fn every_openapi_path_keeps_tenants_and_connections_apart() {
             .send()
             .await
             .unwrap();
-        assert_eq!(r.status().as_u16(), 404, "{method} {path}");
+        assert_eq!(r.status().as_u16(), status, "{method} {path}");
         let v: Value = r.json().await.unwrap();
-        assert_eq!(
-            v["error"],
-            format!("not found: no route serves {method} {path}"),
-            "{method} {path}"
-        );
+        assert_eq!(v["error"], reason, "{method} {path}");
     }
     for (path, ops) in paths {
         for (method, op) in ops.as_object().unwrap() {

@@ -444,19 +444,36 @@ pub async fn start_with(
             );
         }
     }
-    // a (method, path) pair no route serves: 404 in the error envelope (axum's own 404 and
-    // 405 have empty bodies). A path parameter a client left empty turns one route's path
-    // into another's (`/v1/connections//reconcile` is sent as `/v1/connections/reconcile`),
-    // and the 404 is what every operation with a path parameter documents.
-    let no_route = |method: axum::http::Method, uri: axum::http::Uri| async move {
-        ingot_http::ApiError::Status(
-            axum::http::StatusCode::NOT_FOUND,
-            format!("not found: no route serves {method} {}", uri.path()),
-        )
-    };
+    // what no route serves, in the error envelope (axum's own 404 and 405 have empty
+    // bodies): an unknown path is a 404; a known path with another method a 405, except a
+    // POST action whose path parameter a client left empty
+    // (`/v1/connections//reconcile` is sent as `/v1/connections/reconcile`, the path of
+    // another route): that names no record, the 404 every such operation documents
     router = router
-        .method_not_allowed_fallback(no_route)
-        .fallback(no_route);
+        .method_not_allowed_fallback(
+            |method: axum::http::Method, uri: axum::http::Uri| async move {
+                let path = uri.path();
+                let (status, reason) =
+                    if method == axum::http::Method::POST && is_action_without_id(path) {
+                        (
+                            axum::http::StatusCode::NOT_FOUND,
+                            format!("not found: {path} names no record (an empty id?)"),
+                        )
+                    } else {
+                        (
+                            axum::http::StatusCode::METHOD_NOT_ALLOWED,
+                            format!("method not allowed: {method} {path}"),
+                        )
+                    };
+                ingot_http::ApiError::Status(status, reason)
+            },
+        )
+        .fallback(|uri: axum::http::Uri| async move {
+            ingot_http::ApiError::Status(
+                axum::http::StatusCode::NOT_FOUND,
+                format!("not found: no route serves {}", uri.path()),
+            )
+        });
     let mut http = None;
     let mut http_addr = None;
     if stages.ingest || stages.materializer || stages.sync || stages.forwarder {
@@ -579,4 +596,23 @@ async fn trace_request(
     metrics::counter!("ingot_http_requests_total", "status" => res.status().as_u16().to_string())
         .increment(1);
     res
+}
+
+/// `/v1/<collection>/<action>`: the path of a POST action on a record
+/// (`/v1/<collection>/{id}/<action>`) with its id left empty.
+fn is_action_without_id(path: &str) -> bool {
+    const ACTIONS: &[(&str, &[&str])] = &[
+        ("connections", &["resync", "reconcile"]),
+        ("webhook-endpoints", &["rotate-secret", "replay", "test"]),
+        ("replays", &["cancel"]),
+    ];
+    let mut parts = path.trim_start_matches('/').split('/');
+    let (Some("v1"), Some(collection), Some(action), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return false;
+    };
+    ACTIONS
+        .iter()
+        .any(|(c, actions)| *c == collection && actions.contains(&action))
 }
