@@ -495,6 +495,9 @@ impl Processor {
         }
         let t = std::time::Instant::now();
         let plan = self.plan_batch(batch, overlay, false, None).await;
+        if !tracing::enabled!(tracing::Level::DEBUG) {
+            return plan;
+        }
         // how long the batch's oldest event waited on the broker and in the consumer
         let now_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)

@@ -340,16 +340,6 @@ impl Store {
                 .unwrap_or(0),
             ..Default::default()
         };
-        for name in column_families {
-            let cf = self.cf(name)?;
-            let prop = |p: &str| -> Result<u64, StoreError> {
-                Ok(self.db.property_int_value_cf(cf, p)?.unwrap_or(0))
-            };
-            backlog.l0_files += prop("rocksdb.num-files-at-level0")?;
-            backlog.pending_compaction_bytes += prop("rocksdb.estimate-pending-compaction-bytes")?;
-            backlog.live_bytes +=
-                prop("rocksdb.total-sst-files-size")? + prop("rocksdb.total-blob-file-size")?;
-        }
         // the stalls since the store opened: each column family's (level 0, memtables,
         // pending bytes) and the store's own (the shared write buffer manager)
         let stalls = |text: Option<String>, names: &[&str]| -> u64 {
@@ -364,6 +354,13 @@ impl Store {
         };
         for name in column_families {
             let cf = self.cf(name)?;
+            let prop = |p: &str| -> Result<u64, StoreError> {
+                Ok(self.db.property_int_value_cf(cf, p)?.unwrap_or(0))
+            };
+            backlog.l0_files += prop("rocksdb.num-files-at-level0")?;
+            backlog.pending_compaction_bytes += prop("rocksdb.estimate-pending-compaction-bytes")?;
+            backlog.live_bytes +=
+                prop("rocksdb.total-sst-files-size")? + prop("rocksdb.total-blob-file-size")?;
             backlog.write_stalls += stalls(
                 self.db
                     .property_value_cf(cf, "rocksdb.cf-write-stall-stats")?,
