@@ -602,7 +602,9 @@ async fn group_lag(
     let mut behind = 0i64;
     for topic in topics {
         let committed = kafka.committed_offsets(group, topic).await?;
-        for (part, end) in kafka.end_offsets(topic)? {
+        // a blocking client call: on a blocking thread, not the pipeline's runtime workers
+        let (k, t) = (kafka.clone(), topic.clone());
+        for (part, end) in tokio::task::spawn_blocking(move || k.end_offsets(&t)).await?? {
             let c = committed
                 .iter()
                 .find(|(q, _)| *q == part)
